@@ -1,0 +1,44 @@
+# The two commands of the README: `make demo` runs the migration demo on a loopback
+# stack, `make test` runs every check. Both install what they need and are safe to rerun.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DEMO_DIR ?= .demo
+PYTEST_ARGS ?=
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: deps test sanity lint unit integration demo demo-down bench clean
+
+deps:
+	bash scripts/install-deps.sh
+
+test: deps
+	bash scripts/sanity.sh
+	$(VENV)/bin/ansible-lint --profile production
+	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+sanity: deps
+	bash scripts/sanity.sh
+
+lint: deps
+	$(VENV)/bin/ansible-lint --profile production
+
+unit: deps
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+integration: deps
+	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
+
+demo: deps
+	$(PY) -m tests.stack up --workdir $(DEMO_DIR) --with ssh
+	$(VENV)/bin/ansible-playbook playbooks/demo.yml -i inventories/demo
+	@echo "the stack stays up for inspection; 'make demo-down' stops it"
+
+demo-down:
+	@if [ -x $(PY) ]; then $(PY) -m tests.stack down --workdir $(DEMO_DIR); fi
+
+bench: deps
+	$(PY) benchmarks/md5_manifest.py
+
+clean: demo-down
+	rm -rf .build $(DEMO_DIR) .bench .pytest_cache

