@@ -248,32 +248,36 @@ def _excluded(name, exclude):
 def iter_tree_files(root, exclude=(), skipped=None):
     """Yield ``(relative name, absolute path)`` for every regular file under ``root``.
 
-    Names use ``/`` and are yielded in sorted order, directory by directory, from a
-    streamed scan. Symlinks and special files are not followed; they go to ``skipped``.
+    Names use ``/``; the walk is depth-first in name order, holding one sorted directory
+    listing per level. Symlinks and special files are not followed; they go to ``skipped``.
     """
-    stack = [("", root)]
+    stack = [("", iter(_sorted_entries(root)))]
     while stack:
-        prefix, directory = stack.pop()
-        try:
-            with os.scandir(directory) as scan:
-                items = sorted(scan, key=lambda item: item.name, reverse=True)
-        except OSError as exc:
-            raise ManifestError(f"cannot list {directory}: {exc.strerror or exc}") from exc
-        subdirs = []
-        for item in reversed(items):
-            name = prefix + item.name
-            if _excluded(name, exclude):
-                continue
-            if item.is_symlink():
-                if skipped is not None:
-                    skipped.append(name)
-            elif item.is_dir(follow_symlinks=False):
-                subdirs.append((name + "/", item.path))
-            elif item.is_file(follow_symlinks=False):
-                yield name, item.path
-            elif skipped is not None:
+        prefix, entries = stack[-1]
+        item = next(entries, None)
+        if item is None:
+            stack.pop()
+            continue
+        name = prefix + item.name
+        if _excluded(name, exclude):
+            continue
+        if item.is_symlink():
+            if skipped is not None:
                 skipped.append(name)
-        stack.extend(reversed(subdirs))
+        elif item.is_dir(follow_symlinks=False):
+            stack.append((name + "/", iter(_sorted_entries(item.path))))
+        elif item.is_file(follow_symlinks=False):
+            yield name, item.path
+        elif skipped is not None:
+            skipped.append(name)
+
+
+def _sorted_entries(directory):
+    try:
+        with os.scandir(directory) as scan:
+            return sorted(scan, key=lambda item: item.name)
+    except OSError as exc:
+        raise ManifestError(f"cannot list {directory}: {exc.strerror or exc}") from exc
 
 
 def hash_tree(root, exclude=(), parallel=2, chunk_size=CHUNK_SIZE):
