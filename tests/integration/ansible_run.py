@@ -64,7 +64,7 @@ def run_playbook(playbook, inventory, tmp_path, extra_vars=None, check=False, di
         argv.append("--check")
     if diff:
         argv.append("--diff")
-    proc = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=900,
+    proc = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=900, check=False,
                           stdin=subprocess.DEVNULL)
     results = []
     if os.path.exists(results_file):

@@ -95,7 +95,7 @@ def test_manifest_written_by_us_passes_md5sum_check(tree, tmp_path):
     root, _expected = tree
     manifest = tmp_path / "m.md5"
     c.write_text_atomic(str(manifest), c.render_manifest(c.hash_tree(str(root)).entries))
-    check = subprocess.run(["md5sum", "-c", "--quiet", str(manifest)], cwd=root, capture_output=True, text=True)
+    check = subprocess.run(["md5sum", "-c", "--quiet", str(manifest)], cwd=root, capture_output=True, text=True, check=False)
     assert check.returncode == 0, check.stdout + check.stderr
 
 
@@ -154,7 +154,8 @@ def test_hash_tree_keeps_undecodable_names(tmp_path):
     with open(raw, "wb") as handle:
         handle.write(b"x")
     entries = c.hash_tree(str(tmp_path)).entries
-    (name,) = entries
+    assert len(entries) == 1
+    name = next(iter(entries))
     assert os.fsencode(name) == b"caf\xe9"
     manifest = tmp_path.parent / "undecodable.md5"
     c.write_text_atomic(str(manifest), c.render_manifest(entries))
