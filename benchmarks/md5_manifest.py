@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmark: the md5_manifest module against GNU md5sum over the same tree, in the same run.
 
 Builds (once, under .bench/) a tree of mixed files, BENCH_MD5_GIB GiB in all (default 2):
