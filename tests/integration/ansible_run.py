@@ -37,9 +37,8 @@ class PlaybookRun:
         return [r for r in self.results if r["status"] in ("failed", "unreachable")]
 
 
-def run_playbook(playbook, inventory, tmp_path, extra_vars=None, check=False, diff=False,
-                 expect_rc=0, args=()):
-    """Run a playbook (a path, or a list of plays written to a file) and collect its results."""
+def _command(playbook, inventory, tmp_path, extra_vars=None, check=False, diff=False, args=()):
+    """argv and environment for one ansible-playbook run; plays given as a list go to a file."""
     if not isinstance(playbook, str):
         path = os.path.join(tmp_path, f"play-{len(os.listdir(tmp_path))}.yml")
         with open(path, "w", encoding="utf-8") as handle:
@@ -64,6 +63,19 @@ def run_playbook(playbook, inventory, tmp_path, extra_vars=None, check=False, di
         argv.append("--check")
     if diff:
         argv.append("--diff")
+    return argv, env, results_file
+
+
+def start_playbook(playbook, inventory, tmp_path, **kwargs):
+    """Start ansible-playbook without waiting, for tests that interrupt a run."""
+    argv, env, _results = _command(playbook, inventory, tmp_path, **kwargs)
+    return subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.DEVNULL,  # pylint: disable=consider-using-with
+                            stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+
+
+def run_playbook(playbook, inventory, tmp_path, expect_rc=0, **kwargs):
+    """Run a playbook (a path, or a list of plays written to a file) and collect its results."""
+    argv, env, results_file = _command(playbook, inventory, tmp_path, **kwargs)
     proc = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=900, check=False,
                           stdin=subprocess.DEVNULL)
     results = []
