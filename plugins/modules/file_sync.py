@@ -247,6 +247,7 @@ from ansible_collections.mlops.migration.plugins.module_utils.filesync import (
     SyncError,
     check_relative,
     read_file_list,
+    shared_connection,
     rsync,
     tar_copy,
     tar_plan,
@@ -340,40 +341,44 @@ def main():
     if not src.remote and not os.path.isdir(src.path):
         module.fail_json(msg=f"src {src.path} is not a directory on this host")
 
-    list_path = None
     try:
-        names = file_list(params)
-        if names is not None and params["method"] == "rsync":
-            with tempfile.NamedTemporaryFile("w", prefix="mlops-files-from-", delete=False,
-                                             encoding="utf-8", errors="surrogateescape") as handle:
-                handle.write("".join(f"{name}\n" for name in names))
-                list_path = handle.name
-        opts = RsyncOptions(
-            delete=params["delete"], checksum=params["checksum"], hard_links=params["hard_links"],
-            acls=params["acls"], xattrs=params["xattrs"], partial=params["partial"],
-            bwlimit=params["bwlimit"] or None, include=params["include"], exclude=params["exclude"],
-            files_from=list_path, timeout=params["timeout"])
-
-        if params["state"] == "present":
-            if params["method"] == "rsync":
-                run_rsync(module, src, dest, opts, result)
-            else:
-                run_tar(module, src, dest, names, result)
-
-        if params["state"] == "verified" or (params["verify"] and not module.check_mode):
-            checked = names if params["method"] == "tar" else transfer_set(src, opts)
-            diff = verify(src, dest, checked)
-            result.update(verified=len(diff.verified), mismatched=diff.mismatched, missing=diff.missing)
-            if not diff.ok:
-                result["seconds"] = round(time.monotonic() - started, 3)
-                module.fail_json(msg=f"{dest.label} does not match {src.label}: {diff.summary()}", **result)
+        with shared_connection(src.remote, dest.remote), \
+                tempfile.TemporaryDirectory(prefix="mlops-file-sync-") as scratch:
+            transfer(module, src, dest, scratch, result, started)
     except SyncError as exc:
         module.fail_json(msg=str(exc), rc=exc.rc, stderr=exc.stderr, **result)
-    finally:
-        if list_path:
-            os.unlink(list_path)
     result["seconds"] = round(time.monotonic() - started, 3)
     module.exit_json(**result)
+
+
+def transfer(module, src, dest, scratch, result, started):
+    """Transfer and/or verify as the options say, filling ``result``."""
+    params = module.params
+    names = file_list(params)
+    list_path = None
+    if names is not None and params["method"] == "rsync":
+        list_path = os.path.join(scratch, "files-from")
+        with open(list_path, "w", encoding="utf-8", errors="surrogateescape") as handle:
+            handle.write("".join(f"{name}\n" for name in names))
+    opts = RsyncOptions(
+        delete=params["delete"], checksum=params["checksum"], hard_links=params["hard_links"],
+        acls=params["acls"], xattrs=params["xattrs"], partial=params["partial"],
+        bwlimit=params["bwlimit"] or None, include=params["include"], exclude=params["exclude"],
+        files_from=list_path, timeout=params["timeout"])
+
+    if params["state"] == "present":
+        if params["method"] == "rsync":
+            run_rsync(module, src, dest, opts, result)
+        else:
+            run_tar(module, src, dest, names, result)
+
+    if params["state"] == "verified" or (params["verify"] and not module.check_mode):
+        checked = names if params["method"] == "tar" else transfer_set(src, opts)
+        diff = verify(src, dest, checked)
+        result.update(verified=len(diff.verified), mismatched=diff.mismatched, missing=diff.missing)
+        if not diff.ok:
+            result["seconds"] = round(time.monotonic() - started, 3)
+            module.fail_json(msg=f"{dest.label} does not match {src.label}: {diff.summary()}", **result)
 
 
 if __name__ == "__main__":
