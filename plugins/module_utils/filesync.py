@@ -241,21 +241,14 @@ class RsyncOptions:
     extra: list = field(default_factory=list)
 
 
+RSYNC_SWITCHES = (("hard_links", "-H"), ("acls", "-A"), ("xattrs", "-X"), ("partial", "--partial"),
+                  ("checksum", "--checksum"), ("delete", "--delete"))
+
+
 def rsync_argv(src, dest, opts, dry_run=False):
     """The rsync command for ``src`` → ``dest``; at most one of the two is remote."""
     argv = ["rsync", "-a", "--itemize-changes", "--out-format=%i|%n%L", "--stats"]
-    if opts.hard_links:
-        argv.append("-H")
-    if opts.acls:
-        argv.append("-A")
-    if opts.xattrs:
-        argv.append("-X")
-    if opts.partial:
-        argv.append("--partial")
-    if opts.checksum:
-        argv.append("--checksum")
-    if opts.delete:
-        argv.append("--delete")
+    argv += [flag for option, flag in RSYNC_SWITCHES if getattr(opts, option)]
     if opts.bwlimit:
         argv.append(f"--bwlimit={opts.bwlimit}")
     if opts.timeout:

@@ -17,33 +17,34 @@ def _start(tmp_path_factory, name, components):
     return stack
 
 
+def _serve(tmp_path_factory, component, whole_stack=False):
+    stack = _start(tmp_path_factory, component, [component])
+    yield stack if whole_stack else stack[component]
+    stack.stop()
+
+
 @pytest.fixture(scope="session")
 def ssh_stack(tmp_path_factory):
     """Two sshd hosts (127.0.0.2 source, 127.0.0.3 target) and an inventory reaching them."""
-    stack = _start(tmp_path_factory, "ssh", ["ssh"])
-    yield stack
-    stack.stop()
+    yield from _serve(tmp_path_factory, "ssh", whole_stack=True)
 
 
 @pytest.fixture(scope="session")
 def s3_pair(tmp_path_factory):
-    stack = _start(tmp_path_factory, "s3", ["s3"])
-    yield stack["s3"]
-    stack.stop()
+    """Two SeaweedFS S3 endpoints: ``s3_pair["source"]``, ``s3_pair["target"]``."""
+    yield from _serve(tmp_path_factory, "s3")
 
 
 @pytest.fixture(scope="session")
 def mlflow_pair(tmp_path_factory):
-    stack = _start(tmp_path_factory, "mlflow", ["mlflow"])
-    yield stack["mlflow"]
-    stack.stop()
+    """Two mlflow servers."""
+    yield from _serve(tmp_path_factory, "mlflow")
 
 
 @pytest.fixture(scope="session")
 def mongo_pair(tmp_path_factory):
-    stack = _start(tmp_path_factory, "mongo", ["mongo"])
-    yield stack["mongo"]
-    stack.stop()
+    """Two MongoDB endpoints (wire servers, or MONGO_URI_SOURCE / MONGO_URI_TARGET)."""
+    yield from _serve(tmp_path_factory, "mongo")
 
 
 @pytest.fixture
