@@ -1,0 +1,99 @@
+# -*- coding: utf-8 -*-
+# Copyright: mlops.migration contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Documentation of the S3 connection options (module_utils/s3.py: connection_options).
+
+ansible-test reads doc fragments as string literals, so the options are written out for
+each place they appear. Keep them in step with ``connection_options()``.
+"""
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    # A source and a target connection, each with its bucket.
+    PAIR = r"""
+options:
+  source:
+    description: The endpoint, credentials and bucket to read from.
+    type: dict
+    required: true
+    suboptions:
+      endpoint_url:
+        description:
+          - URL of the S3 service, for S3-compatible servers (MinIO, SeaweedFS, Ceph); AWS when omitted.
+          - Falls back to E(AWS_ENDPOINT_URL_S3) or E(AWS_ENDPOINT_URL).
+        type: str
+        aliases: [s3_url]
+      access_key:
+        description: Access key ID. Falls back to E(AWS_ACCESS_KEY_ID).
+        type: str
+        aliases: [aws_access_key_id]
+      secret_key:
+        description: Secret access key. Falls back to E(AWS_SECRET_ACCESS_KEY). Never logged or returned.
+        type: str
+        aliases: [aws_secret_access_key]
+      session_token:
+        description: Session token for temporary credentials. Falls back to E(AWS_SESSION_TOKEN).
+        type: str
+        aliases: [aws_session_token]
+      region:
+        description: Region. Falls back to E(AWS_REGION) or E(AWS_DEFAULT_REGION).
+        type: str
+        default: us-east-1
+      validate_certs:
+        description: Check the endpoint's TLS certificate.
+        type: bool
+        default: true
+      ca_bundle:
+        description: CA bundle to check the certificate against. Falls back to E(AWS_CA_BUNDLE).
+        type: path
+
+      bucket:
+        description: Name of the bucket.
+        type: str
+        required: true
+
+  target:
+    description: The endpoint, credentials and bucket to write to.
+    type: dict
+    required: true
+    suboptions:
+      endpoint_url:
+        description:
+          - URL of the S3 service, for S3-compatible servers (MinIO, SeaweedFS, Ceph); AWS when omitted.
+          - Falls back to E(AWS_ENDPOINT_URL_S3) or E(AWS_ENDPOINT_URL).
+        type: str
+        aliases: [s3_url]
+      access_key:
+        description: Access key ID. Falls back to E(AWS_ACCESS_KEY_ID).
+        type: str
+        aliases: [aws_access_key_id]
+      secret_key:
+        description: Secret access key. Falls back to E(AWS_SECRET_ACCESS_KEY). Never logged or returned.
+        type: str
+        aliases: [aws_secret_access_key]
+      session_token:
+        description: Session token for temporary credentials. Falls back to E(AWS_SESSION_TOKEN).
+        type: str
+        aliases: [aws_session_token]
+      region:
+        description: Region. Falls back to E(AWS_REGION) or E(AWS_DEFAULT_REGION).
+        type: str
+        default: us-east-1
+      validate_certs:
+        description: Check the endpoint's TLS certificate.
+        type: bool
+        default: true
+      ca_bundle:
+        description: CA bundle to check the certificate against. Falls back to E(AWS_CA_BUNDLE).
+        type: path
+
+      bucket:
+        description: Name of the bucket.
+        type: str
+        required: true
+
+requirements:
+  - boto3 >= 1.28 on the host that runs the module
+"""

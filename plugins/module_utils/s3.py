@@ -1,0 +1,350 @@
+# -*- coding: utf-8 -*-
+# Copyright: mlops.migration contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""S3 access: connection options, clients, errors that name the bucket, streamed listings,
+and object copies verified by md5 at both ends.
+
+Verification rules (see STYLE.md: a multipart ETag is not an md5):
+  - bytes read from a source object are checked against its ETag: a plain md5, or for a
+    multipart object the md5 of its part md5s, with the part sizes the server reports
+    (``HEAD ?partNumber=N``), never an assumed chunk size;
+  - every PUT and every uploaded part carries Content-MD5, so the target checks each byte;
+  - the target's resulting ETag is checked against the md5 (single part) or the multipart
+    ETag of the parts we sent.
+Importable without Ansible; boto3 is imported lazily so the module can report its absence.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import zlib
+from dataclasses import dataclass
+
+from ansible_collections.mlops.migration.plugins.module_utils.checksums import (
+    etag_part_count,
+    is_multipart_etag,
+    multipart_etag,
+    new_md5,
+    normalize_etag,
+)
+from ansible_collections.mlops.migration.plugins.module_utils.common import MigrationError
+
+try:
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import BotoCoreError, ClientError
+    HAS_BOTO3 = True
+except ImportError:  # reported by the modules with missing_required_lib
+    HAS_BOTO3 = False
+    BotoCoreError = ClientError = Exception
+
+MIB = 1024 * 1024
+MD5_METADATA = "md5chksum"  # whole-object md5, base64, as rclone stores it: each tool reads the other's
+SOURCE_ETAG_METADATA = "mlops-source-etag"  # the source ETag a copy was made from, for re-runs
+CREDENTIAL_ERRORS = ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "InvalidToken",
+                     "ExpiredToken", "403", "Forbidden")
+
+
+class S3Error(MigrationError):
+    """An S3 operation failed; the message names the endpoint, bucket and key, and the cause."""
+
+
+def connection_options():
+    """Argument spec of one S3 connection (the doc fragment mlops.migration.s3 documents it)."""
+    from ansible.module_utils.basic import env_fallback  # pylint: disable=import-outside-toplevel
+
+    return dict(
+        endpoint_url=dict(type="str", aliases=["s3_url"], fallback=(env_fallback, ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"])),
+        access_key=dict(type="str", aliases=["aws_access_key_id"], no_log=False,
+                        fallback=(env_fallback, ["AWS_ACCESS_KEY_ID"])),
+        secret_key=dict(type="str", aliases=["aws_secret_access_key"], no_log=True,
+                        fallback=(env_fallback, ["AWS_SECRET_ACCESS_KEY"])),
+        session_token=dict(type="str", aliases=["aws_session_token"], no_log=True,
+                           fallback=(env_fallback, ["AWS_SESSION_TOKEN"])),
+        region=dict(type="str", default="us-east-1", fallback=(env_fallback, ["AWS_REGION", "AWS_DEFAULT_REGION"])),
+        validate_certs=dict(type="bool", default=True),
+        ca_bundle=dict(type="path", fallback=(env_fallback, ["AWS_CA_BUNDLE"])),
+    )
+
+
+@dataclass
+class Endpoint:
+    """One S3 service and the credentials for it."""
+
+    endpoint_url: str | None = None
+    access_key: str | None = None
+    secret_key: str | None = None
+    session_token: str | None = None
+    region: str = "us-east-1"
+    validate_certs: bool = True
+    ca_bundle: str | None = None
+
+    @classmethod
+    def from_params(cls, params):
+        return cls(**{name: params.get(name) for name in connection_options_names()})
+
+    @property
+    def label(self):
+        return self.endpoint_url or f"AWS S3 ({self.region})"
+
+    def client(self, max_pool=10):
+        if not HAS_BOTO3:
+            raise S3Error("boto3 is required on the host that runs this module")
+        config = Config(
+            retries={"max_attempts": 5, "mode": "standard"}, max_pool_connections=max_pool,
+            connect_timeout=10, read_timeout=120,
+            s3={"addressing_style": "path"} if self.endpoint_url else None,
+            # Content-MD5 is what we send; S3-compatible servers need not know the newer CRC headers.
+            request_checksum_calculation="when_required", response_checksum_validation="when_required")
+        session = boto3.session.Session(aws_access_key_id=self.access_key, aws_secret_access_key=self.secret_key,
+                                        aws_session_token=self.session_token, region_name=self.region)
+        verify = self.ca_bundle or self.validate_certs
+        return session.client("s3", endpoint_url=self.endpoint_url, verify=verify, config=config)
+
+
+def connection_options_names():
+    return ("endpoint_url", "access_key", "secret_key", "session_token", "region", "validate_certs", "ca_bundle")
+
+
+def explain(exc, endpoint, bucket, key=None):
+    """A message naming the endpoint, bucket and key, and what went wrong."""
+    where = f"s3://{bucket}/{key}" if key is not None else f"bucket {bucket}"
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", ""))
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if code in ("NoSuchBucket",) or (code in ("404", "NotFound") and key is None):
+            return f"bucket {bucket} does not exist at {endpoint.label}"
+        if code in ("NoSuchKey", "404", "NotFound"):
+            return f"{where} does not exist at {endpoint.label}"
+        if code in CREDENTIAL_ERRORS or status == 403:
+            return f"{endpoint.label} rejected the credentials for {where} ({code or status})"
+        if code == "BadDigest":
+            return f"{endpoint.label} refused {where}: the bytes sent do not match their Content-MD5"
+        return f"{where} at {endpoint.label}: {code} {error.get('Message', '')}".strip()
+    if type(exc).__name__ in ("NoCredentialsError", "PartialCredentialsError"):
+        return f"no credentials for {endpoint.label}: set access_key and secret_key (or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)"
+    if type(exc).__name__ in ("EndpointConnectionError", "ConnectTimeoutError", "ConnectionClosedError"):
+        return f"cannot reach {endpoint.label} for {where}: {exc}"
+    return f"{where} at {endpoint.label}: {exc}"
+
+
+def check_bucket(client, endpoint, bucket):
+    """Fail early, before any write, when the bucket is missing or the credentials are wrong."""
+    try:
+        client.head_bucket(Bucket=bucket)
+    except (ClientError, BotoCoreError) as exc:
+        raise S3Error(explain(exc, endpoint, bucket)) from exc
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    etag: str
+
+    @property
+    def multipart(self):
+        return is_multipart_etag(self.etag)
+
+
+def list_objects(client, endpoint, bucket, prefix=""):
+    """Stream the objects under a prefix, page by page, in the server's key order."""
+    paginator = client.get_paginator("list_objects_v2")
+    try:
+        for page in paginator.paginate(Bucket=bucket, Prefix=prefix, PaginationConfig={"PageSize": 1000}):
+            for item in page.get("Contents", ()):
+                yield ObjectInfo(item["Key"], int(item["Size"]), normalize_etag(item["ETag"]))
+    except (ClientError, BotoCoreError) as exc:
+        raise S3Error(explain(exc, endpoint, bucket)) from exc
+
+
+def in_shard(key, shard_index, shard_count):
+    """Whether a key belongs to this host's shard (a stable hash, the same on every host)."""
+    return shard_count <= 1 or zlib.crc32(key.encode("utf-8", "surrogatepass")) % shard_count == shard_index
+
+
+def b64_to_hex(value):
+    try:
+        return binascii.hexlify(base64.b64decode(value, validate=True)).decode()
+    except (binascii.Error, ValueError):
+        return None
+
+
+def hex_to_b64(value):
+    return base64.b64encode(binascii.unhexlify(value)).decode()
+
+
+def stored_md5(head):
+    """The whole-object md5 an uploader stored as metadata, or None."""
+    value = (head.get("Metadata") or {}).get(MD5_METADATA)
+    md5 = b64_to_hex(value) if value else None
+    return md5 if md5 and len(md5) == 32 else None
+
+
+def known_md5(etag, head=None):
+    """The md5 of an object when it can be known without reading it."""
+    if not is_multipart_etag(etag):
+        return normalize_etag(etag)
+    return stored_md5(head) if head else None
+
+
+def part_sizes(client, bucket, key, size, etag):
+    """Sizes of the parts a multipart object was uploaded in, as the server reports them."""
+    parts = etag_part_count(etag)
+    first = int(client.head_object(Bucket=bucket, Key=key, PartNumber=1)["ContentLength"])
+    if parts == 1:
+        return [size]
+    if first * (parts - 1) < size <= first * parts:
+        return [first] * (parts - 1) + [size - first * (parts - 1)]
+    return [int(client.head_object(Bucket=bucket, Key=key, PartNumber=n)["ContentLength"])
+            for n in range(1, parts + 1)]
+
+
+class SourceCheck:
+    """Feeds on the bytes read from a source object and tells whether they match its ETag."""
+
+    def __init__(self, info, sizes=None):
+        self.info = info
+        self.whole = new_md5()
+        self.sizes = list(sizes or [])
+        self.part_digests = []
+        self.part = new_md5()
+        self.in_part = 0
+        self.length = 0
+
+    def update(self, data):
+        self.whole.update(data)
+        self.length += len(data)
+        if not self.sizes:
+            return
+        view = memoryview(data)
+        while view:
+            want = self.sizes[len(self.part_digests)] - self.in_part
+            take = view[:want]
+            self.part.update(take)
+            self.in_part += len(take)
+            view = view[len(take):]
+            if self.in_part == self.sizes[len(self.part_digests)]:
+                self.part_digests.append(self.part.digest())
+                self.part, self.in_part = new_md5(), 0
+
+    def mismatch(self):
+        """None when the bytes match the source's size and ETag, else the reason."""
+        if self.length != self.info.size:
+            return f"read {self.length} bytes of {self.info.size}"
+        if self.info.multipart:
+            got = multipart_etag(self.part_digests) if self.part_digests else None
+        else:
+            got = self.whole.hexdigest()
+        return None if got == self.info.etag else f"content gives ETag {got}, the source says {self.info.etag}"
+
+    @property
+    def md5(self):
+        return self.whole.hexdigest()
+
+
+@dataclass
+class CopyResult:
+    bytes: int
+    method: str  # how the target was verified: "md5" (single part ETag) or "multipart-etag"
+
+
+def _read_exact(body, size):
+    chunks, left = [], size
+    while left:
+        chunk = body.read(left)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def copy_object(src, dst, info, target_key, part_size=8 * MIB, threshold=16 * MIB):
+    """Stream one object from ``src`` to ``dst`` (each a (client, endpoint, bucket) triple), verified.
+
+    Nothing is left at the target unless every check passed: a single PUT is refused by the
+    server on a Content-MD5 mismatch, and a multipart upload is completed only after the
+    source bytes matched the source ETag (and aborted otherwise).
+    """
+    src_client, src_endpoint, src_bucket = src
+    dst_client, dst_endpoint, dst_bucket = dst
+    try:
+        head = src_client.head_object(Bucket=src_bucket, Key=info.key) if info.multipart else None
+        sizes = part_sizes(src_client, src_bucket, info.key, info.size, info.etag) if info.multipart else None
+        body = src_client.get_object(Bucket=src_bucket, Key=info.key)["Body"]
+    except (ClientError, BotoCoreError) as exc:
+        raise S3Error(explain(exc, src_endpoint, src_bucket, info.key)) from exc
+    check = SourceCheck(info, sizes)
+    metadata = {SOURCE_ETAG_METADATA: info.etag}
+    upfront = known_md5(info.etag, head)
+    if upfront:
+        metadata[MD5_METADATA] = hex_to_b64(upfront)
+    try:
+        if info.size <= threshold:
+            data = _read_exact(body, info.size + 1)
+            check.update(data)
+            reason = check.mismatch()
+            if reason:
+                raise S3Error(f"s3://{src_bucket}/{info.key} at {src_endpoint.label}: {reason}")
+            metadata[MD5_METADATA] = hex_to_b64(check.md5)
+            reply = dst_client.put_object(Bucket=dst_bucket, Key=target_key, Body=data,
+                                          ContentMD5=hex_to_b64(check.md5), Metadata=metadata)
+            if normalize_etag(reply.get("ETag")) != check.md5:
+                raise S3Error(f"s3://{dst_bucket}/{target_key} at {dst_endpoint.label}: stored ETag "
+                              f"{normalize_etag(reply.get('ETag'))} is not the md5 {check.md5}")
+            return CopyResult(info.size, "md5")
+        return _copy_multipart(body, check, metadata, dst, target_key, part_size)
+    except (ClientError, BotoCoreError) as exc:
+        raise S3Error(explain(exc, dst_endpoint, dst_bucket, target_key)) from exc
+    finally:
+        body.close()
+
+
+def _copy_multipart(body, check, metadata, dst, target_key, part_size):
+    dst_client, dst_endpoint, dst_bucket = dst
+    upload = dst_client.create_multipart_upload(Bucket=dst_bucket, Key=target_key, Metadata=metadata)
+    upload_id = upload["UploadId"]
+    try:
+        parts, digests = [], []
+        while True:
+            data = _read_exact(body, part_size)
+            if not data:
+                break
+            check.update(data)
+            digest = new_md5()
+            digest.update(data)
+            reply = dst_client.upload_part(Bucket=dst_bucket, Key=target_key, UploadId=upload_id,
+                                           PartNumber=len(parts) + 1, Body=data,
+                                           ContentMD5=base64.b64encode(digest.digest()).decode())
+            digests.append(digest.digest())
+            parts.append({"ETag": reply["ETag"], "PartNumber": len(parts) + 1})
+        reason = check.mismatch()
+        if reason:
+            raise S3Error(f"source of s3://{dst_bucket}/{target_key}: {reason}")
+        reply = dst_client.complete_multipart_upload(Bucket=dst_bucket, Key=target_key, UploadId=upload_id,
+                                                     MultipartUpload={"Parts": parts})
+    except BaseException:
+        dst_client.abort_multipart_upload(Bucket=dst_bucket, Key=target_key, UploadId=upload_id)
+        raise
+    expected = multipart_etag(digests)
+    if normalize_etag(reply.get("ETag")) != expected:
+        dst_client.delete_object(Bucket=dst_bucket, Key=target_key)
+        raise S3Error(f"s3://{dst_bucket}/{target_key} at {dst_endpoint.label}: stored ETag "
+                      f"{normalize_etag(reply.get('ETag'))} is not the multipart ETag {expected}; removed")
+    return CopyResult(check.length, "multipart-etag")
+
+
+def same_content(source, target, head_target):
+    """Whether a target object already holds the source's bytes (``head_target()`` only if needed)."""
+    if target is None or target.size != source.size:
+        return False
+    if target.etag == source.etag:
+        return True
+    head = head_target()
+    if (head.get("Metadata") or {}).get(SOURCE_ETAG_METADATA) == source.etag:
+        return True
+    source_md5 = known_md5(source.etag)
+    return source_md5 is not None and source_md5 == known_md5(target.etag, head)

@@ -1,0 +1,131 @@
+"""Unit tests of module_utils/s3.py and s3_sync.py: verification logic, listings merge, shards, errors."""
+
+import hashlib
+import io
+
+import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError
+
+from ansible_collections.mlops.migration.plugins.module_utils import s3
+from ansible_collections.mlops.migration.plugins.module_utils.checksums import multipart_etag
+from ansible_collections.mlops.migration.plugins.module_utils.s3_sync import merge_listings
+
+ENDPOINT = s3.Endpoint("http://127.0.0.1:9000", "ak", "sk")
+
+
+def info(key, data, parts=None):
+    if parts:
+        etag = multipart_etag(hashlib.md5(data[o:o + parts]).digest() for o in range(0, len(data), parts))
+    else:
+        etag = hashlib.md5(data).hexdigest()
+    return s3.ObjectInfo(key, len(data), etag)
+
+
+@pytest.mark.parametrize("part", [None, 7, 10])
+def test_source_check_accepts_the_right_bytes_in_any_chunking(part):
+    data = bytes(range(256)) * 3
+    obj = info("k", data, part)
+    sizes = [min(part, len(data) - o) for o in range(0, len(data), part)] if part else None
+    check = s3.SourceCheck(obj, sizes)
+    for offset in range(0, len(data), 33):
+        check.update(data[offset:offset + 33])
+    assert check.mismatch() is None
+    assert check.md5 == hashlib.md5(data).hexdigest()
+
+
+def test_source_check_names_corruption_and_truncation():
+    data = b"x" * 100
+    check = s3.SourceCheck(info("k", data))
+    check.update(b"x" * 99 + b"y")
+    assert "the source says" in check.mismatch()
+    short = s3.SourceCheck(info("k", data))
+    short.update(b"x" * 50)
+    assert short.mismatch() == "read 50 bytes of 100"
+
+
+class FakeClient:
+    """Just enough of an S3 client to drive copy_object's checks without a server."""
+
+    def __init__(self, body, put_etag=None):
+        self.body, self.put_etag, self.puts = body, put_etag, []
+
+    def get_object(self, **_kwargs):
+        return {"Body": io.BytesIO(self.body)}
+
+    def put_object(self, **kwargs):
+        self.puts.append(kwargs)
+        return {"ETag": '"%s"' % (self.put_etag or hashlib.md5(kwargs["Body"]).hexdigest())}
+
+
+def test_copy_refuses_a_source_that_does_not_match_its_etag():
+    obj = info("model.pt", b"original bytes")
+    source = FakeClient(b"tampered bytes")
+    target = FakeClient(b"")
+    with pytest.raises(s3.S3Error, match=r"s3://src/model.pt at http://127.0.0.1:9000: content gives ETag"):
+        s3.copy_object((source, ENDPOINT, "src"), (target, ENDPOINT, "dst"), obj, "model.pt")
+    assert target.puts == []
+
+
+def test_copy_refuses_a_target_etag_that_is_not_the_md5():
+    data = b"payload"
+    target = FakeClient(b"", put_etag="0" * 32)
+    with pytest.raises(s3.S3Error, match="stored ETag 0{32} is not the md5"):
+        s3.copy_object((FakeClient(data), ENDPOINT, "src"), (target, ENDPOINT, "dst"), info("k", data), "k")
+    sent = target.puts[0]
+    assert s3.b64_to_hex(sent["ContentMD5"]) == hashlib.md5(data).hexdigest()
+    assert s3.b64_to_hex(sent["Metadata"]["md5chksum"]) == hashlib.md5(data).hexdigest()
+
+
+def test_same_content_uses_head_only_when_etags_differ():
+    src = s3.ObjectInfo("k", 10, "a" * 32 + "-2")
+    heads = []
+
+    def head():
+        heads.append(1)
+        return {"Metadata": {"mlops-source-etag": src.etag}}
+
+    assert s3.same_content(src, s3.ObjectInfo("k", 10, src.etag), head) and not heads
+    assert not s3.same_content(src, s3.ObjectInfo("k", 11, "b" * 32), head) and not heads
+    assert s3.same_content(src, s3.ObjectInfo("k", 10, "b" * 32 + "-3"), head) and heads
+    plain = s3.ObjectInfo("k", 10, "c" * 32)
+    by_md5 = {"Metadata": {"md5chksum": s3.hex_to_b64("c" * 32)}}
+    assert s3.same_content(plain, s3.ObjectInfo("k", 10, "d" * 32 + "-2"), lambda: by_md5)
+    assert not s3.same_content(src, None, head)
+
+
+def test_merge_listings_pairs_by_relative_key():
+    def objs(*keys):
+        return [s3.ObjectInfo(k, 1, "e") for k in keys]
+
+    pairs = list(merge_listings(objs("old/a", "old/b", "old/d"), objs("new/b", "new/c", "new/d"), "old/", "new/"))
+    assert [(rel, s is not None, t is not None) for rel, s, t in pairs] == [
+        ("a", True, False), ("b", True, True), ("c", False, True), ("d", True, True)]
+
+
+def test_merge_listings_refuses_an_unsorted_listing():
+    unsorted = [s3.ObjectInfo(k, 1, "e") for k in ("b", "a")]
+    with pytest.raises(s3.S3Error, match="not in key order"):
+        list(merge_listings(unsorted, [], "", ""))
+
+
+def test_shards_are_disjoint_and_cover_everything():
+    keys = [f"k/{i}" for i in range(300)]
+    shards = [{k for k in keys if s3.in_shard(k, i, 4)} for i in range(4)]
+    assert sum(len(s) for s in shards) == 300 and set().union(*shards) == set(keys)
+    assert all(s3.in_shard(k, 0, 1) for k in keys)
+
+
+@pytest.mark.parametrize("code,status,expected", [
+    ("NoSuchBucket", 404, "bucket b does not exist at http://127.0.0.1:9000"),
+    ("SignatureDoesNotMatch", 403, "http://127.0.0.1:9000 rejected the credentials for bucket b"),
+    ("403", 403, "rejected the credentials"),
+    ("BadDigest", 400, "do not match their Content-MD5"),
+])
+def test_errors_name_the_endpoint_and_bucket(code, status, expected):
+    exc = ClientError({"Error": {"Code": code, "Message": "m"}, "ResponseMetadata": {"HTTPStatusCode": status}}, "Op")
+    assert expected in s3.explain(exc, ENDPOINT, "b")
+
+
+def test_unreachable_endpoint_message():
+    exc = EndpointConnectionError(endpoint_url="http://127.0.0.1:1/b")
+    assert s3.explain(exc, ENDPOINT, "b").startswith("cannot reach http://127.0.0.1:9000 for bucket b")
