@@ -40,6 +40,7 @@ demo-down:
 bench: deps
 	$(PY) benchmarks/md5_manifest.py
 	$(PY) benchmarks/file_sync.py
+	$(PY) benchmarks/s3_sync.py
 
 clean: demo-down
 	rm -rf .build $(DEMO_DIR) .bench .pytest_cache

@@ -7,6 +7,31 @@ from __future__ import annotations
 
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
+from queue import Queue
+from threading import Thread
+
+
+def prefetch(items, depth=2000):
+    """Iterate ``items`` in a background thread, ``depth`` items ahead (for slow listings)."""
+    queue = Queue(maxsize=depth)
+    done = object()
+
+    def fill():
+        try:
+            for item in items:
+                queue.put((None, item))
+        except BaseException as exc:  # pylint: disable=broad-except  # re-raised in the consumer
+            queue.put((exc, None))
+        queue.put((None, done))
+
+    Thread(target=fill, daemon=True).start()
+    while True:
+        error, item = queue.get()
+        if error is not None:
+            raise error
+        if item is done:
+            return
+        yield item
 
 
 def bounded_map(func, items, workers=1, window=None):

@@ -93,7 +93,7 @@ class Endpoint:
             raise S3Error("boto3 is required on the host that runs this module")
         config = Config(
             retries={"max_attempts": 5, "mode": "standard"}, max_pool_connections=max_pool,
-            connect_timeout=10, read_timeout=120,
+            connect_timeout=10, read_timeout=120, parameter_validation=False,
             s3={"addressing_style": "path"} if self.endpoint_url else None,
             # Content-MD5 is what we send; S3-compatible servers need not know the newer CRC headers.
             request_checksum_calculation="when_required", response_checksum_validation="when_required")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from ansible_collections.mlops.migration.plugins.module_utils.concurrency import bounded_map
+from ansible_collections.mlops.migration.plugins.module_utils.concurrency import bounded_map, prefetch
 from ansible_collections.mlops.migration.plugins.module_utils.s3 import (
     BotoCoreError,
     ClientError,
@@ -107,7 +107,7 @@ def sync(source, target, parallel=8, shard_index=0, shard_count=1, delete_extra=
     report = SyncReport()
     pairs = (pair for pair in merge_listings(
         list_objects(source.client, source.endpoint, source.bucket, source.prefix),
-        list_objects(target.client, target.endpoint, target.bucket, target.prefix),
+        prefetch(list_objects(target.client, target.endpoint, target.bucket, target.prefix)),
         source.prefix, target.prefix) if in_shard(pair[0], shard_index, shard_count))
 
     def work(pair):

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from ansible_collections.mlops.migration.plugins.module_utils.concurrency import bounded_map
+from ansible_collections.mlops.migration.plugins.module_utils.concurrency import bounded_map, prefetch
 
 
 @pytest.mark.parametrize("workers", [1, 4])
@@ -53,3 +53,17 @@ def test_first_error_is_raised():
 
     with pytest.raises(ValueError, match="three"):
         list(bounded_map(fail_on_three, range(100), workers=2))
+
+
+def test_prefetch_yields_everything_in_order_and_reraises():
+    assert list(prefetch(iter(range(5000)), depth=7)) == list(range(5000))
+
+    def broken():
+        yield 1
+        raise RuntimeError("listing failed")
+
+    got = []
+    with pytest.raises(RuntimeError, match="listing failed"):
+        for item in prefetch(broken()):
+            got.append(item)
+    assert got == [1]

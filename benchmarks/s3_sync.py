@@ -1,0 +1,146 @@
+"""Benchmark: s3_sync against ``rclone copy --checksum --transfers 8`` between two SeaweedFS endpoints.
+
+Starts the loopback stack (two SeaweedFS endpoints and the ssh hosts), seeds the source with
+2,000 objects of 4-64 KiB and 4 objects of 64 MiB uploaded multipart with 8 MiB parts and no
+md5 metadata (as a foreign tool leaves them), then times into separate target buckets:
+
+  rclone            rclone copy --checksum --transfers 8 (first copy, then no-change re-run)
+  s3_sync (utils)   module_utils s3_sync.sync(parallel=8) in its own process (peak RSS by wait4)
+  s3_sync (play)    the module as a whole ansible-playbook task on the source host
+
+and prints time ratios to rclone (goals: first copy <= 0.8, no-change <= 1.5) and peak RSS
+(goal < 250 MB). BENCH_S3_SMALL and BENCH_S3_LARGE_MIB change the workload.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+sys.path.insert(0, os.path.join(REPO, ".build", "collections"))
+
+from tests.integration.ansible_run import run_playbook  # noqa: E402  pylint: disable=wrong-import-position
+from tests.stack.stack import Stack  # noqa: E402  pylint: disable=wrong-import-position
+
+MIB = 1024 * 1024
+UTILS_RUN = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from ansible_collections.mlops.migration.plugins.module_utils.s3 import Endpoint
+from ansible_collections.mlops.migration.plugins.module_utils.s3_sync import Bucket, sync
+cfg = json.loads(sys.argv[2])
+ends = []
+for side in ("source", "target"):
+    e = Endpoint(cfg[side]["endpoint_url"], cfg[side]["access_key"], cfg[side]["secret_key"])
+    ends.append(Bucket(e.client(max_pool=10), e, cfg[side]["bucket"]))
+print(json.dumps(sync(ends[0], ends[1], parallel=8)))
+"""
+
+
+def seed(client, bucket, small, large_mib):
+    from boto3.s3.transfer import TransferConfig  # pylint: disable=import-outside-toplevel
+
+    client.create_bucket(Bucket=bucket)
+    rng = random.Random(3)
+    for index in range(small):
+        client.put_object(Bucket=bucket, Key=f"runs/{index % 50:02d}/artifact-{index:05d}.json",
+                          Body=rng.randbytes(rng.randint(4, 64) * 1024))
+    config = TransferConfig(multipart_threshold=8 * MIB, multipart_chunksize=8 * MIB)
+    for index in range(4):
+        path = os.path.join(tempfile.gettempdir(), f"bench-s3-large-{index}")
+        with open(path, "wb") as handle:
+            handle.write(rng.randbytes(large_mib * MIB))
+        client.upload_file(path, bucket, f"models/model-{index}.pt", Config=config)
+        os.unlink(path)
+
+
+def rclone_env(stack):
+    env = dict(os.environ)
+    for name, side in (("SRC", "source"), ("DST", "target")):
+        server = stack["s3"][side]
+        env.update({f"RCLONE_CONFIG_{name}_TYPE": "s3", f"RCLONE_CONFIG_{name}_PROVIDER": "SeaweedFS",
+                    f"RCLONE_CONFIG_{name}_ACCESS_KEY_ID": server.access_key,
+                    f"RCLONE_CONFIG_{name}_SECRET_ACCESS_KEY": server.secret_key,
+                    f"RCLONE_CONFIG_{name}_ENDPOINT": server.endpoint_url,
+                    f"RCLONE_CONFIG_{name}_FORCE_PATH_STYLE": "true"})
+    return env
+
+
+def timed_process(argv, env=None):
+    """Run a command; return (seconds, peak RSS MB, stdout)."""
+    started = time.monotonic()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, env=env)  # pylint: disable=consider-using-with
+    out = proc.stdout.read()
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    proc.stdout.close()
+    if os.waitstatus_to_exitcode(status):
+        raise SystemExit(f"{argv[0]} failed")
+    return time.monotonic() - started, usage.ru_maxrss / 1024, out
+
+
+def main():
+    small = int(os.environ.get("BENCH_S3_SMALL", "2000"))
+    large_mib = int(os.environ.get("BENCH_S3_LARGE_MIB", "64"))
+    scratch = os.environ.get("BENCH_SCRATCH", "/dev/shm" if os.path.isdir("/dev/shm") else None)
+    work = tempfile.mkdtemp(prefix="bench-s3-", dir=scratch)
+    stack = Stack(work, ["ssh", "s3"]).start()
+    try:
+        src, dst = stack["s3"]["source"], stack["s3"]["target"]
+        print(f"seeding {small} small objects and 4 x {large_mib} MiB multipart objects ...", flush=True)
+        seed(src.client(), "bench", small, large_mib)
+        for bucket in ("by-rclone", "by-utils", "by-play"):
+            dst.client().create_bucket(Bucket=bucket)
+        rclone = shutil.which("rclone", path=os.path.dirname(sys.executable)) or "rclone"
+        env = rclone_env(stack)
+
+        def cfg(bucket):
+            return {"source": dict(src.describe(), bucket="bench"), "target": dict(dst.describe(), bucket=bucket)}
+
+        rows, reports = {}, {}
+        for label in ("first", "again"):
+            rows[("rclone", label)] = timed_process(
+                [rclone, "copy", "--checksum", "--transfers", "8", "--s3-no-check-bucket", "src:bench",
+                 "dst:by-rclone"], env)[:2]
+            seconds, rss, out = timed_process([sys.executable, "-c", UTILS_RUN,
+                                               os.path.join(REPO, ".build", "collections"),
+                                               json.dumps(cfg("by-utils"))])
+            rows[("utils", label)] = (seconds, rss)
+            reports[label] = json.loads(out)
+            conn = cfg("by-play")
+            plays = [{"name": "bench", "hosts": "source", "gather_facts": False, "tasks": [{
+                "name": "sync", "mlops.migration.s3_sync": {
+                    "source": {k: conn["source"][k] for k in ("endpoint_url", "access_key", "secret_key", "bucket")},
+                    "target": {k: conn["target"][k] for k in ("endpoint_url", "access_key", "secret_key", "bucket")}}}]}]
+            started = time.monotonic()
+            run_playbook(plays, stack.inventory_file, work)
+            rows[("play", label)] = (time.monotonic() - started, None)
+
+        first = reports["first"]
+        print(f"\nfirst copy by s3_sync: {first['copied']} objects, {first['bytes'] / MIB:.0f} MiB, "
+              f"verified {first['verified']} ({first['verified_by']}), failed {first['failed_count']}")
+        print("rclone --checksum verifies single-part objects by md5; the 4 multipart sources have no md5 "
+              "to check against, so rclone copies them unverified by md5.\n")
+        print(f"{'pass':<10}{'rclone s':>10}{'utils s':>9}{'ratio':>7}{'play s':>9}{'ratio':>7}"
+              f"{'utils RSS':>11}{'rclone RSS':>12}")
+        for label in ("first", "again"):
+            base, base_rss = rows[("rclone", label)]
+            utils, utils_rss = rows[("utils", label)]
+            play, _ = rows[("play", label)]
+            print(f"{label:<10}{base:>10.2f}{utils:>9.2f}{utils / base:>7.2f}{play:>9.2f}{play / base:>7.2f}"
+                  f"{utils_rss:>9.0f}MB{base_rss:>10.0f}MB")
+        print("\ngoals: first copy ratio <= 0.8 with every object verified; no-change ratio <= 1.5; RSS < 250 MB")
+    finally:
+        stack.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
