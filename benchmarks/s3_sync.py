@@ -133,7 +133,7 @@ def main():
         for label in ("first", "again"):
             base, base_rss = rows[("rclone", label)]
             utils, utils_rss = rows[("utils", label)]
-            play, _ = rows[("play", label)]
+            play = rows[("play", label)][0]
             print(f"{label:<10}{base:>10.2f}{utils:>9.2f}{utils / base:>7.2f}{play:>9.2f}{play / base:>7.2f}"
                   f"{utils_rss:>9.0f}MB{base_rss:>10.0f}MB")
         print("\ngoals: first copy ratio <= 0.8 with every object verified; no-change ratio <= 1.5; RSS < 250 MB")
