@@ -11,6 +11,46 @@ from __future__ import annotations
 
 
 class ModuleDocFragment:
+    # One S3 connection, as top-level options.
+    DOCUMENTATION = r"""
+options:
+  endpoint_url:
+    description:
+    - URL of the S3 service, for S3-compatible servers (MinIO, SeaweedFS, Ceph); AWS when omitted.
+    - Falls back to E(AWS_ENDPOINT_URL_S3) or E(AWS_ENDPOINT_URL).
+    type: str
+    aliases:
+    - s3_url
+  access_key:
+    description: Access key ID. Falls back to E(AWS_ACCESS_KEY_ID).
+    type: str
+    aliases:
+    - aws_access_key_id
+  secret_key:
+    description: Secret access key. Falls back to E(AWS_SECRET_ACCESS_KEY). Never logged or returned.
+    type: str
+    aliases:
+    - aws_secret_access_key
+  session_token:
+    description: Session token for temporary credentials. Falls back to E(AWS_SESSION_TOKEN).
+    type: str
+    aliases:
+    - aws_session_token
+  region:
+    description: Region. Falls back to E(AWS_REGION) or E(AWS_DEFAULT_REGION).
+    type: str
+    default: us-east-1
+  validate_certs:
+    description: Check the endpoint's TLS certificate.
+    type: bool
+    default: true
+  ca_bundle:
+    description: CA bundle to check the certificate against. Falls back to E(AWS_CA_BUNDLE).
+    type: path
+requirements:
+- boto3 >= 1.28 on the host that runs the module
+"""
+
     # A source and a target connection, each with its bucket.
     PAIR = r"""
 options:

@@ -263,44 +263,50 @@ def _read_exact(body, size):
 
 
 def copy_object(src, dst, info, target_key, part_size=8 * MIB, threshold=16 * MIB):
-    """Stream one object from ``src`` to ``dst`` (each a (client, endpoint, bucket) triple), verified.
-
-    Nothing is left at the target unless every check passed: a single PUT is refused by the
-    server on a Content-MD5 mismatch, and a multipart upload is completed only after the
-    source bytes matched the source ETag (and aborted otherwise).
-    """
+    """Stream one object from ``src`` to ``dst`` (each a (client, endpoint, bucket) triple), verified."""
     src_client, src_endpoint, src_bucket = src
-    dst_client, dst_endpoint, dst_bucket = dst
     try:
         head = src_client.head_object(Bucket=src_bucket, Key=info.key) if info.multipart else None
         sizes = part_sizes(src_client, src_bucket, info.key, info.size, info.etag) if info.multipart else None
         body = src_client.get_object(Bucket=src_bucket, Key=info.key)["Body"]
     except (ClientError, BotoCoreError) as exc:
         raise S3Error(explain(exc, src_endpoint, src_bucket, info.key)) from exc
-    check = SourceCheck(info, sizes)
-    metadata = {SOURCE_ETAG_METADATA: info.etag}
-    upfront = known_md5(info.etag, head)
-    if upfront:
-        metadata[MD5_METADATA] = hex_to_b64(upfront)
     try:
-        if info.size <= threshold:
-            data = _read_exact(body, info.size + 1)
+        return put_verified(body, SourceCheck(info, sizes), f"s3://{src_bucket}/{info.key} at {src_endpoint.label}",
+                            known_md5(info.etag, head), dst, target_key, part_size, threshold)
+    finally:
+        body.close()
+
+
+def put_verified(body, check, source_label, md5, dst, target_key, part_size=8 * MIB, threshold=16 * MIB):
+    """Upload what ``body`` yields to ``dst``, verified at both ends; ``check`` vouches for the source.
+
+    Nothing is left at the target unless every check passed: a single PUT is refused by the
+    server on a Content-MD5 mismatch, and a multipart upload is completed only after the
+    source bytes matched what ``check`` expects (and aborted otherwise). ``md5`` is the
+    whole-object md5 when known up front; it is stored as metadata.
+    """
+    dst_client, dst_endpoint, dst_bucket = dst
+    metadata = {SOURCE_ETAG_METADATA: check.info.etag}
+    if md5:
+        metadata[MD5_METADATA] = hex_to_b64(md5)
+    try:
+        if check.info.size <= threshold:
+            data = _read_exact(body, check.info.size + 1)
             check.update(data)
             reason = check.mismatch()
             if reason:
-                raise S3Error(f"s3://{src_bucket}/{info.key} at {src_endpoint.label}: {reason}")
+                raise S3Error(f"{source_label}: {reason}")
             metadata[MD5_METADATA] = hex_to_b64(check.md5)
             reply = dst_client.put_object(Bucket=dst_bucket, Key=target_key, Body=data,
                                           ContentMD5=hex_to_b64(check.md5), Metadata=metadata)
             if normalize_etag(reply.get("ETag")) != check.md5:
                 raise S3Error(f"s3://{dst_bucket}/{target_key} at {dst_endpoint.label}: stored ETag "
                               f"{normalize_etag(reply.get('ETag'))} is not the md5 {check.md5}")
-            return CopyResult(info.size, "md5")
+            return CopyResult(check.info.size, "md5")
         return _copy_multipart(body, check, metadata, dst, target_key, part_size)
     except (ClientError, BotoCoreError) as exc:
         raise S3Error(explain(exc, dst_endpoint, dst_bucket, target_key)) from exc
-    finally:
-        body.close()
 
 
 def _copy_multipart(body, check, metadata, dst, target_key, part_size):

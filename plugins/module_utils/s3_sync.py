@@ -31,10 +31,12 @@ LIST_LIMIT = 100
 
 
 @dataclass
-class SyncReport:
+class TransferReport:
+    """Counts of one transfer, as every S3 module returns them."""
+
     found: int = 0
     copied: int = 0
-    already_present: int = 0  # not 'skipped': Ansible reserves it too
+    already_present: int = 0  # not 'skipped': Ansible reserves that result key
     verified: int = 0
     failed_count: int = 0  # not 'failed': Ansible reserves that result key for the task status
     deleted: int = 0
@@ -43,17 +45,33 @@ class SyncReport:
     failures: list = field(default_factory=list)
     to_copy: list = field(default_factory=list)
     to_delete: list = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
 
     def fail(self, key, reason):
         self.failed_count += 1
         if len(self.failures) < FAILURE_LIMIT:
             self.failures.append({"key": key, "reason": reason})
 
-    def as_dict(self, seconds):
-        return dict(found=self.found, copied=self.copied, already_present=self.already_present, verified=self.verified,
-                    failed_count=self.failed_count, deleted=self.deleted, bytes=self.bytes, verified_by=self.verified_by,
-                    failures=self.failures, to_copy=self.to_copy, to_delete=self.to_delete,
-                    seconds=round(seconds, 3))
+    def record(self, outcome, rel, size, method=None):
+        """Count one object: ``present``, ``would-copy`` (check mode) or ``copied`` (verified by ``method``)."""
+        if outcome == "present":
+            self.already_present += 1
+            return
+        self.copied += 1
+        self.bytes += size
+        if outcome == "would-copy":
+            if len(self.to_copy) < LIST_LIMIT:
+                self.to_copy.append(rel)
+        else:
+            self.verified += 1
+            self.verified_by[method] = self.verified_by.get(method, 0) + 1
+
+    def as_dict(self):
+        result = {name: getattr(self, name) for name in (
+            "found", "copied", "already_present", "verified", "failed_count", "deleted", "bytes",
+            "verified_by", "failures", "to_copy", "to_delete")}
+        result["seconds"] = round(time.monotonic() - self.started, 3)
+        return result
 
 
 def merge_listings(source, target, source_prefix, target_prefix):
@@ -103,8 +121,7 @@ class Bucket:
 def sync(source, target, parallel=8, shard_index=0, shard_count=1, delete_extra=False, check_mode=False,
          part_size=8 * 1024 * 1024, threshold=16 * 1024 * 1024, progress=None):
     """Make ``target`` hold every object of ``source`` (keys mapped prefix to prefix)."""
-    started = time.monotonic()
-    report = SyncReport()
+    report = TransferReport()
     pairs = (pair for pair in merge_listings(
         list_objects(source.client, source.endpoint, source.bucket, source.prefix),
         prefetch(list_objects(target.client, target.endpoint, target.bucket, target.prefix)),
@@ -117,7 +134,7 @@ def sync(source, target, parallel=8, shard_index=0, shard_count=1, delete_extra=
             return "extra", None
         try:
             if same_content(src, dst, lambda: target.client.head_object(Bucket=target.bucket, Key=target_key)):
-                return "skip", None
+                return "present", None
             if check_mode:
                 return "would-copy", None
             return "copied", copy_object(source.triple(), target.triple(), src, target_key, part_size, threshold)
@@ -130,18 +147,10 @@ def sync(source, target, parallel=8, shard_index=0, shard_count=1, delete_extra=
     for (rel, src, _dst), (outcome, value) in bounded_map(work, pairs, parallel):
         if src is not None:
             report.found += 1
-        if outcome == "skip":
-            report.already_present += 1
-        elif outcome == "would-copy":
-            report.copied += 1
-            report.bytes += src.size
-            if len(report.to_copy) < LIST_LIMIT:
-                report.to_copy.append(rel)
+        if outcome in ("present", "would-copy"):
+            report.record(outcome, rel, src.size)
         elif outcome == "copied":
-            report.copied += 1
-            report.verified += 1
-            report.bytes += value.bytes
-            report.verified_by[value.method] = report.verified_by.get(value.method, 0) + 1
+            report.record(outcome, rel, value.bytes, value.method)
         elif outcome == "failed":
             report.fail(source.prefix + rel, value)
         elif outcome == "extra" and delete_extra:
@@ -151,7 +160,7 @@ def sync(source, target, parallel=8, shard_index=0, shard_count=1, delete_extra=
         if progress and report.found % 500 == 0 and src is not None:
             progress(report)
     delete_keys(target, extras, check_mode, report)
-    return report.as_dict(time.monotonic() - started)
+    return report.as_dict()
 
 
 def delete_keys(target, keys, check_mode, report):

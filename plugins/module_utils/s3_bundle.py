@@ -1,0 +1,293 @@
+# -*- coding: utf-8 -*-
+# Copyright: mlops.migration contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Bundles that carry S3 objects across an air gap: export a bucket to a directory (and
+archive), import one back. A bundle is
+
+    <bundle>/objects/<key below the prefix>   the objects, key paths kept byte for byte
+    <bundle>/MD5SUMS                          md5sum-compatible manifest of objects/
+    <bundle>/export.json                      bucket, prefix, directory-marker keys, source ETags
+
+so ``cd <bundle>/objects && md5sum -c ../MD5SUMS`` checks it without this collection.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import tarfile
+import tempfile
+import zipfile
+
+from ansible_collections.mlops.migration.plugins.module_utils.checksums import (
+    ManifestError,
+    compare_manifests,
+    hash_tree,
+    iter_tree_files,
+    md5_file,
+    read_manifest,
+    read_text_if_exists,
+    render_manifest,
+    write_text_atomic,
+)
+from ansible_collections.mlops.migration.plugins.module_utils.concurrency import bounded_map, prefetch
+from ansible_collections.mlops.migration.plugins.module_utils.s3 import (
+    BotoCoreError,
+    ClientError,
+    ObjectInfo,
+    S3Error,
+    SourceCheck,
+    explain,
+    known_md5,
+    list_objects,
+    part_sizes,
+    put_verified,
+    same_content,
+)
+from ansible_collections.mlops.migration.plugins.module_utils.s3_sync import TransferReport, merge_listings
+
+OBJECTS, MANIFEST, INFO = "objects", "MD5SUMS", "export.json"
+CHUNK = 1024 * 1024
+
+
+def unsafe_key_reason(rel):
+    """Why a key (below the prefix) cannot be written as a path, or None."""
+    parts = rel.rstrip("/").split("/")
+    if rel.startswith("/") or any(part in ("", ".", "..") for part in parts):
+        return "the key has an empty, '.' or '..' path segment and cannot be written as a file"
+    return None
+
+
+def _wanted(rel, include, exclude):
+    if include and not any(fnmatch.fnmatchcase(rel, p) for p in include):
+        return False
+    return not any(fnmatch.fnmatchcase(rel, p) for p in exclude)
+
+
+def _read_json(path):
+    text = read_text_if_exists(path)
+    return json.loads(text) if text else {}
+
+
+def download(src, info, path):
+    """Stream one object to ``path`` (through a ``.part`` file), checked against its ETag."""
+    client, endpoint, bucket = src
+    label = f"s3://{bucket}/{info.key} at {endpoint.label}"
+    try:
+        sizes = part_sizes(client, bucket, info.key, info.size, info.etag) if info.multipart else None
+        body = client.get_object(Bucket=bucket, Key=info.key)["Body"]
+    except (ClientError, BotoCoreError) as exc:
+        raise S3Error(explain(exc, endpoint, bucket, info.key)) from exc
+    check = SourceCheck(info, sizes)
+    partial = path + ".part"
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(partial, "wb") as out:
+            for chunk in iter(lambda: body.read(CHUNK), b""):
+                check.update(chunk)
+                out.write(chunk)
+    except OSError as exc:
+        if os.path.exists(partial):
+            os.unlink(partial)
+        cause = "disk full" if exc.errno == 28 else (exc.strerror or str(exc))
+        raise S3Error(f"cannot write {path} for {label}: {cause}") from exc
+    finally:
+        body.close()
+    reason = check.mismatch()
+    if reason:
+        os.unlink(partial)
+        raise S3Error(f"{label}: {reason}")
+    os.replace(partial, path)
+    return check.md5
+
+
+def local_copy_matches(src, info, path):
+    """The md5 of ``path`` when its bytes match the object's ETag, else None."""
+    client, _endpoint, bucket = src
+    sizes = part_sizes(client, bucket, info.key, info.size, info.etag) if info.multipart else None
+    check = SourceCheck(info, sizes)
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(CHUNK), b""):
+            check.update(chunk)
+    return check.md5 if check.mismatch() is None else None
+
+
+def export_bucket(source, dest, include=(), exclude=(), parallel=8, check_mode=False):
+    """Make ``dest`` a bundle of the objects under ``source.prefix``; objects already there are kept."""
+    objects_dir = os.path.join(dest, OBJECTS)
+    try:
+        old_entries = read_manifest(os.path.join(dest, MANIFEST)) if os.path.exists(os.path.join(dest, MANIFEST)) else {}
+    except ManifestError:
+        old_entries = {}  # a damaged manifest only means nothing is known to be exported yet
+    old_etags = _read_json(os.path.join(dest, INFO)).get("etags", {})
+    report, entries, etags, markers = TransferReport(), {}, {}, []
+
+    def work(info):
+        rel = info.key[len(source.prefix):]
+        if rel.endswith("/") and info.size == 0:
+            return "marker", None
+        reason = unsafe_key_reason(rel)
+        if reason:
+            return "failed", reason
+        path = os.path.join(objects_dir, rel)
+        if os.path.isfile(path) and os.path.getsize(path) == info.size:
+            if old_etags.get(rel) == info.etag and rel in old_entries:
+                return "present", old_entries[rel]
+            md5 = local_copy_matches(source.triple(), info, path)  # left by an interrupted export
+            if md5:
+                return "present", md5
+        if check_mode:
+            return "would-copy", None
+        try:
+            return "copied", download(source.triple(), info, path)
+        except S3Error as exc:
+            return "failed", str(exc)
+
+    listing = (info for info in list_objects(source.client, source.endpoint, source.bucket, source.prefix)
+               if _wanted(info.key[len(source.prefix):], include, exclude))
+    for info, (outcome, value) in bounded_map(work, listing, parallel):
+        rel = info.key[len(source.prefix):]
+        report.found += 1
+        if outcome == "marker":
+            markers.append(rel)
+            report.already_present += 1
+        elif outcome == "failed":
+            report.fail(info.key, value)
+        else:
+            report.record(outcome, rel, info.size, "multipart-etag" if info.multipart else "md5")
+            if value:
+                entries[rel], etags[rel] = value, info.etag
+    changed = report.copied > 0
+    if not check_mode:
+        for rel in markers:
+            os.makedirs(os.path.join(objects_dir, rel), exist_ok=True)
+        removed = _remove_stale(objects_dir, entries)
+        changed = changed or bool(removed)
+        text = render_manifest(entries)
+        info_text = json.dumps({"bucket": source.bucket, "prefix": source.prefix, "endpoint": source.endpoint.label,
+                                "objects": len(entries), "markers": markers, "etags": etags},
+                               indent=1, sort_keys=True) + "\n"
+        os.makedirs(dest, exist_ok=True)
+        for name, content in ((MANIFEST, text), (INFO, info_text)):
+            if read_text_if_exists(os.path.join(dest, name)) != content:
+                write_text_atomic(os.path.join(dest, name), content)
+                changed = True
+    result = report.as_dict()
+    result["changed"] = changed
+    return result
+
+
+def _remove_stale(objects_dir, entries):
+    """Delete files a previous export left that the bucket no longer has."""
+    if not os.path.isdir(objects_dir):
+        return []
+    stale = [name for name, _path in iter_tree_files(objects_dir) if name not in entries]
+    for name in stale:
+        os.unlink(os.path.join(objects_dir, name))
+    return stale
+
+
+def pack(dest, archive):
+    """Pack a bundle directory into ``<dest>.zip`` or ``<dest>.tar.gz``; returns (path, md5)."""
+    path = dest.rstrip("/") + (".zip" if archive == "zip" else ".tar.gz")
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(os.path.abspath(path)))
+    os.close(fd)
+    try:
+        if archive == "zip":
+            with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as out:
+                for base, dirs, files in os.walk(dest):
+                    dirs.sort()
+                    for name in sorted(files) + ([] if files or dirs else [""]):
+                        full = os.path.join(base, name)
+                        out.write(full, os.path.relpath(full, dest) + ("/" if not name else ""))
+        else:
+            with tarfile.open(tmp, "w:gz") as out:
+                out.add(dest, arcname=".")
+        os.replace(tmp, path)
+    except OSError as exc:
+        os.unlink(tmp)
+        raise S3Error(f"cannot write the archive {path}: {exc.strerror or exc}") from exc
+    return path, md5_file(path)[0]
+
+
+def open_bundle(src, scratch):
+    """The bundle directory for ``src``: itself, or an archive extracted (safely) into ``scratch``."""
+    if os.path.isdir(src):
+        return src
+    try:
+        if zipfile.is_zipfile(src):
+            with zipfile.ZipFile(src) as archive:
+                archive.extractall(scratch)
+        else:
+            with tarfile.open(src) as archive:
+                archive.extractall(scratch, filter="data")
+    except (OSError, EOFError, tarfile.TarError, zipfile.BadZipFile) as exc:
+        raise S3Error(f"cannot read the bundle archive {src}: {exc}") from exc
+    return scratch
+
+
+def check_bundle(root, parallel=2):
+    """Verify every file of a bundle against its manifest; returns ``{rel: (md5, size)}``."""
+    manifest_path = os.path.join(root, MANIFEST)
+    if not os.path.exists(manifest_path):
+        raise S3Error(f"{root} is not a bundle: it has no {MANIFEST}")
+    expected = read_manifest(manifest_path)
+    objects_dir = os.path.join(root, OBJECTS)
+    found = hash_tree(objects_dir, exclude=(), parallel=parallel) if os.path.isdir(objects_dir) else None
+    diff = compare_manifests(expected, found.entries if found else {})
+    if not diff.ok:
+        raise S3Error(f"the bundle does not match its manifest, nothing was uploaded: {diff.summary()}")
+    return {rel: (md5, os.path.getsize(os.path.join(objects_dir, rel))) for rel, md5 in expected.items()}
+
+
+def import_bundle(root, target, overwrite="different", parallel=8, check_mode=False,
+                  part_size=8 * 1024 * 1024, threshold=16 * 1024 * 1024):
+    """Upload a verified bundle into ``target.bucket`` under ``target.prefix``."""
+    files = check_bundle(root, parallel=min(parallel, 4))
+    markers = _read_json(os.path.join(root, INFO)).get("markers", [])
+    report = TransferReport()
+    local = (ObjectInfo(rel, size, md5) for rel, (md5, size) in sorted(files.items()))
+    remote = prefetch(list_objects(target.client, target.endpoint, target.bucket, target.prefix))
+
+    def work(pair):
+        rel, mine, theirs = pair
+        key = target.prefix + rel
+        if mine is None:
+            return "extra", None
+        if theirs is not None and (overwrite == "never" or (overwrite == "different" and same_content(
+                mine, theirs, lambda: target.client.head_object(Bucket=target.bucket, Key=key)))):
+            return "present", None
+        if check_mode:
+            return "would-copy", None
+        path = os.path.join(root, OBJECTS, rel)
+        try:
+            with open(path, "rb") as body:
+                done = put_verified(body, SourceCheck(mine), path, known_md5(mine.etag), target.triple(), key,
+                                    part_size, threshold)
+            return "copied", done.method
+        except (S3Error, OSError) as exc:
+            return "failed", str(exc)
+
+    for (rel, mine, _theirs), (outcome, value) in bounded_map(work, merge_listings(local, remote, "", target.prefix),
+                                                              parallel):
+        if mine is None:
+            continue
+        report.found += 1
+        if outcome == "failed":
+            report.fail(target.prefix + rel, value)
+        else:
+            report.record(outcome, rel, mine.size, value)
+    for rel in markers:
+        report.found += 1
+        key = target.prefix + rel
+        try:
+            target.client.head_object(Bucket=target.bucket, Key=key)
+            report.already_present += 1
+        except ClientError:
+            if not check_mode:
+                target.client.put_object(Bucket=target.bucket, Key=key, Body=b"")
+            report.record("would-copy" if check_mode else "copied", rel, 0, "md5")
+    result = report.as_dict()
+    result["changed"] = report.copied > 0
+    return result

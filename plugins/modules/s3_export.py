@@ -1,0 +1,210 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: mlops.migration contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: s3_export
+short_description: Export the objects under a bucket prefix to a bundle directory (and archive) with an md5 manifest
+version_added: 0.1.0
+description:
+  - Writes every object under O(bucket)/O(prefix) to C(<dest>/objects/<key below the prefix>),
+    keys kept byte for byte as paths (spaces, unicode, C(+), C(%), deep nesting, zero-byte
+    objects); directory-marker keys (ending in C(/)) become directories and are recorded in
+    C(<dest>/export.json) so M(mlops.migration.s3_import) recreates them.
+  - Each object is checked while it streams against its ETag (multipart objects with their
+    real part sizes) before it is renamed into place; C(<dest>/MD5SUMS) lists every file.
+  - Objects already exported with the same ETag are not downloaded again, so an interrupted
+    export resumes; files of objects no longer in the bucket are removed.
+  - O(archive) packs the bundle into C(<dest>.zip) or C(<dest>.tar.gz) for carrying across
+    an air gap and returns the archive's own md5 to check after every hop.
+author:
+  - mlops.migration developers (@mlops-migration)
+extends_documentation_fragment:
+  - mlops.migration.s3
+options:
+  bucket:
+    description: Bucket to export from.
+    type: str
+    required: true
+  prefix:
+    description: Only keys under this prefix; it is not part of the exported paths.
+    type: str
+    default: ""
+  dest:
+    description: Bundle directory on the host that runs the module.
+    type: path
+    required: true
+  include:
+    description: Glob patterns (on the key below the prefix); when given, only matching keys.
+    type: list
+    elements: str
+    default: []
+  exclude:
+    description: Glob patterns of keys to leave out.
+    type: list
+    elements: str
+    default: []
+  archive:
+    description: Pack the bundle for carrying.
+    type: str
+    choices: [none, zip, tar.gz]
+    default: none
+  parallel:
+    description: Objects downloaded at once.
+    type: int
+    default: 8
+attributes:
+  check_mode:
+    support: full
+    description: Lists the keys that would be downloaded (RV(to_copy)); writes nothing.
+  diff_mode:
+    support: none
+    description: The keys that would change are returned in check mode instead.
+"""
+
+EXAMPLES = r"""
+- name: Export a project's ClearML data for the air gap
+  mlops.migration.s3_export:
+    endpoint_url: https://minio.old.example.com
+    access_key: "{{ s3_access_key }}"
+    secret_key: "{{ s3_secret_key }}"
+    bucket: clearml
+    prefix: clearml-data/ProjectA/
+    dest: /srv/export/projecta
+    archive: zip
+  register: exported
+
+- name: Note the archive's md5 to check after every copy
+  ansible.builtin.debug:
+    msg: "{{ exported.archive }} md5 {{ exported.archive_md5 }}"
+"""
+
+RETURN = r"""
+found:
+  description: Objects found under the prefix (after include/exclude).
+  returned: always
+  type: int
+  sample: 1204
+copied:
+  description: Objects downloaded (in check mode, that would be).
+  returned: always
+  type: int
+  sample: 12
+already_present:
+  description: Objects already exported with the same ETag, and directory markers.
+  returned: always
+  type: int
+  sample: 1192
+verified:
+  description: Downloads checked against their source ETag.
+  returned: always
+  type: int
+  sample: 12
+failed_count:
+  description: Objects that could not be exported.
+  returned: always
+  type: int
+  sample: 0
+failures:
+  description: The first 20 failures with key and reason.
+  returned: always
+  type: list
+  elements: dict
+  sample: []
+bytes:
+  description: Bytes downloaded.
+  returned: always
+  type: int
+  sample: 1048576
+manifest:
+  description: Path of the bundle's manifest.
+  returned: always
+  type: str
+  sample: /srv/export/projecta/MD5SUMS
+archive:
+  description: Path of the archive, when O(archive) is not V(none).
+  returned: when archive is not none
+  type: str
+  sample: /srv/export/projecta.zip
+archive_md5:
+  description: md5 of the archive file itself.
+  returned: when archive is not none
+  type: str
+  sample: 9e107d9d372bb6826bd81d3542a419d6
+to_copy:
+  description: The first 100 paths (below the prefix) that would be transferred, in check mode.
+  returned: always
+  type: list
+  elements: str
+  sample: [models/mnist.pt]
+seconds:
+  description: Wall time.
+  returned: always
+  type: float
+  sample: 20.1
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.mlops.migration.plugins.module_utils.checksums import ManifestError, md5_file
+from ansible_collections.mlops.migration.plugins.module_utils.s3 import (
+    HAS_BOTO3,
+    Endpoint,
+    S3Error,
+    check_bucket,
+    connection_options,
+)
+from ansible_collections.mlops.migration.plugins.module_utils.s3_bundle import MANIFEST, export_bucket, pack
+from ansible_collections.mlops.migration.plugins.module_utils.s3_sync import Bucket
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            connection_options(),
+            bucket=dict(type="str", required=True),
+            prefix=dict(type="str", default=""),
+            dest=dict(type="path", required=True),
+            include=dict(type="list", elements="str", default=[]),
+            exclude=dict(type="list", elements="str", default=[]),
+            archive=dict(type="str", choices=["none", "zip", "tar.gz"], default="none"),
+            parallel=dict(type="int", default=8),
+        ),
+        supports_check_mode=True,
+    )
+    if not HAS_BOTO3:
+        module.fail_json(msg=missing_required_lib("boto3"))
+    params = module.params
+    dest = params["dest"].rstrip("/")
+    try:
+        endpoint = Endpoint.from_params(params)
+        client = endpoint.client(max_pool=params["parallel"] + 2)
+        check_bucket(client, endpoint, params["bucket"])
+        result = export_bucket(Bucket(client, endpoint, params["bucket"], params["prefix"]), dest,
+                               params["include"], params["exclude"], params["parallel"], module.check_mode)
+        result["manifest"] = os.path.join(dest, MANIFEST)
+        if result["failed_count"]:
+            first = "; ".join(f"{f['key']}: {f['reason']}" for f in result["failures"][:5])
+            module.fail_json(msg=f"{result['failed_count']} object(s) not exported ({first})", **result)
+        if params["archive"] != "none":
+            archive = dest + (".zip" if params["archive"] == "zip" else ".tar.gz")
+            if not module.check_mode and (result["changed"] or not os.path.exists(archive)):
+                archive, archive_md5 = pack(dest, params["archive"])
+                result["changed"] = True
+            else:
+                archive_md5 = md5_file(archive)[0] if os.path.exists(archive) else None
+                result["changed"] = result["changed"] or not os.path.exists(archive)
+            result.update(archive=archive, archive_md5=archive_md5)
+    except (S3Error, ManifestError) as exc:
+        module.fail_json(msg=str(exc))
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,196 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: mlops.migration contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: s3_import
+short_description: Upload a bundle made by s3_export into a bucket, refusing it unless every file matches its manifest
+version_added: 0.1.0
+description:
+  - Takes a bundle directory or its zip/tar.gz archive, as M(mlops.migration.s3_export) writes
+    them, and first verifies every file against the bundle's C(MD5SUMS). If any file is
+    mismatched, missing or extra, nothing is uploaded and the task fails naming the files.
+  - Uploads carry Content-MD5 on every PUT and every multipart part, store the whole-object
+    md5 as C(md5chksum) metadata, and each object's resulting ETag is checked.
+  - Objects already at the target with the same md5 are skipped (O(overwrite=different)),
+    so a re-run or an interrupted import uploads only what is missing.
+author:
+  - mlops.migration developers (@mlops-migration)
+extends_documentation_fragment:
+  - mlops.migration.s3
+options:
+  src:
+    description: Bundle directory, or its C(.zip) / C(.tar.gz) archive, on the host that runs the module.
+    type: path
+    required: true
+  bucket:
+    description: Bucket to upload into.
+    type: str
+    required: true
+  prefix:
+    description: Prefix the bundle's paths get as keys.
+    type: str
+    default: ""
+  overwrite:
+    description:
+      - V(different) replaces objects whose md5 differs and skips identical ones; V(never)
+        leaves any existing key alone; V(always) uploads everything again.
+    type: str
+    choices: [never, different, always]
+    default: different
+  create_bucket:
+    description: Create the bucket when it does not exist.
+    type: bool
+    default: false
+  parallel:
+    description: Objects uploaded at once.
+    type: int
+    default: 8
+attributes:
+  check_mode:
+    support: full
+    description: Verifies the bundle and lists the keys that would be uploaded (RV(to_copy)); writes nothing.
+  diff_mode:
+    support: none
+    description: The keys that would change are returned in check mode instead.
+"""
+
+EXAMPLES = r"""
+- name: Import the carried bundle into the enclave's S3
+  mlops.migration.s3_import:
+    endpoint_url: https://s3.enclave.example.com
+    access_key: "{{ s3_access_key }}"
+    secret_key: "{{ s3_secret_key }}"
+    src: /incoming/projecta.zip
+    bucket: clearml
+    prefix: clearml-data/ProjectA/
+    create_bucket: true
+"""
+
+RETURN = r"""
+found:
+  description: Files in the bundle (and directory markers).
+  returned: always
+  type: int
+  sample: 1204
+copied:
+  description: Objects uploaded (in check mode, that would be).
+  returned: always
+  type: int
+  sample: 1204
+already_present:
+  description: Objects already at the target with the same content.
+  returned: always
+  type: int
+  sample: 0
+verified:
+  description: Uploads whose stored ETag was checked.
+  returned: always
+  type: int
+  sample: 1204
+verified_by:
+  description: How uploads were verified, with counts (C(md5), C(multipart-etag)).
+  returned: always
+  type: dict
+  sample: {md5: 1200, multipart-etag: 4}
+failed_count:
+  description: Objects that could not be uploaded.
+  returned: always
+  type: int
+  sample: 0
+failures:
+  description: The first 20 failures with key and reason.
+  returned: always
+  type: list
+  elements: dict
+  sample: []
+bytes:
+  description: Bytes uploaded.
+  returned: always
+  type: int
+  sample: 1048576
+to_copy:
+  description: The first 100 paths (below the prefix) that would be transferred, in check mode.
+  returned: always
+  type: list
+  elements: str
+  sample: [models/mnist.pt]
+seconds:
+  description: Wall time.
+  returned: always
+  type: float
+  sample: 20.1
+"""
+
+import tempfile
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.mlops.migration.plugins.module_utils.checksums import ManifestError
+from ansible_collections.mlops.migration.plugins.module_utils.s3 import (
+    HAS_BOTO3,
+    ClientError,
+    Endpoint,
+    S3Error,
+    check_bucket,
+    connection_options,
+    explain,
+)
+from ansible_collections.mlops.migration.plugins.module_utils.s3_bundle import check_bundle, import_bundle, open_bundle
+from ansible_collections.mlops.migration.plugins.module_utils.s3_sync import Bucket
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            connection_options(),
+            src=dict(type="path", required=True),
+            bucket=dict(type="str", required=True),
+            prefix=dict(type="str", default=""),
+            overwrite=dict(type="str", choices=["never", "different", "always"], default="different"),
+            create_bucket=dict(type="bool", default=False),
+            parallel=dict(type="int", default=8),
+        ),
+        supports_check_mode=True,
+    )
+    if not HAS_BOTO3:
+        module.fail_json(msg=missing_required_lib("boto3"))
+    params = module.params
+    created = False
+    try:
+        with tempfile.TemporaryDirectory(prefix="mlops-s3-import-") as scratch:
+            root = open_bundle(params["src"], scratch)
+            check_bundle(root)  # refuse a corrupt bundle before touching the target
+            endpoint = Endpoint.from_params(params)
+            client = endpoint.client(max_pool=params["parallel"] + 2)
+            try:
+                check_bucket(client, endpoint, params["bucket"])
+            except S3Error:
+                if not params["create_bucket"]:
+                    raise
+                if not module.check_mode:
+                    try:
+                        client.create_bucket(Bucket=params["bucket"])
+                    except ClientError as exc:
+                        raise S3Error(explain(exc, endpoint, params["bucket"])) from exc
+                created = True
+            if created and module.check_mode:
+                module.exit_json(changed=True, msg=f"bucket {params['bucket']} would be created", found=0,
+                                 copied=0, already_present=0, verified=0, failed_count=0, failures=[], bytes=0)
+            result = import_bundle(root, Bucket(client, endpoint, params["bucket"], params["prefix"]),
+                                   params["overwrite"], params["parallel"], module.check_mode)
+    except (S3Error, ManifestError) as exc:
+        module.fail_json(msg=str(exc))
+    result["changed"] = result["changed"] or created
+    if result["failed_count"]:
+        first = "; ".join(f"{f['key']}: {f['reason']}" for f in result["failures"][:5])
+        module.fail_json(msg=f"{result['failed_count']} object(s) not imported ({first})", **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,142 @@
+"""s3_export and s3_import through ansible-playbook: the air-gap path between two SeaweedFS endpoints."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+
+import pytest
+
+from tests.integration.test_s3_sync import EDGE_KEYS, MIB, contents, put_multipart
+
+pytestmark = pytest.mark.integration
+
+
+def export_play(server, bucket, dest, **options):
+    args = dict(endpoint_url=server.endpoint_url, access_key=server.access_key, secret_key=server.secret_key,
+                bucket=bucket, dest=dest, **options)
+    return [{"name": "export", "hosts": "source", "gather_facts": False,
+             "tasks": [{"name": "export", "mlops.migration.s3_export": args}]}]
+
+
+def import_play(server, src, bucket, **options):
+    args = dict(endpoint_url=server.endpoint_url, access_key=server.access_key, secret_key=server.secret_key,
+                src=src, bucket=bucket, **options)
+    return [{"name": "import", "hosts": "target", "gather_facts": False,
+             "tasks": [{"name": "import", "mlops.migration.s3_import": args}]}]
+
+
+@pytest.fixture
+def seeded(s3_pair, ssh_stack):
+    bucket = f"x-{uuid.uuid4().hex[:10]}"
+    client = s3_pair["source"].client()
+    client.create_bucket(Bucket=bucket)
+    for key, data in EDGE_KEYS.items():
+        client.put_object(Bucket=bucket, Key="exp/" + key, Body=data)
+    put_multipart(client, bucket, "exp/models/multi.pt", [os.urandom(5 * MIB), os.urandom(5 * MIB), b"end"])
+    client.put_object(Bucket=bucket, Key="not-exported.txt", Body=b"outside the prefix")
+    dest = os.path.join(ssh_stack["ssh"]["source"].root, f"bundle-{bucket}")
+    return bucket, client, dest
+
+
+def test_export_archive_import_round_trip(playbook, s3_pair, ssh_stack, seeded):
+    bucket, client, dest = seeded
+    source, target = s3_pair["source"], s3_pair["target"]
+
+    checked = playbook(export_play(source, bucket, dest, prefix="exp/", archive="zip"), check=True)
+    assert checked.task("export")["result"]["copied"] == 7 and not os.path.exists(dest)
+
+    first = playbook(export_play(source, bucket, dest, prefix="exp/", archive="zip"))
+    result = first.task("export")["result"]
+    assert (result["found"], result["copied"], result["verified"], result["already_present"]) == (8, 7, 7, 1)
+    assert os.path.isdir(os.path.join(dest, "objects", "marker-dir"))
+    check = subprocess.run(["md5sum", "-c", "--quiet", "../MD5SUMS"], cwd=os.path.join(dest, "objects"),
+                           capture_output=True, text=True, check=False)
+    assert check.returncode == 0, check.stdout
+    with open(result["archive"], "rb") as handle:
+        assert hashlib.md5(handle.read()).hexdigest() == result["archive_md5"]
+
+    again = playbook(export_play(source, bucket, dest, prefix="exp/", archive="zip"))
+    assert again.task("export")["result"]["changed"] is False
+
+    # carry the archive to the target host (same machine here) and import it
+    landing = os.path.join(ssh_stack["ssh"]["target"].root, os.path.basename(result["archive"]))
+    with open(result["archive"], "rb") as src_handle, open(landing, "wb") as out:
+        out.write(src_handle.read())
+    new_bucket = bucket + "-in"
+    imported = playbook(import_play(target, landing, new_bucket, prefix="imp/", create_bucket=True))
+    res = imported.task("import")["result"]
+    assert (res["copied"], res["verified"], res["failed_count"]) == (8, 8, 0)
+    tclient = target.client()
+    assert contents(tclient, new_bucket, "imp/") == contents(client, bucket, "exp/")
+    assert tclient.head_object(Bucket=new_bucket, Key="imp/marker-dir/")["ContentLength"] == 0
+
+    rerun = playbook(import_play(target, landing, new_bucket, prefix="imp/"))
+    assert (rerun.task("import")["result"]["changed"], rerun.task("import")["result"]["already_present"]) == (False, 8)
+
+
+def test_corrupt_bundle_is_refused_before_any_upload(playbook, s3_pair, seeded):
+    bucket, _client, dest = seeded
+    playbook(export_play(s3_pair["source"], bucket, dest, prefix="exp/"))
+    with open(os.path.join(dest, "objects", "plain.txt"), "ab") as handle:
+        handle.write(b" tampered")
+    os.unlink(os.path.join(dest, "objects", "zero-byte"))
+    target_bucket = bucket + "-refused"
+    s3_pair["target"].client().create_bucket(Bucket=target_bucket)
+    run = playbook(import_play(s3_pair["target"], dest, target_bucket), expect_rc=2)
+    msg = run.task("import")["result"]["msg"]
+    assert "nothing was uploaded" in msg and "plain.txt" in msg and "zero-byte" in msg
+    assert contents(s3_pair["target"].client(), target_bucket) == {}
+
+
+def test_corrupt_archive_is_refused(playbook, s3_pair, seeded, tmp_path):
+    bad = tmp_path / "bundle.tar.gz"
+    bad.write_bytes(b"\x1f\x8b\x08\x00 this is not a gzip stream")
+    run = playbook(import_play(s3_pair["target"], str(bad), "whatever-bucket"), expect_rc=2)
+    assert run.task("import")["result"]["msg"].startswith(f"cannot read the bundle archive {bad}")
+
+
+def test_missing_bucket_is_named(playbook, s3_pair, seeded):
+    _bucket, _client, dest = seeded
+    run = playbook(export_play(s3_pair["source"], "no-such-bucket-x", dest), expect_rc=2)
+    assert run.task("export")["result"]["msg"] == \
+        f"bucket no-such-bucket-x does not exist at {s3_pair['source'].endpoint_url}"
+    assert not os.path.exists(dest)
+
+
+def test_killed_export_resumes(playbook, s3_pair, seeded, tmp_path):
+    bucket, client, dest = seeded
+    for i in range(10):
+        put_multipart(client, bucket, f"big/m{i}.pt", [os.urandom(5 * MIB), os.urandom(MIB)])
+    info = s3_pair["source"].describe()
+    script = tmp_path / "export.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {os.path.join(os.getcwd(), ".build", "collections")!r})
+        from ansible_collections.mlops.migration.plugins.module_utils.s3 import Endpoint
+        from ansible_collections.mlops.migration.plugins.module_utils.s3_bundle import export_bucket
+        from ansible_collections.mlops.migration.plugins.module_utils.s3_sync import Bucket
+        e = Endpoint({info["endpoint_url"]!r}, {info["access_key"]!r}, {info["secret_key"]!r})
+        export_bucket(Bucket(e.client(), e, {bucket!r}, "big/"), {dest!r}, parallel=1)
+    """))
+    proc = subprocess.Popen([sys.executable, str(script)])  # pylint: disable=consider-using-with
+    objects = os.path.join(dest, "objects")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len([f for f in os.listdir(objects) if f.endswith(".pt")]
+                                              if os.path.isdir(objects) else []) < 3:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = len([f for f in os.listdir(objects) if f.endswith(".pt")])
+    assert 3 <= done < 10
+
+    resumed = playbook(export_play(s3_pair["source"], bucket, dest, prefix="big/"))
+    result = resumed.task("export")["result"]
+    assert (result["copied"], result["already_present"]) == (10 - done, done)
+    assert sorted(f for f in os.listdir(objects)) == [f"m{i}.pt" for i in range(10)]
