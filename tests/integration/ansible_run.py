@@ -23,8 +23,9 @@ class PlaybookRun:
     results: list = field(default_factory=list)
 
     def task(self, name, host=None):
-        """The recorded result of the one task called ``name`` (on ``host`` if given)."""
-        found = [r for r in self.results if r["task"] == name and (host is None or r["host"] == host)]
+        """The recorded result of the one task called ``name`` (role tasks also as ``role : name``)."""
+        found = [r for r in self.results
+                 if (r["task"] == name or r["task"].endswith(f" : {name}")) and (host is None or r["host"] == host)]
         assert len(found) == 1, f"expected one result for task {name!r}, got {len(found)}:\n{self.stdout}"
         return found[0]
 
