@@ -278,16 +278,18 @@ def copy_object(src, dst, info, target_key, part_size=8 * MIB, threshold=16 * MI
         body.close()
 
 
-def put_verified(body, check, source_label, md5, dst, target_key, part_size=8 * MIB, threshold=16 * MIB):
+def put_verified(body, check, source_label, md5, dst, target_key, part_size=8 * MIB, threshold=16 * MIB,
+                 source_etag=None):
     """Upload what ``body`` yields to ``dst``, verified at both ends; ``check`` vouches for the source.
 
     Nothing is left at the target unless every check passed: a single PUT is refused by the
     server on a Content-MD5 mismatch, and a multipart upload is completed only after the
     source bytes matched what ``check`` expects (and aborted otherwise). ``md5`` is the
-    whole-object md5 when known up front; it is stored as metadata.
+    whole-object md5 when known up front; it is stored as metadata, with ``source_etag`` (the
+    ETag of the object the bytes first came from; by default the one ``check`` holds).
     """
     dst_client, dst_endpoint, dst_bucket = dst
-    metadata = {SOURCE_ETAG_METADATA: check.info.etag}
+    metadata = {SOURCE_ETAG_METADATA: source_etag or check.info.etag}
     if md5:
         metadata[MD5_METADATA] = hex_to_b64(md5)
     try:

@@ -245,7 +245,8 @@ def import_bundle(root, target, overwrite="different", parallel=8, check_mode=Fa
                   part_size=8 * 1024 * 1024, threshold=16 * 1024 * 1024):
     """Upload a verified bundle into ``target.bucket`` under ``target.prefix``."""
     files = check_bundle(root, parallel=min(parallel, 4))
-    markers = _read_json(os.path.join(root, INFO)).get("markers", [])
+    info = _read_json(os.path.join(root, INFO))
+    markers, source_etags = info.get("markers", []), info.get("etags", {})
     report = TransferReport()
     local = (ObjectInfo(rel, size, md5) for rel, (md5, size) in sorted(files.items()))
     remote = prefetch(list_objects(target.client, target.endpoint, target.bucket, target.prefix))
@@ -264,7 +265,7 @@ def import_bundle(root, target, overwrite="different", parallel=8, check_mode=Fa
         try:
             with open(path, "rb") as body:
                 done = put_verified(body, SourceCheck(mine), path, known_md5(mine.etag), target.triple(), key,
-                                    part_size, threshold)
+                                    part_size, threshold, source_etag=source_etags.get(rel))
             return "copied", done.method
         except (S3Error, OSError) as exc:
             return "failed", str(exc)

@@ -140,3 +140,17 @@ def test_killed_export_resumes(playbook, s3_pair, seeded, tmp_path):
     result = resumed.task("export")["result"]
     assert (result["copied"], result["already_present"]) == (10 - done, done)
     assert sorted(f for f in os.listdir(objects)) == [f"m{i}.pt" for i in range(10)]
+
+
+def test_imported_objects_are_recognised_by_s3_sync(playbook, s3_pair, ssh_stack, seeded):
+    """After export and import, s3_sync sees every object (multipart ones too) as already there."""
+    bucket, _client, dest = seeded
+    playbook(export_play(s3_pair["source"], bucket, dest, prefix="exp/"))
+    playbook(import_play(s3_pair["target"], dest, bucket + "-again", prefix="exp/", create_bucket=True))
+    conn = {side: dict(endpoint_url=s.endpoint_url, access_key=s.access_key, secret_key=s.secret_key,
+                       bucket=bucket if side == "source" else bucket + "-again")
+            for side, s in s3_pair.items()}
+    compare = [{"name": "compare", "hosts": "source", "gather_facts": False, "tasks": [
+        {"name": "compare", "mlops.migration.s3_sync": dict(conn, source_prefix="exp/", target_prefix="exp/")}]}]
+    result = playbook(compare, check=True).task("compare")["result"]
+    assert (result["found"], result["copied"], result["already_present"]) == (8, 0, 8)

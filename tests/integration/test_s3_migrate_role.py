@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import subprocess
+import sys
 import uuid
 
 import pytest
 
+from tests.integration.ansible_run import REPO
 from tests.integration.test_s3_sync import EDGE_KEYS, MIB, contents, put_multipart
 
 pytestmark = pytest.mark.integration
@@ -78,3 +83,20 @@ def test_bad_variables_fail_before_any_work(playbook, role_vars, complaint):
     run = playbook(role_play(role_vars), expect_rc=2)
     assert run.failed[0]["action"] == "ansible.builtin.validate_argument_spec"
     assert complaint in run.failed[0]["result"]["msg"]
+
+
+def test_molecule_default_scenario(ssh_stack, s3_pair, seeded, tmp_path):
+    bucket, _client = seeded
+    state = tmp_path / "s3-stack.json"
+    state.write_text(json.dumps({"s3": {side: server.describe() for side, server in s3_pair.items()}}))
+    env = dict(os.environ, MLOPS_STACK_INVENTORY=ssh_stack.inventory_file, MLOPS_STACK_STATE=str(state),
+               MLOPS_S3_BUCKET=bucket, MLOPS_COLLECTIONS_PATH=os.path.join(REPO, ".build", "collections"),
+               ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), NO_COLOR="1",
+               PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+    proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), "molecule"), "test"],
+                          cwd=os.path.join(REPO, "roles", "s3_migrate"), env=env, capture_output=True,
+                          text=True, timeout=600, check=False)
+    tail = (proc.stdout + proc.stderr)[-5000:]
+    assert proc.returncode == 0, tail
+    assert re.search(r"idempotence\W+Executed: Successful", proc.stdout + proc.stderr), tail
+    assert re.search(r"verify\W+Executed: Successful", proc.stdout + proc.stderr), tail
