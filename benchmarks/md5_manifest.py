@@ -7,7 +7,7 @@ once so both tools hash from the page cache, then times
   - baseline: ``find -type f -print0 | xargs -0 md5sum`` (one md5sum process at a time);
   - the md5_manifest module itself (the file Ansible ships to a host, run with an args
     file as Ansible runs it), with parallel=1 and parallel=2, each in its own process
-    whose peak RSS comes from wait4().
+    whose peak RSS is its own VmHWM (benchmarks/measure.py).
 
 Prints throughput as a ratio to md5sum (goal >= 0.9) and peak RSS (goal < 100 MB), and
 checks that both produced the same digests.
@@ -26,6 +26,9 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COLLECTIONS = os.path.join(REPO, ".build", "collections")
 MODULE = os.path.join(REPO, "plugins", "modules", "md5_manifest.py")
+sys.path.insert(0, REPO)
+
+from benchmarks.measure import run_measured  # noqa: E402  pylint: disable=wrong-import-position
 MIB = 1024 * 1024
 
 
@@ -81,16 +84,9 @@ def run_module(root, manifest, parallel):
     if os.path.exists(manifest):
         os.unlink(manifest)
     env = dict(os.environ, PYTHONPATH=COLLECTIONS)
-    started = time.monotonic()
-    proc = subprocess.Popen([sys.executable, MODULE, handle.name], stdout=subprocess.PIPE, env=env)
-    out = proc.stdout.read()
-    _pid, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.monotonic() - started
-    proc.stdout.close()
+    seconds, rss_mb, out = run_measured([sys.executable, MODULE, handle.name], env)
     os.unlink(handle.name)
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"module failed: {out.decode()[-2000:]}")
-    return seconds, usage.ru_maxrss / 1024, json.loads(out)
+    return seconds, rss_mb, json.loads(out)
 
 
 def main():

@@ -5,7 +5,7 @@ Starts the loopback stack (two SeaweedFS endpoints and the ssh hosts), seeds the
 md5 metadata (as a foreign tool leaves them), then times into separate target buckets:
 
   rclone            rclone copy --checksum --transfers 8 (first copy, then no-change re-run)
-  s3_sync (utils)   module_utils s3_sync.sync(parallel=8) in its own process (peak RSS by wait4)
+  s3_sync (utils)   module_utils s3_sync.sync(parallel=8) in its own process (peak RSS: VmHWM)
   s3_sync (play)    the module as a whole ansible-playbook task on the source host
 
 and prints time ratios to rclone (goals: first copy <= 0.8, no-change <= 1.5) and peak RSS
@@ -18,7 +18,6 @@ import json
 import os
 import random
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,6 +26,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.join(REPO, ".build", "collections"))
 
+from benchmarks.measure import run_measured  # noqa: E402  pylint: disable=wrong-import-position
 from tests.integration.ansible_run import run_playbook  # noqa: E402  pylint: disable=wrong-import-position
 from tests.stack.stack import Stack  # noqa: E402  pylint: disable=wrong-import-position
 
@@ -74,18 +74,6 @@ def rclone_env(stack):
     return env
 
 
-def timed_process(argv, env=None):
-    """Run a command; return (seconds, peak RSS MB, stdout)."""
-    started = time.monotonic()
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, env=env)  # pylint: disable=consider-using-with
-    out = proc.stdout.read()
-    _pid, status, usage = os.wait4(proc.pid, 0)
-    proc.stdout.close()
-    if os.waitstatus_to_exitcode(status):
-        raise SystemExit(f"{argv[0]} failed")
-    return time.monotonic() - started, usage.ru_maxrss / 1024, out
-
-
 def main():
     small = int(os.environ.get("BENCH_S3_SMALL", "2000"))
     large_mib = int(os.environ.get("BENCH_S3_LARGE_MIB", "64"))
@@ -106,12 +94,12 @@ def main():
 
         rows, reports = {}, {}
         for label in ("first", "again"):
-            rows[("rclone", label)] = timed_process(
+            rows[("rclone", label)] = run_measured(
                 [rclone, "copy", "--checksum", "--transfers", "8", "--s3-no-check-bucket", "src:bench",
                  "dst:by-rclone"], env)[:2]
-            seconds, rss, out = timed_process([sys.executable, "-c", UTILS_RUN,
-                                               os.path.join(REPO, ".build", "collections"),
-                                               json.dumps(cfg("by-utils"))])
+            seconds, rss, out = run_measured([sys.executable, "-c", UTILS_RUN,
+                                              os.path.join(REPO, ".build", "collections"),
+                                              json.dumps(cfg("by-utils"))])
             rows[("utils", label)] = (seconds, rss)
             reports[label] = json.loads(out)
             conn = cfg("by-play")
