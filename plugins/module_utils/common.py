@@ -10,6 +10,7 @@ class MigrationError(Exception):
     """A failure a module reports with ``fail_json``: the message names the object and the cause."""
 
 
-def first_items(items, limit=20):
-    """The first ``limit`` items of a list, for results that stay readable."""
-    return list(items[:limit])
+def failure_summary(result, what):
+    """``N object(s) <what> (key: reason; ...)`` from a transfer result's count and first failures."""
+    first = "; ".join(f"{f['key']}: {f['reason']}" for f in result["failures"][:5])
+    return f"{result['failed_count']} object(s) {what} ({first})"

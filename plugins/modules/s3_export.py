@@ -152,6 +152,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.mlops.migration.plugins.module_utils.common import failure_summary
 from ansible_collections.mlops.migration.plugins.module_utils.checksums import ManifestError, md5_file
 from ansible_collections.mlops.migration.plugins.module_utils.s3 import (
     HAS_BOTO3,
@@ -190,8 +191,7 @@ def main():
                                params["include"], params["exclude"], params["parallel"], module.check_mode)
         result["manifest"] = os.path.join(dest, MANIFEST)
         if result["failed_count"]:
-            first = "; ".join(f"{f['key']}: {f['reason']}" for f in result["failures"][:5])
-            module.fail_json(msg=f"{result['failed_count']} object(s) not exported ({first})", **result)
+            module.fail_json(msg=failure_summary(result, "not exported"), **result)
         if params["archive"] != "none":
             archive = dest + (".zip" if params["archive"] == "zip" else ".tar.gz")
             if not module.check_mode and (result["changed"] or not os.path.exists(archive)):

@@ -130,6 +130,7 @@ import tempfile
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.mlops.migration.plugins.module_utils.common import failure_summary
 from ansible_collections.mlops.migration.plugins.module_utils.checksums import ManifestError
 from ansible_collections.mlops.migration.plugins.module_utils.s3 import (
     HAS_BOTO3,
@@ -187,8 +188,7 @@ def main():
         module.fail_json(msg=str(exc))
     result["changed"] = result["changed"] or created
     if result["failed_count"]:
-        first = "; ".join(f"{f['key']}: {f['reason']}" for f in result["failures"][:5])
-        module.fail_json(msg=f"{result['failed_count']} object(s) not imported ({first})", **result)
+        module.fail_json(msg=failure_summary(result, "not imported"), **result)
     module.exit_json(**result)
 
 

@@ -164,6 +164,7 @@ seconds:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.mlops.migration.plugins.module_utils.common import failure_summary
 from ansible_collections.mlops.migration.plugins.module_utils.s3 import (
     HAS_BOTO3,
     Endpoint,
@@ -220,8 +221,7 @@ def main():
         module.fail_json(msg=str(exc))
     report["changed"] = bool(report["copied"] or report["deleted"])
     if report["failed_count"]:
-        first = "; ".join(f"{f['key']}: {f['reason']}" for f in report["failures"][:5])
-        module.fail_json(msg=f"{report['failed_count']} object(s) failed ({first})", **report)
+        module.fail_json(msg=failure_summary(report, "failed"), **report)
     module.exit_json(**report)
 
 
