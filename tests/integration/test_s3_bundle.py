@@ -154,3 +154,36 @@ def test_imported_objects_are_recognised_by_s3_sync(playbook, s3_pair, ssh_stack
         {"name": "compare", "mlops.migration.s3_sync": dict(conn, source_prefix="exp/", target_prefix="exp/")}]}]
     result = playbook(compare, check=True).task("compare")["result"]
     assert (result["found"], result["copied"], result["already_present"]) == (8, 0, 8)
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 1 MiB tmpfs to export into; mounting needs root and CAP_SYS_ADMIN."""
+    mount_point = tmp_path / "tiny"
+    mount_point.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount_point)],
+                             capture_output=True, text=True, check=False)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs to fill up here ({mounted.stderr.strip()}); "
+                    "the disk-full message is built in s3_bundle.download")
+    yield str(mount_point)
+    subprocess.run(["umount", str(mount_point)], check=False)
+
+
+def test_disk_full_on_export_is_clear_and_marks_nothing_done(playbook, s3_pair, seeded, tiny_disk):
+    bucket, client, _dest = seeded
+    for i in range(3):
+        client.put_object(Bucket=bucket, Key=f"full/part{i}.bin", Body=os.urandom(700 * 1024))
+    dest = os.path.join(tiny_disk, "bundle")
+    run = playbook(export_play(s3_pair["source"], bucket, dest, prefix="full/", parallel=1), expect_rc=2)
+    msg = run.task("export")["result"]["msg"]
+    assert "disk full" in msg or "No space left" in msg, msg
+    leftovers = [name for base, _dirs, files in os.walk(dest) for name in files if name.endswith(".part")]
+    assert leftovers == []
+    manifest = os.path.join(dest, "MD5SUMS")
+    if os.path.exists(manifest):  # whatever is listed was downloaded completely and checked
+        with open(manifest, encoding="utf-8") as handle:
+            for line in handle:
+                md5_hex, name = line.rstrip("\n").split("  ", 1)
+                with open(os.path.join(dest, "objects", name), "rb") as data:
+                    assert hashlib.md5(data.read()).hexdigest() == md5_hex
