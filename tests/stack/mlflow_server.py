@@ -32,7 +32,9 @@ class MlflowServer:
             "--backend-store-uri", f"sqlite:///{self.workdir}/mlflow.db",
             "--artifacts-destination", f"{self.workdir}/artifacts",
         ]
-        env = dict(os.environ, MLFLOW_HOME=self.workdir, GUNICORN_CMD_ARGS="")
+        # No server-side jobs: with them on, every start leaves a job store in /dev/shm.
+        env = dict(os.environ, MLFLOW_HOME=self.workdir, GUNICORN_CMD_ARGS="",
+                   MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
         self.process = ManagedProcess(f"mlflow {self.name}", argv,
                                       os.path.join(self.workdir, "mlflow.log"), env=env,
                                       cwd=self.workdir)
