@@ -24,9 +24,11 @@ def listening_addresses(pid):
     proc = psutil.Process(pid)
     addresses = set()
     for member in [proc] + proc.children(recursive=True):
-        for conn in member.net_connections(kind="inet"):
-            if conn.status == psutil.CONN_LISTEN:
-                addresses.add(conn.laddr.ip)
+        try:
+            connections = member.net_connections(kind="inet")
+        except psutil.NoSuchProcess:  # a per-connection child (sshd) that has just ended
+            continue
+        addresses.update(conn.laddr.ip for conn in connections if conn.status == psutil.CONN_LISTEN)
     return addresses
 
 
