@@ -16,16 +16,12 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
-import tarfile
-import tempfile
-import zipfile
 
 from ansible_collections.mlops.migration.plugins.module_utils.checksums import (
     ManifestError,
     compare_manifests,
     hash_tree,
     iter_tree_files,
-    md5_file,
     read_manifest,
     read_text_if_exists,
     render_manifest,
@@ -186,45 +182,6 @@ def _remove_stale(objects_dir, entries):
     for name in stale:
         os.unlink(os.path.join(objects_dir, name))
     return stale
-
-
-def pack(dest, archive):
-    """Pack a bundle directory into ``<dest>.zip`` or ``<dest>.tar.gz``; returns (path, md5)."""
-    path = dest.rstrip("/") + (".zip" if archive == "zip" else ".tar.gz")
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(os.path.abspath(path)))
-    os.close(fd)
-    try:
-        if archive == "zip":
-            with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as out:
-                for base, dirs, files in os.walk(dest):
-                    dirs.sort()
-                    for name in sorted(files) + ([] if files or dirs else [""]):
-                        full = os.path.join(base, name)
-                        out.write(full, os.path.relpath(full, dest) + ("/" if not name else ""))
-        else:
-            with tarfile.open(tmp, "w:gz") as out:
-                out.add(dest, arcname=".")
-        os.replace(tmp, path)
-    except OSError as exc:
-        os.unlink(tmp)
-        raise S3Error(f"cannot write the archive {path}: {exc.strerror or exc}") from exc
-    return path, md5_file(path)[0]
-
-
-def open_bundle(src, scratch):
-    """The bundle directory for ``src``: itself, or an archive extracted (safely) into ``scratch``."""
-    if os.path.isdir(src):
-        return src
-    try:
-        if zipfile.is_zipfile(src):
-            with zipfile.ZipFile(src) as archive:
-                archive.extractall(scratch)
-        else:
-            with tarfile.open(src) as archive:
-                archive.extractall(scratch, filter="data")
-    except (OSError, EOFError, tarfile.TarError, zipfile.BadZipFile) as exc:
-        raise S3Error(f"cannot read the bundle archive {src}: {exc}") from exc
-    return scratch
 
 
 def check_bundle(root, parallel=2):

@@ -152,16 +152,16 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.mlops.migration.plugins.module_utils.common import failure_summary
-from ansible_collections.mlops.migration.plugins.module_utils.checksums import ManifestError, md5_file
+from ansible_collections.mlops.migration.plugins.module_utils.common import MigrationError, failure_summary
+from ansible_collections.mlops.migration.plugins.module_utils.checksums import md5_file
 from ansible_collections.mlops.migration.plugins.module_utils.s3 import (
     HAS_BOTO3,
     Endpoint,
-    S3Error,
     check_bucket,
     connection_options,
 )
-from ansible_collections.mlops.migration.plugins.module_utils.s3_bundle import MANIFEST, export_bucket, pack
+from ansible_collections.mlops.migration.plugins.module_utils.archives import pack
+from ansible_collections.mlops.migration.plugins.module_utils.s3_bundle import MANIFEST, export_bucket
 from ansible_collections.mlops.migration.plugins.module_utils.s3_sync import Bucket
 
 
@@ -201,7 +201,7 @@ def main():
                 archive_md5 = md5_file(archive)[0] if os.path.exists(archive) else None
                 result["changed"] = result["changed"] or not os.path.exists(archive)
             result.update(archive=archive, archive_md5=archive_md5)
-    except (S3Error, ManifestError) as exc:
+    except MigrationError as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(**result)
 

@@ -130,8 +130,7 @@ import tempfile
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.mlops.migration.plugins.module_utils.common import failure_summary
-from ansible_collections.mlops.migration.plugins.module_utils.checksums import ManifestError
+from ansible_collections.mlops.migration.plugins.module_utils.common import MigrationError, failure_summary
 from ansible_collections.mlops.migration.plugins.module_utils.s3 import (
     HAS_BOTO3,
     ClientError,
@@ -141,7 +140,8 @@ from ansible_collections.mlops.migration.plugins.module_utils.s3 import (
     connection_options,
     explain,
 )
-from ansible_collections.mlops.migration.plugins.module_utils.s3_bundle import check_bundle, import_bundle, open_bundle
+from ansible_collections.mlops.migration.plugins.module_utils.archives import open_bundle
+from ansible_collections.mlops.migration.plugins.module_utils.s3_bundle import check_bundle, import_bundle
 from ansible_collections.mlops.migration.plugins.module_utils.s3_sync import Bucket
 
 
@@ -184,7 +184,7 @@ def main():
                                  copied=0, already_present=0, verified=0, failed_count=0, failures=[], bytes=0)
             result = import_bundle(root, Bucket(client, endpoint, params["bucket"], params["prefix"]),
                                    params["overwrite"], params["parallel"], module.check_mode)
-    except (S3Error, ManifestError) as exc:
+    except MigrationError as exc:
         module.fail_json(msg=str(exc))
     result["changed"] = result["changed"] or created
     if result["failed_count"]:
