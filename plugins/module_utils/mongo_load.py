@@ -1,0 +1,335 @@
+# -*- coding: utf-8 -*-
+# Copyright: mlops.migration contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Restoring a backup into a MongoDB target, and verifying it there.
+
+Per collection the documents stream from the backup file through filter, field removal and
+URL rewriting (documents that none of these touch pass on as their original bytes), then go
+to the target in batches. Before a batch is inserted the target is asked which of its ``_id``s
+it holds already: identical documents are skipped without a write, so a re-run is cheap, and
+a different document under the same ``_id`` (a collision, e.g. when consolidating servers) is
+handled by ``on_duplicate``. New documents go in with one unordered ``insert_many``; when it
+reports errors, duplicate-key errors are counted as skipped and every other failed document
+is retried alone, so each failure is recorded with its reason and nothing else is lost.
+"""
+
+from __future__ import annotations
+
+import time
+
+from ansible_collections.mlops.migration.plugins.module_utils.documents import check_filter, matches, unset_path
+from ansible_collections.mlops.migration.plugins.module_utils.mongo import (
+    MongoError,
+    PyMongoError,
+    codec_options,
+    existing,
+    explain,
+    id_key,
+    raw_codec_options,
+)
+from ansible_collections.mlops.migration.plugins.module_utils.mongo_dump import documents, extjson, from_extjson
+from ansible_collections.mlops.migration.plugins.module_utils.rewrite import Rewriter, parse_rules
+
+try:
+    import bson
+    from bson.raw_bson import RawBSONDocument
+    from pymongo.errors import BulkWriteError, DuplicateKeyError
+except ImportError:  # the modules report the missing library
+    BulkWriteError = DuplicateKeyError = PyMongoError
+
+DUPLICATE_KEY = 11000
+POLICIES = ("skip", "replace", "fail")
+LISTED = 50  # collisions and failures listed per collection; all are counted
+
+
+def show_id(value):
+    """An ``_id`` as reports print it."""
+    return value if isinstance(value, (str, int)) and not isinstance(value, bool) else extjson(value)
+
+
+class Settings:
+    """What happens to one collection's documents on the way in."""
+
+    def __init__(self, query=None, unset_fields=(), rules=(), on_duplicate="skip"):
+        self.query = query
+        self.unset_fields = tuple(unset_fields)
+        self.rewriter = Rewriter(rules)
+        self.on_duplicate = on_duplicate
+
+    @property
+    def decodes(self):
+        return bool(self.query is not None or self.unset_fields)
+
+
+def parse_settings(collections, rewrite, on_duplicate):
+    """{``db.collection``: Settings} factory from the module options; MongoError names a bad entry."""
+    if on_duplicate not in POLICIES:
+        raise MongoError(f"on_duplicate must be one of {', '.join(POLICIES)}")
+    common = parse_rules(rewrite, "rewrite")
+    per = {}
+    for name, entry in (collections or {}).items():
+        where = f"collections[{name}]"
+        if "." not in name:
+            raise MongoError(f"{where}: name collections as <db>.<collection>")
+        entry = entry or {}
+        unknown = set(entry) - {"filter", "unset_fields", "rewrite", "on_duplicate"}
+        if unknown:
+            raise MongoError(f"{where} has unknown keys: {', '.join(sorted(unknown))}")
+        query = entry.get("filter")
+        if query is not None:
+            query = from_extjson(query, f"{where}.filter")
+            check_filter(query, f"{where}.filter")
+        fields = entry.get("unset_fields") or []
+        if not isinstance(fields, list) or not all(isinstance(f, str) and f for f in fields):
+            raise MongoError(f"{where}.unset_fields must be a list of dotted field paths")
+        policy = entry.get("on_duplicate", on_duplicate)
+        if policy not in POLICIES:
+            raise MongoError(f"{where}.on_duplicate must be one of {', '.join(POLICIES)}")
+        per[name] = Settings(query, fields, common + parse_rules(entry.get("rewrite"), f"{where}.rewrite"), policy)
+
+    def settings_for(full_name):
+        return per.get(full_name) or Settings(rules=common, on_duplicate=on_duplicate)
+
+    settings_for.named = set(per)
+    return settings_for
+
+
+class Report(dict):
+    """Counts for one collection, as the modules return them."""
+
+    def __init__(self, name):
+        super().__init__(collection=name, found=0, inserted=0, skipped_duplicates=0, collisions=0, replaced=0,
+                         filtered_out=0, rewritten=0, unset=0, failed=0, failures=[], collided=[],
+                         indexes_created=[], seconds=0.0)
+
+    def fail(self, doc_id, reason):
+        self["failed"] += 1
+        if len(self["failures"]) < LISTED:
+            self["failures"].append({"id": show_id(doc_id), "reason": reason})
+
+    def collide(self, doc_id, outcome):
+        self["collisions"] += 1
+        if len(self["collided"]) < LISTED:
+            self["collided"].append({"id": show_id(doc_id), "outcome": outcome})
+
+
+class Transform:
+    """Filter, unset and rewrite for one collection; ``prepare`` returns what to insert, or None."""
+
+    def __init__(self, settings, report):
+        self.settings, self.report = settings, report
+        self.codec = codec_options()
+        self.raw_codec = raw_codec_options()
+
+    def prepare(self, raw):
+        settings, report = self.settings, self.report
+        report["found"] += 1
+        rewriter = settings.rewriter
+        may_rewrite = bool(rewriter) and rewriter.may_change(raw)
+        if not (settings.decodes or may_rewrite):
+            return RawBSONDocument(raw, self.raw_codec)
+        doc = bson.decode(raw, self.codec)
+        if settings.query is not None and not matches(doc, settings.query):
+            report["filtered_out"] += 1
+            return None
+        changed = 0
+        for path in settings.unset_fields:
+            removed = unset_path(doc, path)
+            report["unset"] += removed
+            changed += removed
+        if may_rewrite:
+            rewritten = rewriter.apply(doc)
+            report["rewritten"] += rewritten
+            changed += rewritten
+        return doc if changed else RawBSONDocument(raw, self.raw_codec)
+
+
+def encoded(doc):
+    return doc.raw if isinstance(doc, RawBSONDocument) else bson.encode(doc)
+
+
+def same_document(ours, theirs):
+    """Whether the target's document equals the one we would write (field order aside)."""
+    if encoded(ours) == theirs.raw:
+        return True
+    codec = codec_options()
+    return bson.decode(encoded(ours), codec) == bson.decode(theirs.raw, codec)
+
+
+class Loader:
+    """Writes prepared documents to one target collection in batches, as the module docs describe."""
+
+    def __init__(self, collection, settings, report, check_mode=False, precheck=True):
+        self.collection = collection.with_options(codec_options=raw_codec_options())
+        self.settings, self.report = settings, report
+        self.check_mode, self.precheck = check_mode, precheck
+
+    def load(self, batch):
+        report = self.report
+        present = existing(self.collection, [d["_id"] for d in batch], full=True) if self.precheck else {}
+        new = []
+        for doc in batch:
+            theirs = present.get(id_key(doc["_id"]))
+            if theirs is None:
+                new.append(doc)
+            elif same_document(doc, theirs):
+                report["skipped_duplicates"] += 1
+            else:
+                self._collision(doc)
+        if not new:
+            return
+        if self.check_mode:
+            report["inserted"] += len(new)
+            return
+        try:
+            self.collection.insert_many(new, ordered=False)
+            report["inserted"] += len(new)
+        except BulkWriteError as exc:
+            report["inserted"] += exc.details.get("nInserted", 0)
+            retry = []
+            for error in exc.details.get("writeErrors", []):
+                doc = new[error["index"]]
+                if error.get("code") == DUPLICATE_KEY:
+                    self._duplicate(doc, error)
+                else:
+                    retry.append(doc)
+            for doc in retry:
+                self._insert_one(doc)
+
+    def _insert_one(self, doc):
+        try:
+            self.collection.insert_one(doc)
+            self.report["inserted"] += 1
+        except DuplicateKeyError as exc:
+            self._duplicate(doc, exc.details or {})
+        except PyMongoError as exc:
+            self.report.fail(doc["_id"], str(exc))
+
+    def _duplicate(self, doc, error):
+        """A duplicate-key error from the server: another writer, or a unique index other than ``_id``."""
+        pattern = error.get("keyPattern") or {}
+        if pattern and list(pattern) != ["_id"]:
+            self.report["skipped_duplicates"] += 1
+            self.report.collide(doc["_id"], f"skipped: unique index {extjson(error.get('keyValue', pattern))} "
+                                            "already taken by another document at the target")
+            return
+        theirs = existing(self.collection, [doc["_id"]], full=True).get(id_key(doc["_id"]))
+        if theirs is not None and same_document(doc, theirs):
+            self.report["skipped_duplicates"] += 1
+        else:
+            self._collision(doc)
+
+    def _collision(self, doc):
+        policy, report = self.settings.on_duplicate, self.report
+        if policy == "skip":
+            report["skipped_duplicates"] += 1
+            report.collide(doc["_id"], "kept the target's document (on_duplicate=skip)")
+        elif policy == "replace":
+            if not self.check_mode:
+                try:
+                    self.collection.replace_one({"_id": doc["_id"]}, doc)
+                except PyMongoError as exc:
+                    report.fail(doc["_id"], f"replace failed: {exc}")
+                    return
+            report["replaced"] += 1
+            report.collide(doc["_id"], "replaced the target's document (on_duplicate=replace)")
+        else:
+            report.collide(doc["_id"], "failed (on_duplicate=fail)")
+            report.fail(doc["_id"], "a different document with this _id exists at the target (on_duplicate=fail)")
+
+
+def batches(items, size):
+    batch = []
+    for item in items:
+        if item is None:
+            continue
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def restore_indexes(collection, indexes, check_mode):
+    """Create the backup's indexes that the target lacks (by name); returns their names."""
+    have = set(collection.index_information())
+    created = []
+    for index in indexes:
+        name = index.get("name")
+        if not name or name == "_id_" or name in have:
+            continue
+        options = {k: v for k, v in index.items() if k not in ("v", "key", "ns", "name")}
+        if not check_mode:
+            collection.create_index(list(index["key"].items()), name=name, **options)
+        created.append(name)
+    return created
+
+
+def ensure_collection(database, name, options, check_mode):
+    """Create the collection with its backed-up options (capped, validator...) when it is new."""
+    if not options or name in database.list_collection_names(filter={"name": name}):
+        return False
+    if not check_mode:
+        database.create_collection(name, **options)
+    return True
+
+
+def restore_collection(client, root, entry, target_db, settings, metadata, batch_size=1000, check_mode=False,
+                       precheck=True, indexes=True, indexes_first=False):
+    """Restore one manifest entry; returns its Report."""
+    started = time.monotonic()
+    name = f"{entry['db']}.{entry['collection']}"
+    report = Report(name)
+    options, index_specs = metadata
+    database = client[target_db]
+    collection = database[entry["collection"]]
+    where = f"collection {target_db}.{entry['collection']}"
+    try:
+        created = ensure_collection(database, entry["collection"], options, check_mode)
+        if indexes and indexes_first:
+            report["indexes_created"] = restore_indexes(collection, index_specs, check_mode)
+        transform = Transform(settings, report)
+        loader = Loader(collection, settings, report, check_mode, precheck)
+        with documents(root, entry) as raw_docs:
+            for batch in batches((transform.prepare(raw) for raw in raw_docs), batch_size):
+                loader.load(batch)
+        if indexes and not indexes_first:
+            report["indexes_created"] = restore_indexes(collection, index_specs, check_mode)
+    except PyMongoError as exc:
+        raise MongoError(explain(exc, "the target", where)) from exc
+    report["created"] = created
+    report["seconds"] = round(time.monotonic() - started, 3)
+    return report
+
+
+def verify_collection(client, root, entry, target_db, settings, batch_size=1000):
+    """Check that every document the backup should have put at the target is there and equal."""
+    started = time.monotonic()
+    report = Report(f"{entry['db']}.{entry['collection']}")
+    report.update(expected=0, present=0, missing=0, differing=0)
+    collection = client[target_db].get_collection(entry["collection"], codec_options=raw_codec_options())
+    transform = Transform(settings, report)
+    try:
+        with documents(root, entry) as raw_docs:
+            for batch in batches((transform.prepare(raw) for raw in raw_docs), batch_size):
+                present = existing(collection, [d["_id"] for d in batch], full=True)
+                for doc in batch:
+                    report["expected"] += 1
+                    theirs = present.get(id_key(doc["_id"]))
+                    if theirs is None:
+                        report["missing"] += 1
+                        report.fail(doc["_id"], "missing at the target")
+                        continue
+                    report["present"] += 1
+                    if same_document(doc, theirs):
+                        continue
+                    if settings.on_duplicate == "skip":
+                        report.collide(doc["_id"], "differs at the target (kept there by on_duplicate=skip)")
+                    else:
+                        report["differing"] += 1
+                        report.fail(doc["_id"], "differs at the target")
+    except PyMongoError as exc:
+        raise MongoError(explain(exc, "the target", f"collection {target_db}.{entry['collection']}")) from exc
+    report["seconds"] = round(time.monotonic() - started, 3)
+    return report

@@ -1,0 +1,287 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: mlops.migration contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: mongo_restore
+short_description: Restore a mongo_backup into MongoDB with ids preserved, filters, field removal and URL rewriting
+version_added: 0.1.0
+description:
+  - Reads a backup written by M(mlops.migration.mongo_backup) (directory or zip; a plain
+    mongodump directory of C(.bson) files works too, unverified) and first checks every file
+    against the manifest's md5 and document count. A corrupt or truncated file fails the task
+    naming it, before anything is written.
+  - Every document keeps its C(_id) and its exact BSON types, so associations between
+    collections survive. Documents that no filter, O(collections) C(unset_fields) or rewrite
+    touches are sent as their original bytes.
+  - Before a batch is inserted the target is asked which of its C(_id)s exist already.
+    Identical documents are skipped without a write, so a re-run over a restored database
+    inserts nothing and reports C(changed=false). A different document under the same
+    C(_id) (a collision, as when several source servers are consolidated into one target) is
+    handled by O(on_duplicate) and listed in the result.
+  - New documents go in with one unordered C(insert_many) per batch. When the server rejects
+    some, duplicate-key errors (also from other unique indexes) are counted as skipped and
+    every other rejected document is retried alone, so each failure is recorded with its reason.
+  - Indexes from the backup's metadata are created when the target lacks them (by name).
+  - With O(state=verified) nothing is written; every document the backup should have put at
+    the target (after filters and rewrites) is looked up and compared.
+author:
+  - mlops.migration developers (@mlops-migration)
+extends_documentation_fragment:
+  - mlops.migration.mongo
+options:
+  src:
+    description: Backup directory, or its C(.zip), on the host that runs the module.
+    type: path
+    required: true
+  state:
+    description:
+      - V(present) restores; V(verified) only checks the target against the backup and fails
+        when a document is missing or differs.
+    type: str
+    choices: [present, verified]
+    default: present
+  include:
+    description: Restore only these collections, named C(<db>.<collection>). All in the backup when empty.
+    type: list
+    elements: str
+    default: []
+  db_map:
+    description: Restore a source database under another name at the target, for example C({backend: backend}).
+    type: dict
+    default: {}
+  collections:
+    description:
+      - Per-collection settings, keyed C(<db>.<collection>). Each may hold C(filter) (a MongoDB
+        query evaluated on each document; supports equality, C($eq $ne $in $nin $exists $gt $gte
+        $lt $lte $and $or $nor)), C(unset_fields) (dotted paths to remove), C(rewrite) (rules added
+        after O(rewrite)) and C(on_duplicate).
+    type: dict
+    default: {}
+  rewrite:
+    description:
+      - Rewrite rules applied to string values of every collection, in order. Each is
+        C({from, to, match}) with C(match) V(prefix) (default) or V(substring), and optional
+        C(paths), a list of dotted field paths; without C(paths) every string in the document is
+        considered. Documents whose bytes do not contain any C(from) text are not decoded.
+    type: list
+    elements: dict
+    default: []
+  on_duplicate:
+    description:
+      - What to do when the target holds a different document under the same C(_id).
+        V(skip) keeps the target's and lists the collision; V(replace) replaces it; V(fail)
+        records a failure for that document (the task fails at the end).
+    type: str
+    choices: [skip, replace, fail]
+    default: skip
+  batch_size:
+    description: Documents per lookup and per C(insert_many).
+    type: int
+    default: 1000
+  precheck:
+    description:
+      - Look up each batch's C(_id)s before inserting. Turning it off sends every batch
+        straight to C(insert_many) and relies on the duplicate-key fallback, which is much
+        slower over an already restored database.
+    type: bool
+    default: true
+  indexes:
+    description: Recreate the backup's indexes at the target.
+    type: bool
+    default: true
+  indexes_first:
+    description: Create the indexes before loading the data instead of after.
+    type: bool
+    default: false
+attributes:
+  check_mode:
+    support: full
+    description: Verifies the backup and counts what would be inserted, skipped and replaced; writes nothing.
+  diff_mode:
+    support: none
+    description: Counts per collection are returned instead.
+"""
+
+EXAMPLES = r"""
+- name: Restore ClearML tasks that are worth keeping, pointing their artifacts at the new S3
+  mlops.migration.mongo_restore:
+    uri: "{{ target_mongo_uri }}"
+    src: /incoming/mongo.zip
+    collections:
+      backend.task:
+        filter: {status: {$in: [created, in_progress, completed, published, publishing]}}
+        unset_fields: [status_reason, status_message, execution.queue, output.destination]
+    rewrite:
+      - {from: "http://files.old.example.com:8081/", to: "s3://clearml-artifacts/", match: prefix}
+
+- name: Check the target against the backup
+  mlops.migration.mongo_restore:
+    uri: "{{ target_mongo_uri }}"
+    src: /incoming/mongo.zip
+    state: verified
+"""
+
+RETURN = r"""
+collections:
+  description: Per collection counts, in backup order.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    collection:
+      description: C(<db>.<collection>) as in the backup.
+      type: str
+    found:
+      description: Documents read from the backup.
+      type: int
+    inserted:
+      description: Documents inserted (or that would be, in check mode).
+      type: int
+    skipped_duplicates:
+      description: Documents not inserted because their C(_id) (or another unique key) was taken.
+      type: int
+    collisions:
+      description: Of those, documents whose C(_id) holds a different document at the target.
+      type: int
+    collided:
+      description: The first 50 collisions, each with C(id) and what was done.
+      type: list
+    replaced:
+      description: Target documents replaced (O(on_duplicate=replace)).
+      type: int
+    filtered_out:
+      description: Documents the collection's C(filter) left out.
+      type: int
+    rewritten:
+      description: String values changed by the rewrite rules.
+      type: int
+    unset:
+      description: Fields removed by C(unset_fields).
+      type: int
+    failed:
+      description: Documents that could not be written (or, verifying, are missing or differ).
+      type: int
+    failures:
+      description: The first 50 failures, each with C(id) and C(reason).
+      type: list
+    indexes_created:
+      description: Names of the indexes created.
+      type: list
+    seconds:
+      description: Time spent on the collection.
+      type: float
+totals:
+  description: The per-collection counts summed.
+  returned: always
+  type: dict
+  sample: {"found": 1200, "inserted": 1100, "skipped_duplicates": 0, "replaced": 0, "filtered_out": 100,
+           "rewritten": 2300, "failed": 0}
+seconds:
+  description: Time the whole task took.
+  returned: always
+  type: float
+"""
+
+import tempfile
+import time
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.mlops.migration.plugins.module_utils.archives import open_bundle
+from ansible_collections.mlops.migration.plugins.module_utils.common import MigrationError
+from ansible_collections.mlops.migration.plugins.module_utils.mongo import HAS_PYMONGO, connect, connection_options
+from ansible_collections.mlops.migration.plugins.module_utils.mongo_dump import check_backup, read_manifest, read_metadata
+from ansible_collections.mlops.migration.plugins.module_utils.mongo_load import (
+    parse_settings,
+    restore_collection,
+    verify_collection,
+)
+
+COUNTS = ("found", "inserted", "skipped_duplicates", "collisions", "replaced", "filtered_out", "rewritten", "unset",
+          "failed")
+
+
+def selected_entries(entries, include, named):
+    """The manifest entries to restore; MigrationError when a named collection is not in the backup."""
+    available = {f"{e['db']}.{e['collection']}" for e in entries}
+    unknown = sorted((set(include) | named) - available)
+    if unknown:
+        raise MigrationError(f"the backup holds no collection {', '.join(unknown)} "
+                             f"(it holds {', '.join(sorted(available)) or 'nothing'})")
+    return [e for e in entries if not include or f"{e['db']}.{e['collection']}" in include]
+
+
+def run(module, params):
+    with tempfile.TemporaryDirectory(prefix="mlops-mongo-restore-") as scratch:
+        root = open_bundle(params["src"], scratch)
+        settings_for = parse_settings(params["collections"], params["rewrite"], params["on_duplicate"])
+        entries = selected_entries(read_manifest(root), params["include"], settings_for.named)
+        metadata = [read_metadata(root, e) for e in entries]
+        check_backup(root, entries)  # refuse a corrupt backup before touching the target
+        client = connect(params)
+        reports = []
+        try:
+            for entry, meta in zip(entries, metadata):
+                name = f"{entry['db']}.{entry['collection']}"
+                target_db = params["db_map"].get(entry["db"], entry["db"])
+                if params["state"] == "verified":
+                    reports.append(verify_collection(client, root, entry, target_db, settings_for(name),
+                                                     params["batch_size"]))
+                else:
+                    reports.append(restore_collection(
+                        client, root, entry, target_db, settings_for(name), meta, params["batch_size"],
+                        module.check_mode, params["precheck"], params["indexes"], params["indexes_first"]))
+        finally:
+            client.close()
+    return reports
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            connection_options(),
+            src=dict(type="path", required=True),
+            state=dict(type="str", choices=["present", "verified"], default="present"),
+            include=dict(type="list", elements="str", default=[]),
+            db_map=dict(type="dict", default={}),
+            collections=dict(type="dict", default={}),
+            rewrite=dict(type="list", elements="dict", default=[]),
+            on_duplicate=dict(type="str", choices=["skip", "replace", "fail"], default="skip"),
+            batch_size=dict(type="int", default=1000),
+            precheck=dict(type="bool", default=True),
+            indexes=dict(type="bool", default=True),
+            indexes_first=dict(type="bool", default=False),
+        ),
+        supports_check_mode=True,
+    )
+    if not HAS_PYMONGO:
+        module.fail_json(msg=missing_required_lib("pymongo"))
+    if module.params["batch_size"] < 1:
+        module.fail_json(msg="batch_size must be at least 1")
+    started = time.monotonic()
+    try:
+        reports = run(module, module.params)
+    except MigrationError as exc:
+        module.fail_json(msg=str(exc))
+    totals = {key: sum(r[key] for r in reports) for key in COUNTS}
+    verifying = module.params["state"] == "verified"
+    if verifying:
+        totals.update({key: sum(r[key] for r in reports) for key in ("expected", "present", "missing", "differing")})
+    changed = not verifying and any(r["inserted"] or r["replaced"] or r["indexes_created"] or r.get("created")
+                                    for r in reports)
+    result = dict(changed=changed, collections=reports, totals=totals,
+                  seconds=round(time.monotonic() - started, 3))
+    if totals["failed"]:
+        bad = [f"{r['collection']}: {f['id']}: {f['reason']}" for r in reports for f in r["failures"]][:5]
+        what = "are missing or differ at the target" if verifying else "could not be restored"
+        module.fail_json(msg=f"{totals['failed']} document(s) {what} ({'; '.join(bad)})", **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
