@@ -101,7 +101,7 @@ def _compare(values, op, wanted):
     for value in values:
         for item in (value if isinstance(value, list) else [value]):
             try:
-                if type(item) is not bool and _COMPARE[op](item, wanted):
+                if not isinstance(item, bool) and _COMPARE[op](item, wanted):
                     return True
             except TypeError:  # different BSON types never match a comparison
                 continue

@@ -105,9 +105,9 @@ def explain(exc, where, what=None):
     """One line naming the server (and object) and the cause of a pymongo error."""
     subject = f"{where}{' ' + what if what else ''}"
     if isinstance(exc, ServerSelectionTimeoutError):
-        return f"cannot reach MongoDB at {where}: {str(exc).split(',')[0].split(' (configured')[0]}"
+        return f"cannot reach MongoDB at {where}: {str(exc).split(',', maxsplit=1)[0].split(' (configured')[0]}"
     if isinstance(exc, OperationFailure):
-        if exc.code == AUTH_FAILED:
+        if exc.code == AUTH_FAILED or "authentication failed" in str(exc).lower():
             return f"MongoDB at {where} refused the credentials (authentication failed)"
         if exc.code == 13:
             return f"MongoDB at {where}: not authorized for {what or 'this operation'}: {exc.details.get('errmsg', exc)}"
@@ -133,7 +133,7 @@ def id_key(value):
     """A hashable key for an ``_id`` of any BSON type (documents and arrays are encoded)."""
     try:
         hash(value)
-        return (type(value) is bool, value)
+        return (isinstance(value, bool), value)
     except TypeError:
         return bson.encode({"": value})
 

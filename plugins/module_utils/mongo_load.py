@@ -35,7 +35,12 @@ try:
     from bson.raw_bson import RawBSONDocument
     from pymongo.errors import BulkWriteError, DuplicateKeyError
 except ImportError:  # the modules report the missing library
-    BulkWriteError = DuplicateKeyError = PyMongoError
+
+    class BulkWriteError(PyMongoError):
+        """Stand-in so ``except`` clauses stay valid without pymongo."""
+
+    class DuplicateKeyError(PyMongoError):
+        """Stand-in so ``except`` clauses stay valid without pymongo."""
 
 DUPLICATE_KEY = 11000
 POLICIES = ("skip", "replace", "fail")
@@ -77,8 +82,8 @@ def parse_settings(collections, rewrite, on_duplicate):
             raise MongoError(f"{where} has unknown keys: {', '.join(sorted(unknown))}")
         query = entry.get("filter")
         if query is not None:
+            check_filter(query, f"{where}.filter")  # before $oid/$date become values (and $regex a pattern)
             query = from_extjson(query, f"{where}.filter")
-            check_filter(query, f"{where}.filter")
         fields = entry.get("unset_fields") or []
         if not isinstance(fields, list) or not all(isinstance(f, str) and f for f in fields):
             raise MongoError(f"{where}.unset_fields must be a list of dotted field paths")
@@ -150,17 +155,18 @@ def encoded(doc):
 
 def same_document(ours, theirs):
     """Whether the target's document equals the one we would write (field order aside)."""
-    if encoded(ours) == theirs.raw:
+    theirs = encoded(theirs)
+    if encoded(ours) == theirs:
         return True
     codec = codec_options()
-    return bson.decode(encoded(ours), codec) == bson.decode(theirs.raw, codec)
+    return bson.decode(encoded(ours), codec) == bson.decode(theirs, codec)
 
 
 class Loader:
     """Writes prepared documents to one target collection in batches, as the module docs describe."""
 
     def __init__(self, collection, settings, report, check_mode=False, precheck=True):
-        self.collection = collection.with_options(codec_options=raw_codec_options())
+        self.collection = collection  # reads come back faster as RawBSONDocument (restore_collection)
         self.settings, self.report = settings, report
         self.check_mode, self.precheck = check_mode, precheck
 
@@ -208,13 +214,15 @@ class Loader:
     def _duplicate(self, doc, error):
         """A duplicate-key error from the server: another writer, or a unique index other than ``_id``."""
         pattern = error.get("keyPattern") or {}
-        if pattern and list(pattern) != ["_id"]:
+        theirs = None
+        if not pattern or list(pattern) == ["_id"]:
+            theirs = existing(self.collection, [doc["_id"]], full=True).get(id_key(doc["_id"]))
+        if theirs is None:  # the key taken is another unique index's
+            taken = extjson(error.get("keyValue") or pattern) if pattern else "a unique index"
             self.report["skipped_duplicates"] += 1
-            self.report.collide(doc["_id"], f"skipped: unique index {extjson(error.get('keyValue', pattern))} "
-                                            "already taken by another document at the target")
-            return
-        theirs = existing(self.collection, [doc["_id"]], full=True).get(id_key(doc["_id"]))
-        if theirs is not None and same_document(doc, theirs):
+            self.report.collide(doc["_id"], f"skipped: unique index key {taken} is taken by another "
+                                            "document at the target")
+        elif same_document(doc, theirs):
             self.report["skipped_duplicates"] += 1
         else:
             self._collision(doc)
@@ -283,7 +291,7 @@ def restore_collection(client, root, entry, target_db, settings, metadata, batch
     report = Report(name)
     options, index_specs = metadata
     database = client[target_db]
-    collection = database[entry["collection"]]
+    collection = database.get_collection(entry["collection"], codec_options=raw_codec_options())
     where = f"collection {target_db}.{entry['collection']}"
     try:
         created = ensure_collection(database, entry["collection"], options, check_mode)

@@ -17,8 +17,8 @@ description:
     writes them, and C(<dest>/manifest.json) recording each file's md5 and document count.
   - Our own reader and writer are used, not the mongo tools, so the source and target
     servers may run different MongoDB versions.
-  - Subsets by query, including queries that follow associations (O(collections[].query_from)):
-    a project's tasks, then those tasks' models.
+  - Subsets by query, including queries that follow associations with O(collections[].query_from),
+    for example a project's tasks, then those tasks' models.
   - Files are rewritten only when their content changes, so a backup of unchanged data
     reports C(changed=false).
   - M(mlops.migration.mongo_restore) reads the result (directory or zip).
@@ -54,8 +54,8 @@ options:
         required: true
       query:
         description:
-          - Filter the documents to back up; extended JSON values such as C({"$oid": "..."}) are
-            understood.
+          - Filter the documents to back up. Extended JSON values such as C($oid) and C($date)
+            mappings are understood.
         type: dict
       query_from:
         description:

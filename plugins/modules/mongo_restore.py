@@ -51,7 +51,7 @@ options:
     elements: str
     default: []
   db_map:
-    description: Restore a source database under another name at the target, for example C({backend: backend}).
+    description: Restore a source database under another name at the target, a mapping of source name to target name.
     type: dict
     default: {}
   collections:

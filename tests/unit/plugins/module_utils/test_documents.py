@@ -1,0 +1,65 @@
+"""Unit tests of module_utils/documents.py: dotted paths, local filters, unset."""
+
+import pytest
+
+from ansible_collections.mlops.migration.plugins.module_utils import documents as d
+
+DOC = {"_id": 1, "status": "completed", "tags": ["a", "b"], "n": 5, "flag": True,
+       "execution": {"queue": "q1", "artifacts": [{"uri": "u1", "mode": "output"}, {"uri": "u2"}]}}
+
+
+@pytest.mark.parametrize("path,values", [
+    ("status", ["completed"]),
+    ("execution.queue", ["q1"]),
+    ("execution.artifacts.uri", ["u1", "u2"]),
+    ("execution.artifacts.1.uri", ["u2"]),
+    ("execution.nothing", []),
+    ("tags", [["a", "b"]]),
+])
+def test_path_values(path, values):
+    assert d.path_values(DOC, path) == values
+
+
+@pytest.mark.parametrize("query,expected", [
+    ({"status": "completed"}, True),
+    ({"status": {"$in": ["created", "completed"]}}, True),
+    ({"status": {"$nin": ["completed"]}}, False),
+    ({"status": {"$ne": "failed"}}, True),
+    ({"tags": "b"}, True),
+    ({"tags": {"$in": ["z"]}}, False),
+    ({"n": {"$gt": 4, "$lte": 5}}, True),
+    ({"n": {"$lt": 5}}, False),
+    ({"n": {"$gt": "a"}}, False),
+    ({"flag": 1}, False),
+    ({"n": True}, False),
+    ({"missing": None}, True),
+    ({"missing": {"$exists": False}}, True),
+    ({"execution.queue": {"$exists": True}}, True),
+    ({"execution.artifacts.mode": "output"}, True),
+    ({"$or": [{"status": "failed"}, {"n": 5}]}, True),
+    ({"$and": [{"status": "completed"}, {"n": 6}]}, False),
+    ({"$nor": [{"status": "failed"}]}, True),
+])
+def test_matches(query, expected):
+    d.check_filter(query)
+    assert d.matches(DOC, query) is expected
+
+
+@pytest.mark.parametrize("query,complaint", [
+    ({"status": {"$regex": "x"}}, "$regex is not supported"),
+    ({"$where": "1"}, "$where is not supported"),
+    ({"$or": []}, "non-empty list"),
+    ({"status": {"$in": "completed"}}, "$in needs a list"),
+    (["status"], "must be a mapping"),
+])
+def test_check_filter_names_what_is_unsupported(query, complaint):
+    with pytest.raises(d.FilterError, match=complaint.replace("$", r"\$")):
+        d.check_filter(query)
+
+
+def test_unset_path_removes_in_arrays_and_counts():
+    doc = {"a": {"b": 1, "c": 2}, "list": [{"x": 1}, {"x": 2}, {"y": 3}]}
+    assert d.unset_path(doc, "a.b") == 1
+    assert d.unset_path(doc, "list.x") == 2
+    assert d.unset_path(doc, "nothing.here") == 0
+    assert doc == {"a": {"c": 2}, "list": [{}, {}, {"y": 3}]}
