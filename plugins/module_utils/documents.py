@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: mlops.migration contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Decoded BSON documents: dotted paths, MongoDB-style filters evaluated locally, removing fields.
+"""Decoded BSON documents: dotted paths and MongoDB-style filters evaluated locally.
 
 A restore filters documents read from backup files, so the query language is evaluated
 here rather than by a server. The subset covers what migrations filter on: equality
@@ -47,17 +47,16 @@ def path_values(doc, path):
     return values
 
 
-def unset_path(doc, path):
-    """Remove the field at a dotted ``path`` (in every array element on the way); returns how many."""
-    head, _dot, rest = path.partition(".")
-    if isinstance(doc, list):
-        return sum(unset_path(item, path) for item in doc)
-    if not isinstance(doc, dict) or head not in doc:
-        return 0
-    if not rest:
-        del doc[head]
-        return 1
-    return unset_path(doc[head], rest)
+def filter_fields(query):
+    """The top-level field names a (checked) filter reads."""
+    fields = set()
+    for key, cond in query.items():
+        if key in _LOGICAL:
+            for sub in cond:
+                fields |= filter_fields(sub)
+        else:
+            fields.add(key.split(".", 1)[0])
+    return fields
 
 
 def check_filter(query, where="filter"):

@@ -324,22 +324,34 @@ class _HashingReader:
 
 
 def iter_raw(stream, where):
-    """Yield each document's raw bytes from a stream of BSON documents; MongoError on a torn one."""
+    """Yield each document's raw bytes from a stream of BSON documents; MongoError on a torn one.
+
+    The stream is read in 1 MiB blocks and documents are sliced out of them.
+    """
     header = struct.Struct("<i")
-    index = 0
+    buf, off, index = b"", 0, 0
     while True:
-        head = stream.read(4)
-        if not head:
-            return
-        if len(head) < 4:
-            raise MongoError(f"{where}: truncated after {index} documents (partial length header)")
-        (size,) = header.unpack(head)
+        if len(buf) - off < 4:
+            buf, off = buf[off:] + stream.read(CHUNK), 0
+            if not buf:
+                return
+            if len(buf) < 4:
+                raise MongoError(f"{where}: truncated after {index} documents (partial length header)")
+        (size,) = header.unpack_from(buf, off)
         if size < 5 or size > MAX_DOCUMENT:
             raise MongoError(f"{where}: document {index} has an impossible length {size}; the file is corrupt")
-        body = stream.read(size - 4)
-        if len(body) < size - 4 or body[-1:] != b"\x00":
-            raise MongoError(f"{where}: document {index} is truncated or corrupt")
-        yield head + body
+        if len(buf) - off < size:
+            buf, off = buf[off:], 0
+            while len(buf) < size:
+                more = stream.read(max(CHUNK, size - len(buf)))
+                if not more:
+                    raise MongoError(f"{where}: document {index} is truncated")
+                buf += more
+        end = off + size
+        if buf[end - 1] != 0:
+            raise MongoError(f"{where}: document {index} is corrupt (no terminating zero byte)")
+        yield buf[off:end]
+        off = end
         index += 1
 
 

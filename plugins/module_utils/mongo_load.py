@@ -15,9 +15,11 @@ is retried alone, so each failure is recorded with its reason and nothing else i
 
 from __future__ import annotations
 
+import struct
 import time
 
-from ansible_collections.mlops.migration.plugins.module_utils.documents import check_filter, matches, unset_path
+from ansible_collections.mlops.migration.plugins.module_utils.bson_edit import BsonError, Editor, plan, top_level
+from ansible_collections.mlops.migration.plugins.module_utils.documents import check_filter, filter_fields, matches
 from ansible_collections.mlops.migration.plugins.module_utils.mongo import (
     MongoError,
     PyMongoError,
@@ -61,10 +63,6 @@ class Settings:
         self.rewriter = Rewriter(rules)
         self.on_duplicate = on_duplicate
 
-    @property
-    def decodes(self):
-        return bool(self.query is not None or self.unset_fields)
-
 
 def parse_settings(collections, rewrite, on_duplicate):
     """{``db.collection``: Settings} factory from the module options; MongoError names a bad entry."""
@@ -107,46 +105,64 @@ class Report(dict):
                          filtered_out=0, rewritten=0, unset=0, failed=0, failures=[], collided=[],
                          indexes_created=[], seconds=0.0)
 
-    def fail(self, doc_id, reason):
+    def fail(self, ident, reason):
         self["failed"] += 1
         if len(self["failures"]) < LISTED:
-            self["failures"].append({"id": show_id(doc_id), "reason": reason})
+            self["failures"].append({"id": show_id(ident), "reason": reason})
 
-    def collide(self, doc_id, outcome):
+    def collide(self, ident, outcome):
         self["collisions"] += 1
         if len(self["collided"]) < LISTED:
-            self["collided"].append({"id": show_id(doc_id), "outcome": outcome})
+            self["collided"].append({"id": show_id(ident), "outcome": outcome})
 
 
 class Transform:
-    """Filter, unset and rewrite for one collection; ``prepare`` returns what to insert, or None."""
+    """Filter, unset and rewrite for one collection; ``prepare`` returns what to insert, or None.
+
+    The filter reads only the top-level fields it names; removals and rewrites edit the encoded
+    document (module_utils/bson_edit.py), so no document is decoded whole.
+    """
 
     def __init__(self, settings, report):
         self.settings, self.report = settings, report
         self.codec = codec_options()
         self.raw_codec = raw_codec_options()
+        self.query = settings.query
+        self.fields = sorted(f.encode("utf-8") for f in filter_fields(self.query)) if self.query is not None else ()
+        rewriter = settings.rewriter
+        self.editor = Editor(plan(settings.unset_fields, rewriter.path_rules), rewriter.everywhere, rewriter.needles)
 
     def prepare(self, raw):
-        settings, report = self.settings, self.report
+        report, editor = self.report, self.editor
         report["found"] += 1
-        rewriter = settings.rewriter
-        may_rewrite = bool(rewriter) and rewriter.may_change(raw)
-        if not (settings.decodes or may_rewrite):
-            return RawBSONDocument(raw, self.raw_codec)
-        doc = bson.decode(raw, self.codec)
-        if settings.query is not None and not matches(doc, settings.query):
-            report["filtered_out"] += 1
-            return None
-        changed = 0
-        for path in settings.unset_fields:
-            removed = unset_path(doc, path)
-            report["unset"] += removed
-            changed += removed
-        if may_rewrite:
-            rewritten = rewriter.apply(doc)
-            report["rewritten"] += rewritten
-            changed += rewritten
-        return doc if changed else RawBSONDocument(raw, self.raw_codec)
+        if self.query is not None:
+            try:
+                fields = bson.decode(top_level(raw, self.fields), self.codec)
+            except (BsonError, bson.errors.InvalidBSON) as exc:
+                raise MongoError(f"document {report['found']} of {report['collection']} is not valid BSON: {exc}") \
+                    from exc
+            if not matches(fields, self.query):
+                report["filtered_out"] += 1
+                return None
+        if editor.tree is not None or (editor.everywhere and self.settings.rewriter.may_change(raw)):
+            unset, rewritten = editor.unset, editor.rewritten
+            try:
+                edited = editor.edit(raw)
+            except (BsonError, IndexError, struct.error) as exc:
+                raise MongoError(f"document {report['found']} of {report['collection']} is not valid BSON: {exc}") \
+                    from exc
+            report["unset"] += editor.unset - unset
+            report["rewritten"] += editor.rewritten - rewritten
+            if edited is not None:
+                raw = edited
+        return RawBSONDocument(raw, self.raw_codec)
+
+
+def doc_id(doc):
+    """The ``_id`` of a prepared document, without decoding the rest of it."""
+    if isinstance(doc, RawBSONDocument):
+        return bson.decode(top_level(doc.raw, (b"_id",)), codec_options())["_id"]
+    return doc["_id"]
 
 
 def encoded(doc):
@@ -172,10 +188,11 @@ class Loader:
 
     def load(self, batch):
         report = self.report
-        present = existing(self.collection, [d["_id"] for d in batch], full=True) if self.precheck else {}
+        ids = [doc_id(d) for d in batch]
+        present = existing(self.collection, ids, full=True) if self.precheck else {}
         new = []
-        for doc in batch:
-            theirs = present.get(id_key(doc["_id"]))
+        for doc, ident in zip(batch, ids):
+            theirs = present.get(id_key(ident))
             if theirs is None:
                 new.append(doc)
             elif same_document(doc, theirs):
@@ -209,19 +226,19 @@ class Loader:
         except DuplicateKeyError as exc:
             self._duplicate(doc, exc.details or {})
         except PyMongoError as exc:
-            self.report.fail(doc["_id"], str(exc))
+            self.report.fail(doc_id(doc), str(exc))
 
     def _duplicate(self, doc, error):
         """A duplicate-key error from the server: another writer, or a unique index other than ``_id``."""
         pattern = error.get("keyPattern") or {}
         theirs = None
         if not pattern or list(pattern) == ["_id"]:
-            theirs = existing(self.collection, [doc["_id"]], full=True).get(id_key(doc["_id"]))
+            theirs = existing(self.collection, [doc_id(doc)], full=True).get(id_key(doc_id(doc)))
         if theirs is None:  # the key taken is another unique index's
             taken = extjson(error.get("keyValue") or pattern) if pattern else "a unique index"
             self.report["skipped_duplicates"] += 1
-            self.report.collide(doc["_id"], f"skipped: unique index key {taken} is taken by another "
-                                            "document at the target")
+            self.report.collide(doc_id(doc), f"skipped: unique index key {taken} is taken by another document "
+                                             "at the target")
         elif same_document(doc, theirs):
             self.report["skipped_duplicates"] += 1
         else:
@@ -231,19 +248,19 @@ class Loader:
         policy, report = self.settings.on_duplicate, self.report
         if policy == "skip":
             report["skipped_duplicates"] += 1
-            report.collide(doc["_id"], "kept the target's document (on_duplicate=skip)")
+            report.collide(doc_id(doc), "kept the target's document (on_duplicate=skip)")
         elif policy == "replace":
             if not self.check_mode:
                 try:
-                    self.collection.replace_one({"_id": doc["_id"]}, doc)
+                    self.collection.replace_one({"_id": doc_id(doc)}, doc)
                 except PyMongoError as exc:
-                    report.fail(doc["_id"], f"replace failed: {exc}")
+                    report.fail(doc_id(doc), f"replace failed: {exc}")
                     return
             report["replaced"] += 1
-            report.collide(doc["_id"], "replaced the target's document (on_duplicate=replace)")
+            report.collide(doc_id(doc), "replaced the target's document (on_duplicate=replace)")
         else:
-            report.collide(doc["_id"], "failed (on_duplicate=fail)")
-            report.fail(doc["_id"], "a different document with this _id exists at the target (on_duplicate=fail)")
+            report.collide(doc_id(doc), "failed (on_duplicate=fail)")
+            report.fail(doc_id(doc), "a different document with this _id exists at the target (on_duplicate=fail)")
 
 
 def batches(items, size):
@@ -321,22 +338,23 @@ def verify_collection(client, root, entry, target_db, settings, batch_size=1000)
     try:
         with documents(root, entry) as raw_docs:
             for batch in batches((transform.prepare(raw) for raw in raw_docs), batch_size):
-                present = existing(collection, [d["_id"] for d in batch], full=True)
-                for doc in batch:
+                ids = [doc_id(d) for d in batch]
+                present = existing(collection, ids, full=True)
+                for doc, ident in zip(batch, ids):
                     report["expected"] += 1
-                    theirs = present.get(id_key(doc["_id"]))
+                    theirs = present.get(id_key(ident))
                     if theirs is None:
                         report["missing"] += 1
-                        report.fail(doc["_id"], "missing at the target")
+                        report.fail(ident, "missing at the target")
                         continue
                     report["present"] += 1
                     if same_document(doc, theirs):
                         continue
                     if settings.on_duplicate == "skip":
-                        report.collide(doc["_id"], "differs at the target (kept there by on_duplicate=skip)")
+                        report.collide(ident, "differs at the target (kept there by on_duplicate=skip)")
                     else:
                         report["differing"] += 1
-                        report.fail(doc["_id"], "differs at the target")
+                        report.fail(ident, "differs at the target")
     except PyMongoError as exc:
         raise MongoError(explain(exc, "the target", f"collection {target_db}.{entry['collection']}")) from exc
     report["seconds"] = round(time.monotonic() - started, 3)

@@ -5,14 +5,14 @@
 from the source's file server or S3 to the target's.
 
 A rule is ``{from, to, match: prefix|substring, paths: [dotted paths]}``; without ``paths`` it
-applies to every string anywhere in the document. Rules apply in the order given; the count
-is of string values changed, by each rule with paths and once by all rules without.
+applies to every string anywhere in the document. A string gets the rules whose paths lead
+to it, then the rules without paths; it counts once however many rules changed it. The
+documents are edited as encoded bytes by module_utils/bson_edit.py.
 """
 
 from __future__ import annotations
 
 from ansible_collections.mlops.migration.plugins.module_utils.common import MigrationError
-from ansible_collections.mlops.migration.plugins.module_utils.documents import path_values
 
 
 class RewriteError(MigrationError):
@@ -57,66 +57,17 @@ def parse_rules(rules, where="rewrite"):
 
 
 class Rewriter:
-    """Applies a list of rules to documents in place and counts rewritten values."""
+    """A list of rules sorted for module_utils/bson_edit.py: rules with paths, and rules for every string."""
 
     def __init__(self, rules):
         self.rules = list(rules)
         self.everywhere = [r for r in self.rules if r.paths is None]
-        self.needles = tuple({r.old.encode("utf-8") for r in self.rules})
+        self.path_rules = [(r, path) for r in self.rules if r.paths is not None for path in r.paths]
+        self.needles = tuple({r.old.encode("utf-8") for r in self.everywhere})
 
     def __bool__(self):
         return bool(self.rules)
 
     def may_change(self, raw):
-        """False when no rule's text occurs in the encoded document ``raw``, so it can pass untouched."""
+        """False when no every-string rule's text occurs in the encoded document ``raw``."""
         return any(needle in raw for needle in self.needles)
-
-    def _rewrite_string(self, text, rules):
-        for rule in rules:
-            text = rule.apply(text)
-        return text
-
-    def _walk(self, container, rules):
-        count = 0
-        items = container.items() if isinstance(container, dict) else enumerate(container)
-        for key, value in items:
-            if isinstance(value, str):
-                new = self._rewrite_string(value, rules)
-                if new != value:
-                    container[key] = new
-                    count += 1
-            elif isinstance(value, (dict, list)):
-                count += self._walk(value, rules)
-        return count
-
-    def _at_path(self, doc, path, rule):
-        head, _dot, last = path.rpartition(".")
-        parents = path_values(doc, head) if head else [doc]
-        count = 0
-        for parent in parents:
-            for holder in (parent if isinstance(parent, list) else [parent]):
-                if not isinstance(holder, dict) or last not in holder:
-                    continue
-                value = holder[last]
-                if isinstance(value, str):
-                    new = rule.apply(value)
-                    if new != value:
-                        holder[last] = new
-                        count += 1
-                elif isinstance(value, list):
-                    for i, item in enumerate(value):
-                        if isinstance(item, str) and rule.apply(item) != item:
-                            value[i] = rule.apply(item)
-                            count += 1
-        return count
-
-    def apply(self, doc):
-        """Rewrite ``doc`` in place; returns how many string values changed."""
-        count = 0
-        for rule in self.rules:
-            if rule.paths is not None:
-                for path in rule.paths:
-                    count += self._at_path(doc, path, rule)
-        if self.everywhere:
-            count += self._walk(doc, self.everywhere)
-        return count

@@ -1,4 +1,4 @@
-"""Unit tests of module_utils/documents.py: dotted paths, local filters, unset."""
+"""Unit tests of module_utils/documents.py: dotted paths and local filters."""
 
 import pytest
 
@@ -57,9 +57,6 @@ def test_check_filter_names_what_is_unsupported(query, complaint):
         d.check_filter(query)
 
 
-def test_unset_path_removes_in_arrays_and_counts():
-    doc = {"a": {"b": 1, "c": 2}, "list": [{"x": 1}, {"x": 2}, {"y": 3}]}
-    assert d.unset_path(doc, "a.b") == 1
-    assert d.unset_path(doc, "list.x") == 2
-    assert d.unset_path(doc, "nothing.here") == 0
-    assert doc == {"a": {"c": 2}, "list": [{}, {}, {"y": 3}]}
+def test_filter_fields_lists_the_top_level_fields_read():
+    query = {"status": "x", "execution.queue": 1, "$or": [{"a.b": 1}, {"$nor": [{"c": 2}]}]}
+    assert d.filter_fields(query) == {"status", "execution", "a", "c"}

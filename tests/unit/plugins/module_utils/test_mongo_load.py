@@ -109,7 +109,7 @@ def test_check_mode_counts_and_writes_nothing(coll):
     assert coll.count_documents({}) == 2 and coll.find_one({"_id": 1})["value"] == "theirs"
 
 
-def test_transform_passes_untouched_documents_as_their_bytes():
+def test_transform_filters_edits_and_passes_untouched_documents_as_their_bytes():
     report = ml.Report("db.task")
     settings = ml.Settings({"status": {"$in": ["completed"]}}, ["status_reason"],
                            parse_rules([{"from": "http://old/", "to": "s3://new/"}]))
@@ -119,11 +119,12 @@ def test_transform_passes_untouched_documents_as_their_bytes():
     dropped = bson.encode({"_id": 3, "status": "failed"})
     out = [transform.prepare(raw) for raw in (kept, rewritten, dropped)]
     assert isinstance(out[0], RawBSONDocument) and out[0].raw == kept
-    assert out[1] == {"_id": 2, "status": "completed", "uri": "s3://new/a"}
+    assert bson.decode(out[1].raw) == {"_id": 2, "status": "completed", "uri": "s3://new/a"}
     assert out[2] is None
     assert (report["found"], report["filtered_out"], report["rewritten"], report["unset"]) == (3, 1, 1, 1)
     fast = ml.Transform(ml.Settings(), ml.Report("x"))
-    assert isinstance(fast.prepare(rewritten), RawBSONDocument)
+    assert fast.prepare(rewritten).raw == rewritten
+    assert ml.doc_id(out[1]) == 2 and ml.doc_id({"_id": 5}) == 5
 
 
 def test_batches_skip_filtered_documents():

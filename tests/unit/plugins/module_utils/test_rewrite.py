@@ -1,42 +1,8 @@
-"""Unit tests of module_utils/rewrite.py."""
+"""Unit tests of module_utils/rewrite.py: parsing and sorting rules (applying them: test_bson_edit.py)."""
 
 import pytest
 
 from ansible_collections.mlops.migration.plugins.module_utils.rewrite import RewriteError, Rewriter, parse_rules
-
-OLD = "http://files.src:8081/"
-
-
-def doc():
-    return {"uri": OLD + "a/model.pt", "note": "see " + OLD + "x", "other": "s3://keep/me",
-            "execution": {"artifacts": [{"uri": OLD + "a.csv"}, {"uri": "s3://elsewhere/b.csv"}]},
-            "list": [OLD + "1", OLD + "2", 3]}
-
-
-def test_prefix_everywhere_counts_each_changed_string():
-    rewriter = Rewriter(parse_rules([{"from": OLD, "to": "s3://new/"}]))
-    out = doc()
-    assert rewriter.apply(out) == 4
-    assert out["uri"] == "s3://new/a/model.pt"
-    assert out["note"] == "see " + OLD + "x"  # prefix only
-    assert out["execution"]["artifacts"][0]["uri"] == "s3://new/a.csv"
-    assert out["list"] == ["s3://new/1", "s3://new/2", 3]
-
-
-def test_substring_rewrites_inside_text():
-    rewriter = Rewriter(parse_rules([{"from": OLD, "to": "s3://new/", "match": "substring"}]))
-    out = doc()
-    assert rewriter.apply(out) == 5
-    assert out["note"] == "see s3://new/x"
-
-
-def test_paths_limit_where_rules_apply():
-    rewriter = Rewriter(parse_rules([{"from": OLD, "to": "s3://new/", "paths": ["execution.artifacts.uri", "list"]}]))
-    out = doc()
-    assert rewriter.apply(out) == 3
-    assert out["uri"] == OLD + "a/model.pt"
-    assert out["execution"]["artifacts"][0]["uri"] == "s3://new/a.csv"
-    assert out["list"][:2] == ["s3://new/1", "s3://new/2"]
 
 
 def test_may_change_looks_at_encoded_bytes():
@@ -44,6 +10,14 @@ def test_may_change_looks_at_encoded_bytes():
     assert rewriter.may_change("xx http://fïles/ yy".encode())
     assert not rewriter.may_change(b"nothing here")
     assert not Rewriter([])
+
+
+def test_rules_with_paths_are_kept_apart_from_rules_for_every_string():
+    rewriter = Rewriter(parse_rules([{"from": "a", "to": "b", "paths": ["x.y", "z"]}, {"from": "c", "to": "d"}]))
+    assert [(r.old, p) for r, p in rewriter.path_rules] == [("a", "x.y"), ("a", "z")]
+    assert [r.old for r in rewriter.everywhere] == ["c"] and rewriter.needles == (b"c",)
+    prefix, substring = parse_rules([{"from": "ab", "to": "X"}, {"from": "ab", "to": "X", "match": "substring"}])
+    assert (prefix.apply("abcab"), substring.apply("abcab"), prefix.apply("cab")) == ("Xcab", "XcX", "cab")
 
 
 @pytest.mark.parametrize("rules,complaint", [
