@@ -41,6 +41,7 @@ bench: deps
 	$(PY) benchmarks/md5_manifest.py
 	$(PY) benchmarks/file_sync.py
 	$(PY) benchmarks/s3_sync.py
+	$(PY) benchmarks/mongo_pipeline.py
 
 clean: demo-down
 	rm -rf .build $(DEMO_DIR) .bench .pytest_cache
