@@ -42,6 +42,7 @@ bench: deps
 	$(PY) benchmarks/file_sync.py
 	$(PY) benchmarks/s3_sync.py
 	$(PY) benchmarks/mongo_pipeline.py
+	$(PY) benchmarks/tracker_copy.py
 
 clean: demo-down
 	rm -rf .build $(DEMO_DIR) .bench .pytest_cache

@@ -1,0 +1,283 @@
+# -*- coding: utf-8 -*-
+# Copyright: mlops.migration contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""MLflow source and target adapters, through the official client's REST stores.
+
+Metric histories are read with the REST store's paged ``get_metric_history`` so a long
+series is never held whole; writes go through ``log_batch`` in chunks within the API's
+limits (1000 metrics, 100 params, 100 tags, 1000 entities per call).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+
+from ansible_collections.mlops.migration.plugins.module_utils.trackers.base import (
+    Artifact,
+    Experiment,
+    ModelVersion,
+    Point,
+    RegisteredModel,
+    Run,
+    SourceAdapter,
+    TargetAdapter,
+    TrackerError,
+    TransientError,
+)
+
+try:
+    from mlflow.entities import DatasetInput, Metric, Param, RunTag, ViewType
+    from mlflow.exceptions import MlflowException, RestException
+    from mlflow.tracking import MlflowClient
+
+    HAS_MLFLOW = True
+except ImportError:  # reported by the module with missing_required_lib
+    HAS_MLFLOW = False
+
+    class MlflowException(Exception):
+        """Stand-in so ``except`` clauses stay valid without mlflow."""
+
+    RestException = MlflowException
+
+MAX_METRICS, MAX_PARAMS, MAX_TAGS, MAX_ENTITIES = 1000, 100, 100, 1000
+PAGE = 5000
+RETRIES = 6
+
+
+def _is_transient(exc):
+    text = str(exc)
+    code = getattr(exc, "get_http_status_code", lambda: None)()
+    return code in (429, 500, 502, 503, 504) or any(t in text for t in (
+        "Max retries exceeded", "Connection aborted", "Connection refused", "429", "503", "502", "504"))
+
+
+def call(what, func, *args, **kwargs):
+    """Run an MLflow client call, retrying transient failures with backoff; TrackerError otherwise."""
+    delay = 0.5
+    for attempt in range(RETRIES):
+        try:
+            return func(*args, **kwargs)
+        except MlflowException as exc:
+            if _is_transient(exc) and attempt < RETRIES - 1:
+                time.sleep(delay)
+                delay = min(delay * 2, 10)
+                continue
+            error = TransientError if _is_transient(exc) else TrackerError
+            raise error(f"{what}: {_short(exc)}") from exc
+        except OSError as exc:
+            if attempt < RETRIES - 1:
+                time.sleep(delay)
+                delay = min(delay * 2, 10)
+                continue
+            raise TransientError(f"{what}: {exc}") from exc
+    raise TrackerError(f"{what}: gave up")  # not reached
+
+
+def _short(exc):
+    text = getattr(exc, "message", None) or str(exc)
+    return text.split("\n")[0][:400]
+
+
+class _Client:
+    """An MlflowClient for one tracking server, with credentials passed the way MLflow reads them."""
+
+    def __init__(self, tracking_uri, token=None, username=None, password=None, registry_uri=None):
+        if not HAS_MLFLOW:
+            raise TrackerError("the mlflow (or mlflow-skinny) Python package is required")
+        self.uri = tracking_uri
+        for name, value in (("MLFLOW_TRACKING_TOKEN", token), ("MLFLOW_TRACKING_USERNAME", username),
+                            ("MLFLOW_TRACKING_PASSWORD", password)):
+            if value:
+                os.environ[name] = value
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # retried here, with our backoff
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
+        os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"  # a module's stdout is its JSON result
+        self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri or tracking_uri)
+        self.store = self.client._tracking_client.store  # pylint: disable=protected-access
+
+    def check(self):
+        """Prove the server answers and accepts the credentials."""
+        try:
+            self.client.search_experiments(max_results=1)
+        except MlflowException as exc:
+            code = getattr(exc, "get_http_status_code", lambda: None)()
+            if code in (401, 403):
+                raise TrackerError(f"MLflow at {self.uri} refused the credentials (HTTP {code})") from exc
+            raise TrackerError(f"cannot reach MLflow at {self.uri}: {_short(exc)}") from exc
+
+
+def _run(entity):
+    info, data = entity.info, entity.data
+    inputs = list(entity.inputs.dataset_inputs) if getattr(entity, "inputs", None) else []
+    return Run(id=info.run_id, experiment_id=info.experiment_id, name=info.run_name, start_time=info.start_time,
+               end_time=info.end_time, status=info.status, user=info.user_id, params=dict(data.params),
+               tags=dict(data.tags), metric_keys=sorted(data.metrics), inputs=inputs,
+               lifecycle=info.lifecycle_stage)
+
+
+class MlflowSource(_Client, SourceAdapter):
+
+    def experiments(self, selectors, include_deleted=False):
+        view = ViewType.ALL if include_deleted else ViewType.ACTIVE_ONLY
+        patterns = [re.compile(s) for s in selectors or []]
+        token = None
+        while True:
+            page = call(f"MLflow at {self.uri}: listing experiments", self.client.search_experiments,
+                        view_type=view, max_results=1000, page_token=token)
+            for exp in page:
+                if not patterns or any(p.fullmatch(exp.name) for p in patterns):
+                    yield Experiment(exp.experiment_id, exp.name, dict(exp.tags), exp.lifecycle_stage)
+            token = page.token
+            if not token:
+                return
+
+    def runs(self, experiment, include_deleted=False):
+        view = ViewType.ALL if include_deleted else ViewType.ACTIVE_ONLY
+        token = None
+        while True:
+            page = call(f"MLflow at {self.uri}: listing runs of experiment {experiment.name}",
+                        self.client.search_runs, [experiment.id], run_view_type=view, max_results=1000,
+                        order_by=["attributes.start_time ASC"], page_token=token)
+            for entity in page:
+                yield _run(entity)
+            token = page.token
+            if not token:
+                return
+
+    def run(self, run_id):
+        return _run(call(f"MLflow at {self.uri}: reading run {run_id}", self.client.get_run, run_id))
+
+    def metric_history(self, run, key):
+        token = None
+        while True:
+            page = call(f"MLflow at {self.uri}: metric {key} of run {run.id}", self.store.get_metric_history,
+                        run.id, key, max_results=PAGE, page_token=token)
+            for metric in page:
+                yield Point(metric.key, metric.value, metric.timestamp, metric.step)
+            token = getattr(page, "token", None)
+            if not token:
+                return
+
+    def artifacts(self, run, path=None):
+        for info in call(f"MLflow at {self.uri}: artifacts of run {run.id}", self.client.list_artifacts,
+                         run.id, path):
+            if info.is_dir:
+                yield from self.artifacts(run, info.path)
+            else:
+                yield Artifact(info.path, info.file_size)
+
+    def download(self, run, artifact, path):
+        folder = os.path.dirname(path)
+        got = call(f"MLflow at {self.uri}: downloading {artifact.path} of run {run.id}",
+                   self.client.download_artifacts, run.id, artifact.path, folder)
+        if os.path.abspath(got) != os.path.abspath(path):
+            os.replace(got, path)
+
+    def registered_models(self):
+        token = None
+        while True:
+            page = call(f"MLflow at {self.uri}: listing registered models", self.client.search_registered_models,
+                        max_results=100, page_token=token)
+            for model in page:
+                yield RegisteredModel(model.name, model.description, dict(model.tags),
+                                      dict(getattr(model, "aliases", {}) or {}))
+            token = page.token
+            if not token:
+                return
+
+    def model_versions(self, model):
+        found = call(f"MLflow at {self.uri}: versions of model {model.name}", self.client.search_model_versions,
+                     f"name='{model.name}'")
+        versions = [ModelVersion(v.name, v.version, v.source, v.run_id, v.description, dict(v.tags),
+                                 v.current_stage, list(getattr(v, "aliases", []) or [])) for v in found]
+        return sorted(versions, key=lambda v: int(v.version))
+
+
+def chunks(items, size):
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+class MlflowTarget(MlflowSource, TargetAdapter):
+    """Writes to an MLflow server; reads back through the source methods to verify."""
+
+    def ensure_experiment(self, name, tags):
+        found = call(f"MLflow at {self.uri}: looking up experiment {name}", self.client.get_experiment_by_name, name)
+        if found is not None:
+            if found.lifecycle_stage == "deleted":
+                raise TrackerError(f"MLflow at {self.uri}: experiment {name} exists but is deleted; "
+                                   "restore or purge it first")
+            return found.experiment_id, False
+        exp_id = call(f"MLflow at {self.uri}: creating experiment {name}", self.client.create_experiment, name,
+                      tags=tags)
+        return exp_id, True
+
+    def find_runs_by_tag(self, experiment_id, key, value):
+        page = call(f"MLflow at {self.uri}: searching runs", self.client.search_runs, [experiment_id],
+                    filter_string=f"tags.`{key}` = '{value}'", run_view_type=ViewType.ALL, max_results=100)
+        return [r.info.run_id for r in page]
+
+    def create_run(self, experiment_id, run, tags):
+        entity = call(f"MLflow at {self.uri}: creating run {run.name}", self.client.create_run, experiment_id,
+                      start_time=run.start_time, tags=tags, run_name=run.name)
+        return entity.info.run_id
+
+    def log_batch(self, run_id, params=(), tags=(), points=()):
+        params = [Param(k, v) for k, v in params]
+        tags = [RunTag(k, v) for k, v in tags]
+        for part in chunks(params, MAX_PARAMS):
+            call(f"MLflow at {self.uri}: params of run {run_id}", self.client.log_batch, run_id, params=part)
+        for part in chunks(tags, MAX_TAGS):
+            call(f"MLflow at {self.uri}: tags of run {run_id}", self.client.log_batch, run_id, tags=part)
+        batch = []
+        for point in points:
+            batch.append(Metric(point.key, point.value, point.timestamp, point.step))
+            if len(batch) == MAX_METRICS:
+                call(f"MLflow at {self.uri}: metrics of run {run_id}", self.client.log_batch, run_id, metrics=batch)
+                batch = []
+        if batch:
+            call(f"MLflow at {self.uri}: metrics of run {run_id}", self.client.log_batch, run_id, metrics=batch)
+
+    def log_inputs(self, run_id, inputs):
+        if inputs:
+            call(f"MLflow at {self.uri}: inputs of run {run_id}", self.client.log_inputs, run_id,
+                 [DatasetInput(i.dataset, i.tags) for i in inputs])
+
+    def upload(self, run_id, artifact, path):
+        folder = os.path.dirname(artifact.path) or None
+        call(f"MLflow at {self.uri}: uploading {artifact.path} to run {run_id}", self.client.log_artifact,
+             run_id, path, folder)
+
+    def finish_run(self, run_id, status, end_time):
+        call(f"MLflow at {self.uri}: finishing run {run_id}", self.client.set_terminated, run_id, status, end_time)
+
+    def delete_run(self, run_id):
+        call(f"MLflow at {self.uri}: deleting half-written run {run_id}", self.client.delete_run, run_id)
+
+    def ensure_registered_model(self, model):
+        try:
+            self.client.get_registered_model(model.name)
+            return False
+        except MlflowException:
+            call(f"MLflow at {self.uri}: creating registered model {model.name}", self.client.create_registered_model,
+                 model.name, tags=model.tags, description=model.description)
+            return True
+
+    def create_model_version(self, version, source, run_id):
+        created = call(f"MLflow at {self.uri}: creating version {version.version} of {version.name}",
+                       self.client.create_model_version, version.name, source, run_id=run_id, tags=version.tags,
+                       description=version.description)
+        if version.stage and version.stage != "None":
+            call(f"MLflow at {self.uri}: stage of {version.name} v{created.version}",
+                 self.client.transition_model_version_stage, version.name, created.version, version.stage)
+        return created.version
+
+    def set_alias(self, name, alias, version):
+        call(f"MLflow at {self.uri}: alias {alias} of {name}", self.client.set_registered_model_alias, name, alias,
+             version)
+
+    def model_versions(self, name):
+        return {v.version: v for v in call(f"MLflow at {self.uri}: versions of {name}",
+                                           self.client.search_model_versions, f"name='{name}'")}

@@ -1,0 +1,269 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: mlops.migration contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: tracker_copy
+short_description: Copy experiments, runs and registered models between experiment trackers, resumably and verified
+version_added: 0.1.0
+description:
+  - Copies experiments, their runs (name, original start and end time, status, user, params,
+    every tag with the parent run remapped, dataset inputs, complete metric histories with
+    steps and timestamps, artifacts) and registered models with their versions, aliases,
+    tags, descriptions and stages (version sources pointed at the copied runs).
+  - Each copied run carries its source ids as tags C(mlops.migration.source_run_id),
+    C(mlops.migration.source_experiment_id) and C(mlops.migration.source_uri).
+  - A ledger (SQLite, under O(state_dir)) maps every source id to its target id. A run is
+    marked complete only after it verifies. A re-run skips complete runs, deletes and redoes
+    half-written ones, adds new runs, and appends the new metric points of runs that were
+    still running at the source when copied.
+  - Transient HTTP errors (429, 5xx, connection resets) are retried with backoff; a
+    permanent error fails that run, which the result lists, and the others go on.
+  - Adapters are tracker-neutral; this version has MLflow (any tracking server, through the
+    official client).
+author:
+  - mlops.migration developers (@mlops-migration)
+options:
+  source:
+    description: The tracker to read.
+    type: dict
+    required: true
+    suboptions: &tracker
+      kind:
+        description: Tracker type.
+        type: str
+        choices: [mlflow]
+        default: mlflow
+      tracking_uri:
+        description: Tracking server URL.
+        type: str
+        required: true
+      token:
+        description: Bearer token. Never logged or returned.
+        type: str
+      username:
+        description: Basic-auth user.
+        type: str
+      password:
+        description: Basic-auth password. Never logged or returned.
+        type: str
+  target:
+    description: The tracker to write, like O(source).
+    type: dict
+    required: true
+    suboptions: *tracker
+  experiments:
+    description: Experiment names or regular expressions (full match). All experiments when empty.
+    type: list
+    elements: str
+    default: []
+  name_prefix:
+    description: Prefix for the experiment names at the target.
+    type: str
+    default: ""
+  include_deleted:
+    description: Also copy deleted experiments and runs.
+    type: bool
+    default: false
+  run_filter:
+    description: Copy only the runs that match.
+    type: dict
+    default: {}
+    suboptions:
+      status:
+        description: Run statuses to copy (for example C(FINISHED)).
+        type: list
+        elements: str
+      started_after:
+        description: Only runs started at or after this time (milliseconds since the epoch).
+        type: int
+      started_before:
+        description: Only runs started before this time (milliseconds since the epoch).
+        type: int
+      tags:
+        description: Tag values the run must have.
+        type: dict
+  max_runs:
+    description: Copy at most this many runs (in start-time order), for trials.
+    type: int
+  include:
+    description: What to copy.
+    type: list
+    elements: str
+    choices: [params, metrics, tags, artifacts, models, inputs]
+    default: [params, metrics, tags, artifacts, models, inputs]
+  parallel:
+    description: Runs copied at once.
+    type: int
+    default: 4
+  state_dir:
+    description: Directory of the ledger. Keep it between runs; it is what makes a re-run resume.
+    type: path
+    required: true
+  verify:
+    description: Check each run after copying (params, tags, metric point counts, artifact list and md5s).
+    type: bool
+    default: true
+attributes:
+  check_mode:
+    support: full
+    description: Counts what would be copied from the ledger and the source; writes nothing.
+  diff_mode:
+    support: none
+    description: Counts are returned instead.
+requirements:
+  - mlflow-skinny >= 2.10 on the host that runs the module
+"""
+
+EXAMPLES = r"""
+- name: Copy every experiment, with models
+  mlops.migration.tracker_copy:
+    source: {tracking_uri: "https://mlflow.old.example.com", token: "{{ old_token }}"}
+    target: {tracking_uri: "https://mlflow.new.example.com", token: "{{ new_token }}"}
+    state_dir: /var/lib/mlops-migration/tracker
+    parallel: 8
+
+- name: Only finished runs of the vision experiments
+  mlops.migration.tracker_copy:
+    source: {tracking_uri: "{{ old_uri }}"}
+    target: {tracking_uri: "{{ new_uri }}"}
+    experiments: ["vision-.*"]
+    run_filter: {status: [FINISHED]}
+    state_dir: /var/lib/mlops-migration/tracker
+"""
+
+RETURN = r"""
+experiments:
+  description: Counts for experiments (C(found), C(copied), C(skipped), C(updated), C(failed)).
+  returned: always
+  type: dict
+  sample: {"found": 3, "copied": 3, "skipped": 0, "updated": 0, "failed": 0}
+runs:
+  description: Counts for runs; C(updated) are runs that were running at the source and got new points.
+  returned: always
+  type: dict
+models:
+  description: Counts for registered models.
+  returned: always
+  type: dict
+versions:
+  description: Counts for model versions.
+  returned: always
+  type: dict
+points_copied:
+  description: Metric points written.
+  returned: always
+  type: int
+bytes:
+  description: Artifact bytes carried.
+  returned: always
+  type: int
+failed_count:
+  description: Objects that failed, all kinds together.
+  returned: always
+  type: int
+failures:
+  description: The first 20 failures, each with C(kind), C(id) and C(reason).
+  returned: always
+  type: list
+  elements: dict
+ledger:
+  description: Path of the ledger file.
+  returned: always
+  type: str
+seconds:
+  description: Time the copy took.
+  returned: always
+  type: float
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.mlops.migration.plugins.module_utils.common import MigrationError
+from ansible_collections.mlops.migration.plugins.module_utils.ledger import Ledger
+from ansible_collections.mlops.migration.plugins.module_utils.tracker_copy import INCLUDE, Copier, RunFilter
+from ansible_collections.mlops.migration.plugins.module_utils.trackers.mlflow import (
+    HAS_MLFLOW,
+    MlflowSource,
+    MlflowTarget,
+)
+
+ADAPTERS = {"mlflow": (MlflowSource, MlflowTarget)}
+
+
+def tracker_spec():
+    return dict(
+        kind=dict(type="str", choices=list(ADAPTERS), default="mlflow"),
+        tracking_uri=dict(type="str", required=True),
+        token=dict(type="str", no_log=True),
+        username=dict(type="str"),
+        password=dict(type="str", no_log=True),
+    )
+
+
+def adapter(settings, side):
+    source_class, target_class = ADAPTERS[settings["kind"]]
+    cls = source_class if side == "source" else target_class
+    tracker = cls(settings["tracking_uri"], token=settings.get("token"), username=settings.get("username"),
+                  password=settings.get("password"))
+    tracker.check()
+    return tracker
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            source=dict(type="dict", required=True, options=tracker_spec()),
+            target=dict(type="dict", required=True, options=tracker_spec()),
+            experiments=dict(type="list", elements="str", default=[]),
+            name_prefix=dict(type="str", default=""),
+            include_deleted=dict(type="bool", default=False),
+            run_filter=dict(type="dict", default={}, options=dict(
+                status=dict(type="list", elements="str"),
+                started_after=dict(type="int"),
+                started_before=dict(type="int"),
+                tags=dict(type="dict"),
+            )),
+            max_runs=dict(type="int"),
+            include=dict(type="list", elements="str", choices=list(INCLUDE), default=list(INCLUDE)),
+            parallel=dict(type="int", default=4),
+            state_dir=dict(type="path", required=True),
+            verify=dict(type="bool", default=True),
+        ),
+        supports_check_mode=True,
+    )
+    if not HAS_MLFLOW:
+        module.fail_json(msg=missing_required_lib("mlflow-skinny"))
+    params = module.params
+    path = os.path.join(params["state_dir"], "tracker-ledger.sqlite")
+    try:
+        source = adapter(params["source"], "source")
+        target = adapter(params["target"], "target")
+        ledger = Ledger(path, source.uri, target.uri, readonly=module.check_mode)
+        wanted = params["run_filter"] or {}
+        copier = Copier(source, target, ledger, params["include"],
+                        RunFilter(wanted.get("status"), wanted.get("started_after"), wanted.get("started_before"),
+                                  wanted.get("tags")),
+                        params["max_runs"], params["parallel"], params["verify"], module.check_mode,
+                        params["name_prefix"], params["include_deleted"])
+        try:
+            result = copier.copy(params["experiments"])
+        finally:
+            ledger.close()
+    except MigrationError as exc:
+        module.fail_json(msg=str(exc))
+    result.update(changed=copier.report.changed, ledger=path)
+    if result["failed_count"]:
+        first = "; ".join(f"{f['kind']} {f['id']}: {f['reason']}" for f in result["failures"][:3])
+        module.fail_json(msg=f"{result['failed_count']} object(s) not copied ({first})", **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
