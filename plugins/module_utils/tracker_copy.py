@@ -209,17 +209,10 @@ class Copier:
         counts = {}
         for key in run.metric_keys:
             skip = already.get(key, 0)
-            seen = [0]
-
-            def fresh(key=key, skip=skip, seen=seen):
-                for point in self.source.metric_history(run, key):
-                    seen[0] += 1
-                    if seen[0] > skip:
-                        yield point
-
-            self.target.log_batch(new_id, points=fresh())
-            counts[key] = seen[0]
-            self.report.moved(points=seen[0] - skip)
+            tally = _Tally()
+            self.target.log_batch(new_id, points=tally.after(self.source.metric_history(run, key), skip))
+            counts[key] = tally.seen
+            self.report.moved(points=tally.seen - skip)
         return counts
 
     def _artifacts(self, run, new_id):
@@ -293,14 +286,18 @@ class Copier:
 
     def _models(self):
         for model in self.source.registered_models():
-            self.report.add("models", "found")
             try:
                 self._model(model)
             except TrackerError as exc:
                 self.report.fail("models", model.name, str(exc))
 
     def _model(self, model):
-        versions = self.source.model_versions(model)
+        """Copy a registered model whose versions come from runs this ledger copied; other versions stay out."""
+        versions = [v for v in self.source.model_versions(model)
+                    if v.run_id and self.ledger.target_id("run", v.run_id) is not None]
+        if not versions:
+            return  # none of its versions come from a run in this copy
+        self.report.add("models", "found")
         todo = [v for v in versions if not (self.ledger.get("version", f"{v.name}/{v.version}") or _Never).complete]
         if self.ledger.get("model", model.name) is not None and not todo:
             self.report.add("models", "skipped")
@@ -345,6 +342,19 @@ class Copier:
             if old_exp and new_exp:
                 source = re.sub(rf"/{re.escape(old_exp)}/{new_run}/", f"/{new_exp}/{new_run}/", source)
         return source
+
+
+class _Tally:
+    """Counts a stream of points while passing on those after the first ``skip``."""
+
+    def __init__(self):
+        self.seen = 0
+
+    def after(self, points, skip):
+        for point in points:
+            self.seen += 1
+            if self.seen > skip:
+                yield point
 
 
 class _Never:

@@ -29,7 +29,7 @@ from ansible_collections.mlops.migration.plugins.module_utils.trackers.base impo
 
 try:
     from mlflow.entities import DatasetInput, Metric, Param, RunTag, ViewType
-    from mlflow.exceptions import MlflowException, RestException
+    from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
     HAS_MLFLOW = True
@@ -38,8 +38,6 @@ except ImportError:  # reported by the module with missing_required_lib
 
     class MlflowException(Exception):
         """Stand-in so ``except`` clauses stay valid without mlflow."""
-
-    RestException = MlflowException
 
 MAX_METRICS, MAX_PARAMS, MAX_TAGS, MAX_ENTITIES = 1000, 100, 100, 1000
 PAGE = 5000
@@ -277,7 +275,3 @@ class MlflowTarget(MlflowSource, TargetAdapter):
     def set_alias(self, name, alias, version):
         call(f"MLflow at {self.uri}: alias {alias} of {name}", self.client.set_registered_model_alias, name, alias,
              version)
-
-    def model_versions(self, name):
-        return {v.version: v for v in call(f"MLflow at {self.uri}: versions of {name}",
-                                           self.client.search_model_versions, f"name='{name}'")}
