@@ -51,6 +51,7 @@ class Run:
     metric_keys: list = field(default_factory=list)
     inputs: list = field(default_factory=list)
     lifecycle: str = "active"
+    artifact_uri: str | None = None
 
     @property
     def parent_id(self):

@@ -30,6 +30,7 @@ from ansible_collections.mlops.migration.plugins.module_utils.trackers.base impo
 try:
     from mlflow.entities import DatasetInput, Metric, Param, RunTag, ViewType
     from mlflow.exceptions import MlflowException
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
     from mlflow.tracking import MlflowClient
 
     HAS_MLFLOW = True
@@ -94,6 +95,14 @@ class _Client:
         os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"  # a module's stdout is its JSON result
         self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri or tracking_uri)
         self.store = self.client._tracking_client.store  # pylint: disable=protected-access
+        self.repos = {}  # artifact URI -> repository, so listing a run's artifacts does not re-read the run
+
+    def repo(self, artifact_uri):
+        if artifact_uri not in self.repos:
+            if len(self.repos) > 256:
+                self.repos.clear()
+            self.repos[artifact_uri] = get_artifact_repository(artifact_uri, tracking_uri=self.uri)
+        return self.repos[artifact_uri]
 
     def check(self):
         """Prove the server answers and accepts the credentials."""
@@ -112,7 +121,7 @@ def _run(entity):
     return Run(id=info.run_id, experiment_id=info.experiment_id, name=info.run_name, start_time=info.start_time,
                end_time=info.end_time, status=info.status, user=info.user_id, params=dict(data.params),
                tags=dict(data.tags), metric_keys=sorted(data.metrics), inputs=inputs,
-               lifecycle=info.lifecycle_stage)
+               lifecycle=info.lifecycle_stage, artifact_uri=info.artifact_uri)
 
 
 class MlflowSource(_Client, SourceAdapter):
@@ -159,19 +168,17 @@ class MlflowSource(_Client, SourceAdapter):
                 return
 
     def artifacts(self, run, path=None):
-        for info in call(f"MLflow at {self.uri}: artifacts of run {run.id}", self.client.list_artifacts,
-                         run.id, path):
+        repo = self.repo(run.artifact_uri)
+        for info in call(f"MLflow at {self.uri}: artifacts of run {run.id}", repo.list_artifacts, path):
             if info.is_dir:
                 yield from self.artifacts(run, info.path)
             else:
                 yield Artifact(info.path, info.file_size)
 
     def download(self, run, artifact, path):
-        folder = os.path.dirname(path)
-        got = call(f"MLflow at {self.uri}: downloading {artifact.path} of run {run.id}",
-                   self.client.download_artifacts, run.id, artifact.path, folder)
-        if os.path.abspath(got) != os.path.abspath(path):
-            os.replace(got, path)
+        repo = self.repo(run.artifact_uri)
+        call(f"MLflow at {self.uri}: downloading {artifact.path} of run {run.id}",
+             repo._download_file, artifact.path, path)  # pylint: disable=protected-access
 
     def registered_models(self):
         token = None
@@ -201,6 +208,10 @@ def chunks(items, size):
 class MlflowTarget(MlflowSource, TargetAdapter):
     """Writes to an MLflow server; reads back through the source methods to verify."""
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.artifact_uris = {}
+
     def ensure_experiment(self, name, tags):
         found = call(f"MLflow at {self.uri}: looking up experiment {name}", self.client.get_experiment_by_name, name)
         if found is not None:
@@ -220,6 +231,7 @@ class MlflowTarget(MlflowSource, TargetAdapter):
     def create_run(self, experiment_id, run, tags):
         entity = call(f"MLflow at {self.uri}: creating run {run.name}", self.client.create_run, experiment_id,
                       start_time=run.start_time, tags=tags, run_name=run.name)
+        self.artifact_uris[entity.info.run_id] = entity.info.artifact_uri
         return entity.info.run_id
 
     def log_batch(self, run_id, params=(), tags=(), points=()):
@@ -244,9 +256,10 @@ class MlflowTarget(MlflowSource, TargetAdapter):
                  [DatasetInput(i.dataset, i.tags) for i in inputs])
 
     def upload(self, run_id, artifact, path):
+        uri = self.artifact_uris.get(run_id) or self.run(run_id).artifact_uri
         folder = os.path.dirname(artifact.path) or None
-        call(f"MLflow at {self.uri}: uploading {artifact.path} to run {run_id}", self.client.log_artifact,
-             run_id, path, folder)
+        call(f"MLflow at {self.uri}: uploading {artifact.path} to run {run_id}", self.repo(uri).log_artifact,
+             path, folder)
 
     def finish_run(self, run_id, status, end_time):
         call(f"MLflow at {self.uri}: finishing run {run_id}", self.client.set_terminated, run_id, status, end_time)
