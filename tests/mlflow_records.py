@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import tempfile
 
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
 BASE_TIME = 1_700_000_000_000
@@ -32,6 +32,9 @@ def add_run(client, experiment_id, index, metrics=3, steps=50, artifacts=2, pare
     client.log_batch(run_id, params=[Param("lr", str(0.001 * (index + 1))), Param("modèle", "réseau-ü"),
                                      Param("layers", str(index % 5))],
                      tags=[RunTag("note", f"essai nº{index}")])
+    client.log_inputs(run_id, [DatasetInput(Dataset(f"train-{index % 2}", f"d{index % 2:07d}", "local",
+                                                    '{"uri": "/data/train.parquet"}'),
+                                            [InputTag("mlflow.data.context", "training")])])
     for m in range(metrics):
         log_points(client, run_id, f"metric_{m}", steps)
     with tempfile.TemporaryDirectory() as scratch:
@@ -49,7 +52,7 @@ def add_run(client, experiment_id, index, metrics=3, steps=50, artifacts=2, pare
 def seed(tracking_uri, experiment, runs=4, metrics=3, steps=50, artifacts=2, nested=True, model=True):
     """An experiment with ``runs`` runs (the later half nested under the first), and a model with two versions."""
     client = MlflowClient(tracking_uri)
-    exp_id = client.create_experiment(experiment, tags={"project": "ünïcode"})
+    exp_id = client.create_experiment(experiment, tags={"project": "ünïcode", "mlflow.note.content": "the déscription"})
     ids = []
     for index in range(runs):
         parent = ids[0] if nested and ids and index >= runs // 2 else None

@@ -135,6 +135,8 @@ class Copier:
                 for _result in bounded_map(lambda run, e=experiment, t=target_exp: self._run_safely(run, e, t),
                                            wave, self.parallel):
                     pass
+            if experiment.lifecycle == "deleted" and target_exp and not self.check_mode:
+                self.target.delete_experiment(target_exp)
         if "models" in self.include:
             self._models()
         result = self.report.result()
@@ -150,7 +152,8 @@ class Copier:
         if self.check_mode:
             self.report.add("experiments", "copied")
             return None
-        tags = {k: v for k, v in experiment.tags.items() if not k.startswith("mlflow.")}
+        # MLflow's own experiment tags are set by the server, except the description
+        tags = {k: v for k, v in experiment.tags.items() if not k.startswith("mlflow.") or k == "mlflow.note.content"}
         tags[SOURCE_EXPERIMENT_TAG] = experiment.id
         tags[SOURCE_URI_TAG] = self.source.uri
         target_id, created = self.target.ensure_experiment(name, tags)
@@ -200,6 +203,8 @@ class Copier:
             self.target.finish_run(new_id, run.status, run.end_time)
         if self.verify:
             self._verify(run, new_id, points, digests)
+        if run.lifecycle == "deleted":  # copied with include_deleted: deleted at the target too
+            self.target.delete_run(new_id)
         self.ledger.record("run", run.id, new_id, "complete", {"points": points, "running": not run.finished,
                                                                "experiment": [experiment.id, target_exp]})
         self.report.add("runs", "copied")

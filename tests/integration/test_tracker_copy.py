@@ -13,6 +13,7 @@ import time
 import uuid
 
 import pytest
+from mlflow.entities import ViewType
 from mlflow.tracking import MlflowClient
 
 from tests import mlflow_records
@@ -80,8 +81,15 @@ def test_copy_keeps_every_field_and_a_rerun_changes_nothing(playbook, mlflow_pai
             theirs = [(m.step, m.timestamp, m.value) for m in target.get_metric_history(run.info.run_id, key)]
             mine = [(m.step, m.timestamp, m.value) for m in source.get_metric_history(source_id, key)]
             assert sorted(theirs) == sorted(mine)
+        assert [(d.dataset.name, d.dataset.digest, d.dataset.source, [(t.key, t.value) for t in d.tags])
+                for d in run.inputs.dataset_inputs] == [
+            (d.dataset.name, d.dataset.digest, d.dataset.source, [(t.key, t.value) for t in d.tags])
+            for d in original.inputs.dataset_inputs]
+        assert run.inputs.dataset_inputs
         listing = [a.path for a in target.list_artifacts(run.info.run_id, "outputs/set1/deep/er")]
         assert listing == ["outputs/set1/deep/er/file-1.bin"]
+    exp = target.get_experiment_by_name(name)
+    assert exp.tags["mlflow.note.content"] == "the déscription" and exp.tags["project"] == "ünïcode"
     model = target.get_registered_model(f"{name}-model")
     assert model.aliases == {"champion": "2"} and model.description == "the best"
     versions = {v.version: v for v in target.search_model_versions(f"name='{name}-model'")}
@@ -111,6 +119,22 @@ def test_new_runs_and_points_of_a_running_run_move_on_rerun(playbook, mlflow_pai
     copy = copies(target, name)[live]
     assert len(target.get_metric_history(copy.info.run_id, "metric_0")) == 35
     assert (copy.info.status, copy.info.end_time) == ("FINISHED", mlflow_records.BASE_TIME + 999_000)
+
+
+def test_deleted_runs_move_only_with_include_deleted(playbook, mlflow_pair, tmp_path):
+    name = f"del-{uuid.uuid4().hex[:8]}"
+    _exp_id, ids = mlflow_records.seed(mlflow_pair["source"].tracking_uri, name, runs=2, steps=5, artifacts=0,
+                                       nested=False, model=False)
+    MlflowClient(mlflow_pair["source"].tracking_uri).delete_run(ids[1])
+    skipped = playbook(play(mlflow_pair, str(tmp_path / "a"), experiments=[name])).task(TASK)["result"]
+    assert skipped["runs"]["found"] == 1
+    kept = playbook(play(mlflow_pair, str(tmp_path / "b"), experiments=[name], include_deleted=True,
+                         name_prefix="all-")).task(TASK)["result"]
+    assert kept["runs"]["copied"] == 2
+    target = MlflowClient(mlflow_pair["target"].tracking_uri)
+    exp = target.get_experiment_by_name("all-" + name)
+    deleted = target.search_runs([exp.experiment_id], run_view_type=ViewType.DELETED_ONLY)
+    assert [r.data.tags["mlops.migration.source_run_id"] for r in deleted] == [ids[1]]
 
 
 def test_killed_copy_resumes_without_duplicates(playbook, mlflow_pair, tmp_path):

@@ -161,6 +161,9 @@ class TargetAdapter(SourceAdapter):
     def delete_run(self, run_id):
         raise NotImplementedError
 
+    def delete_experiment(self, experiment_id):
+        raise NotImplementedError
+
     def find_runs_by_tag(self, experiment_id, key, value):
         """Ids of the experiment's runs whose tag ``key`` is ``value`` (copies the ledger lost track of)."""
         raise NotImplementedError

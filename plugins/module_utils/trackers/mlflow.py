@@ -265,7 +265,11 @@ class MlflowTarget(MlflowSource, TargetAdapter):
         call(f"MLflow at {self.uri}: finishing run {run_id}", self.client.set_terminated, run_id, status, end_time)
 
     def delete_run(self, run_id):
-        call(f"MLflow at {self.uri}: deleting half-written run {run_id}", self.client.delete_run, run_id)
+        call(f"MLflow at {self.uri}: deleting run {run_id}", self.client.delete_run, run_id)
+
+    def delete_experiment(self, experiment_id):
+        call(f"MLflow at {self.uri}: deleting experiment {experiment_id}", self.client.delete_experiment,
+             experiment_id)
 
     def ensure_registered_model(self, model):
         try:
