@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -89,3 +90,26 @@ def run_playbook(playbook, inventory, tmp_path, expect_rc=0, **kwargs):
             f"ansible-playbook exited {proc.returncode}, expected {expect_rc}\n"
             f"--- stdout\n{proc.stdout[-6000:]}\n--- stderr\n{proc.stderr[-3000:]}")
     return run
+
+
+def run_molecule(role, inventory_file, **env_vars):
+    """``molecule test`` of the role's default scenario against the loopback stack; asserts it passed,
+    idempotence included (the verify step is asserted when the scenario has one)."""
+    env = dict(os.environ, MLOPS_STACK_INVENTORY=inventory_file,
+               MLOPS_COLLECTIONS_PATH=os.path.join(REPO, ".build", "collections"),
+               ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), NO_COLOR="1",
+               PATH=BIN + os.pathsep + os.environ["PATH"], **env_vars)
+    scenario = os.path.join(REPO, "roles", role)
+    proc = subprocess.run([os.path.join(BIN, "molecule"), "test"], cwd=scenario, env=env, capture_output=True,
+                          text=True, timeout=600, check=False)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-5000:]
+    assert re.search(r"idempotence\W+Executed: Successful", output), output[-5000:]
+    if os.path.exists(os.path.join(scenario, "molecule", "default", "verify.yml")):
+        assert re.search(r"verify\W+Executed: Successful", output), output[-5000:]
+
+
+def role_play(role, role_vars, hosts="source"):
+    """One play that includes ``mlops.migration.<role>`` with ``role_vars`` (its task is named ``run``)."""
+    return [{"name": role, "hosts": hosts, "gather_facts": False, "tasks": [
+        {"name": "run", "ansible.builtin.include_role": {"name": f"mlops.migration.{role}"}, "vars": role_vars}]}]

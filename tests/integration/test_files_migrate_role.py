@@ -3,31 +3,18 @@
 from __future__ import annotations
 
 import os
-import re
 import shutil
-import subprocess
-import sys
 import uuid
 
 import pytest
 
-from tests.integration.ansible_run import REPO
+from tests.integration.ansible_run import run_molecule
 
 pytestmark = pytest.mark.integration
 
-ROLE = os.path.join(REPO, "roles", "files_migrate")
-
 
 def test_molecule_default_scenario(ssh_stack):
-    env = dict(os.environ, MLOPS_STACK_INVENTORY=ssh_stack.inventory_file,
-               MLOPS_COLLECTIONS_PATH=os.path.join(REPO, ".build", "collections"),
-               ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), NO_COLOR="1",
-               PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
-    proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), "molecule"), "test"],
-                          cwd=ROLE, env=env, capture_output=True, text=True, timeout=600, check=False)
-    tail = (proc.stdout + proc.stderr)[-5000:]
-    assert proc.returncode == 0, tail
-    assert re.search(r"idempotence\W+Executed: Successful", proc.stdout + proc.stderr), tail
+    run_molecule("files_migrate", ssh_stack.inventory_file)
 
 
 @pytest.fixture

@@ -4,23 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import subprocess
-import sys
 import uuid
 
 import pytest
 
 from tests import clearml_documents as clearml
-from tests.integration.ansible_run import REPO
+from tests.integration.ansible_run import role_play, run_molecule
 
 pytestmark = pytest.mark.integration
-
-
-def role_play(role_vars):
-    return [{"name": "mongo migrate", "hosts": "source", "gather_facts": False, "tasks": [
-        {"name": "migrate documents", "ansible.builtin.include_role": {"name": "mlops.migration.mongo_migrate"},
-         "vars": role_vars}]}]
 
 
 @pytest.fixture
@@ -46,11 +37,11 @@ def test_project_scope_moves_the_project_its_tasks_and_models(playbook, mongo_pa
                  "mongo_migrate_target": {"uri": mongo_pair["target"].uri},
                  "mongo_migrate_scope": "project", "mongo_migrate_scope_id": proj["_id"], "mongo_migrate_db": name,
                  **places(ssh_stack, name, tmp_path)}
-    checked = playbook(role_play(role_vars), check=True)
+    checked = playbook(role_play("mongo_migrate", role_vars), check=True)
     assert checked.task("Back up the source database on the source host")["result"]["documents"] > 0
     assert not os.path.exists(role_vars["mongo_migrate_backup_dir"])
 
-    run = playbook(role_play(role_vars))
+    run = playbook(role_play("mongo_migrate", role_vars))
     restored = run.task("Restore the backup into the target database")["result"]["totals"]
     tasks = [t for t in data["task"] if t["project"] == proj["_id"]]
     models = [m for m in data["model"] if m["task"] in {t["_id"] for t in tasks}]
@@ -60,7 +51,7 @@ def test_project_scope_moves_the_project_its_tasks_and_models(playbook, mongo_pa
         assert sorted(client[name].task.distinct("_id")) == sorted(t["_id"] for t in tasks)
         assert sorted(client[name].model.distinct("_id")) == sorted(m["_id"] for m in models)
 
-    again = playbook(role_play(role_vars))
+    again = playbook(role_play("mongo_migrate", role_vars))
     assert [r["task"] for r in again.changed] == []
 
 
@@ -69,14 +60,14 @@ def test_project_scope_moves_the_project_its_tasks_and_models(playbook, mongo_pa
     ({"mongo_migrate_source": {}, "mongo_migrate_target": {}, "mongo_migrate_scope": "team"}, "mongo_migrate_scope"),
 ])
 def test_bad_variables_fail_before_any_work(playbook, role_vars, complaint):
-    run = playbook(role_play(role_vars), expect_rc=2)
+    run = playbook(role_play("mongo_migrate", role_vars), expect_rc=2)
     assert run.failed[0]["action"] == "ansible.builtin.validate_argument_spec"
     assert complaint in run.failed[0]["result"]["msg"]
 
 
 def test_a_subset_without_an_id_is_refused(playbook):
-    run = playbook(role_play({"mongo_migrate_source": {}, "mongo_migrate_target": {},
-                              "mongo_migrate_scope": "user"}), expect_rc=2)
+    role_vars = {"mongo_migrate_source": {}, "mongo_migrate_target": {}, "mongo_migrate_scope": "user"}
+    run = playbook(role_play("mongo_migrate", role_vars), expect_rc=2)
     assert "needs mongo_migrate_scope_id" in run.failed[0]["result"]["msg"]
 
 
@@ -84,14 +75,4 @@ def test_molecule_default_scenario(ssh_stack, mongo_pair, seeded, tmp_path):
     name, _data = seeded
     state = tmp_path / "mongo-stack.json"
     state.write_text(json.dumps({"mongo": {side: {"uri": server.uri} for side, server in mongo_pair.items()}}))
-    env = dict(os.environ, MLOPS_STACK_INVENTORY=ssh_stack.inventory_file, MLOPS_STACK_STATE=str(state),
-               MLOPS_MONGO_DB=name, MLOPS_COLLECTIONS_PATH=os.path.join(REPO, ".build", "collections"),
-               ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), NO_COLOR="1",
-               PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
-    proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), "molecule"), "test"],
-                          cwd=os.path.join(REPO, "roles", "mongo_migrate"), env=env, capture_output=True,
-                          text=True, timeout=600, check=False)
-    tail = (proc.stdout + proc.stderr)[-5000:]
-    assert proc.returncode == 0, tail
-    assert re.search(r"idempotence\W+Executed: Successful", proc.stdout + proc.stderr), tail
-    assert re.search(r"verify\W+Executed: Successful", proc.stdout + proc.stderr), tail
+    run_molecule("mongo_migrate", ssh_stack.inventory_file, MLOPS_STACK_STATE=str(state), MLOPS_MONGO_DB=name)

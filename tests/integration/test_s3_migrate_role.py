@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import subprocess
-import sys
 import uuid
 
 import pytest
 
-from tests.integration.ansible_run import REPO
+from tests.integration.ansible_run import role_play, run_molecule
 from tests.integration.test_s3_sync import EDGE_KEYS, MIB, contents, put_multipart
 
 pytestmark = pytest.mark.integration
@@ -20,12 +17,6 @@ pytestmark = pytest.mark.integration
 def endpoint(server, bucket, prefix=""):
     return {"endpoint_url": server.endpoint_url, "access_key": server.access_key,
             "secret_key": server.secret_key, "bucket": bucket, "prefix": prefix}
-
-
-def role_play(role_vars):
-    return [{"name": "s3 migrate", "hosts": "source", "gather_facts": False, "tasks": [
-        {"name": "migrate objects", "ansible.builtin.include_role": {"name": "mlops.migration.s3_migrate"},
-         "vars": role_vars}]}]
 
 
 @pytest.fixture
@@ -49,17 +40,17 @@ def test_bundle_mode_runs_rerun_clean_and_check_writes_nothing(playbook, s3_pair
         "s3_migrate_landing_dir": os.path.join(ssh_stack["ssh"]["target"].root, bucket, "incoming"),
         "s3_migrate_carry_dir": str(tmp_path / "carry"),
     }
-    checked = playbook(role_play(role_vars), check=True)
+    checked = playbook(role_play("s3_migrate", role_vars), check=True)
     assert checked.task("Export the objects to a bundle on the source host")["result"]["copied"] == 7
     assert not os.path.exists(role_vars["s3_migrate_bundle_dir"])
     assert bucket + "-t" not in [b["Name"] for b in s3_pair["target"].client().list_buckets()["Buckets"]]
 
-    first = playbook(role_play(role_vars))
+    first = playbook(role_play("s3_migrate", role_vars))
     imported = first.task("Import the bundle into the target bucket")["result"]
     assert (imported["copied"], imported["verified"], imported["failed_count"]) == (8, 8, 0)
     assert contents(s3_pair["target"].client(), bucket + "-t", "moved/") == contents(client, bucket, "proj/")
 
-    again = playbook(role_play(role_vars))
+    again = playbook(role_play("s3_migrate", role_vars))
     assert [r["task"] for r in again.changed] == []
 
 
@@ -69,7 +60,7 @@ def test_direct_mode(playbook, s3_pair, seeded):
     role_vars = {"s3_migrate_mode": "direct",
                  "s3_migrate_source": endpoint(s3_pair["source"], bucket, "proj/"),
                  "s3_migrate_target": endpoint(s3_pair["target"], bucket + "-d")}
-    run = playbook(role_play(role_vars))
+    run = playbook(role_play("s3_migrate", role_vars))
     assert run.task("Stream the objects bucket to bucket")["result"]["verified"] == 8
     assert contents(s3_pair["target"].client(), bucket + "-d") == contents(client, bucket, "proj/")
 
@@ -80,7 +71,7 @@ def test_direct_mode(playbook, s3_pair, seeded):
      "s3_migrate_mode"),
 ])
 def test_bad_variables_fail_before_any_work(playbook, role_vars, complaint):
-    run = playbook(role_play(role_vars), expect_rc=2)
+    run = playbook(role_play("s3_migrate", role_vars), expect_rc=2)
     assert run.failed[0]["action"] == "ansible.builtin.validate_argument_spec"
     assert complaint in run.failed[0]["result"]["msg"]
 
@@ -89,14 +80,4 @@ def test_molecule_default_scenario(ssh_stack, s3_pair, seeded, tmp_path):
     bucket, _client = seeded
     state = tmp_path / "s3-stack.json"
     state.write_text(json.dumps({"s3": {side: server.describe() for side, server in s3_pair.items()}}))
-    env = dict(os.environ, MLOPS_STACK_INVENTORY=ssh_stack.inventory_file, MLOPS_STACK_STATE=str(state),
-               MLOPS_S3_BUCKET=bucket, MLOPS_COLLECTIONS_PATH=os.path.join(REPO, ".build", "collections"),
-               ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), NO_COLOR="1",
-               PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
-    proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), "molecule"), "test"],
-                          cwd=os.path.join(REPO, "roles", "s3_migrate"), env=env, capture_output=True,
-                          text=True, timeout=600, check=False)
-    tail = (proc.stdout + proc.stderr)[-5000:]
-    assert proc.returncode == 0, tail
-    assert re.search(r"idempotence\W+Executed: Successful", proc.stdout + proc.stderr), tail
-    assert re.search(r"verify\W+Executed: Successful", proc.stdout + proc.stderr), tail
+    run_molecule("s3_migrate", ssh_stack.inventory_file, MLOPS_STACK_STATE=str(state), MLOPS_S3_BUCKET=bucket)

@@ -3,24 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import re
-import subprocess
-import sys
 import uuid
 
 import pytest
 
 from tests import mlflow_records
-from tests.integration.ansible_run import REPO
+from tests.integration.ansible_run import role_play, run_molecule
 
 pytestmark = pytest.mark.integration
-
-
-def role_play(role_vars):
-    return [{"name": "tracker migrate", "hosts": "source", "gather_facts": False, "tasks": [
-        {"name": "migrate records", "ansible.builtin.include_role": {"name": "mlops.migration.tracker_migrate"},
-         "vars": role_vars}]}]
 
 
 @pytest.mark.parametrize("role_vars,complaint", [
@@ -29,15 +19,16 @@ def role_play(role_vars):
      "tracker_migrate_include"),
 ])
 def test_bad_variables_fail_before_any_work(playbook, role_vars, complaint):
-    run = playbook(role_play(role_vars), expect_rc=2)
+    run = playbook(role_play("tracker_migrate", role_vars), expect_rc=2)
     assert run.failed[0]["action"] == "ansible.builtin.validate_argument_spec"
     assert complaint in run.failed[0]["result"]["msg"]
 
 
 def test_an_unreachable_tracker_stops_the_preflight(playbook, mlflow_pair, tmp_path):
-    run = playbook(role_play({"tracker_migrate_source": {"tracking_uri": "http://127.0.0.1:9"},
-                              "tracker_migrate_target": {"tracking_uri": mlflow_pair["target"].tracking_uri},
-                              "tracker_migrate_state_dir": str(tmp_path / "state")}), expect_rc=2)
+    role_vars = {"tracker_migrate_source": {"tracking_uri": "http://127.0.0.1:9"},
+                 "tracker_migrate_target": {"tracking_uri": mlflow_pair["target"].tracking_uri},
+                 "tracker_migrate_state_dir": str(tmp_path / "state")}
+    run = playbook(role_play("tracker_migrate", role_vars), expect_rc=2)
     assert run.failed[0]["task"].endswith("Preflight - reach both trackers and count what would move")
     assert "cannot reach MLflow at http://127.0.0.1:9" in run.failed[0]["result"]["msg"]
 
@@ -47,14 +38,5 @@ def test_molecule_default_scenario(ssh_stack, mlflow_pair, tmp_path):
     mlflow_records.seed(mlflow_pair["source"].tracking_uri, name, runs=3, steps=20)
     state = tmp_path / "mlflow-stack.json"
     state.write_text(json.dumps({"mlflow": {side: server.describe() for side, server in mlflow_pair.items()}}))
-    env = dict(os.environ, MLOPS_STACK_INVENTORY=ssh_stack.inventory_file, MLOPS_STACK_STATE=str(state),
-               MLOPS_MLFLOW_EXPERIMENT=name, MLOPS_COLLECTIONS_PATH=os.path.join(REPO, ".build", "collections"),
-               ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), NO_COLOR="1",
-               PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
-    proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), "molecule"), "test"],
-                          cwd=os.path.join(REPO, "roles", "tracker_migrate"), env=env, capture_output=True,
-                          text=True, timeout=600, check=False)
-    tail = (proc.stdout + proc.stderr)[-5000:]
-    assert proc.returncode == 0, tail
-    assert re.search(r"idempotence\W+Executed: Successful", proc.stdout + proc.stderr), tail
-    assert re.search(r"verify\W+Executed: Successful", proc.stdout + proc.stderr), tail
+    run_molecule("tracker_migrate", ssh_stack.inventory_file, MLOPS_STACK_STATE=str(state),
+                 MLOPS_MLFLOW_EXPERIMENT=name)
