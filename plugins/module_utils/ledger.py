@@ -1,12 +1,17 @@
 # -*- coding: utf-8 -*-
 # Copyright: mlops.migration contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The copy ledger: a SQLite file recording, for every object copied, source id -> target id.
+"""The migration's state file (SQLite, ``<state_dir>/migration-state.sqlite``): the copy ledger and the step log.
+
+The copy ledger records, for every object copied, source id -> target id.
 
 An object is ``started`` when its target exists and ``complete`` only after it verified. A
 re-run skips complete objects, deletes and redoes started ones, and uses the mapping to remap
 references (parent runs, model version sources). ``detail`` holds what an incremental sync
 needs (points already copied per metric, whether the source was still running).
+
+The step log records each named step of a migration: running, done or failed, with a summary
+and progress, so a restarted migration skips what is done and re-runs what was running.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ import time
 
 from ansible_collections.mlops.migration.plugins.module_utils.common import MigrationError
 
+STATE_FILE = "migration-state.sqlite"
+STEP_STATES = ("running", "done", "failed")
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS objects (
     kind TEXT NOT NULL,
@@ -30,6 +37,15 @@ CREATE TABLE IF NOT EXISTS objects (
     detail TEXT NOT NULL DEFAULT '{}',
     updated REAL NOT NULL,
     PRIMARY KEY (kind, source, source_id, target)
+);
+CREATE TABLE IF NOT EXISTS steps (
+    name TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    summary TEXT NOT NULL DEFAULT '{}',
+    progress TEXT NOT NULL DEFAULT '{}',
+    started REAL,
+    finished REAL,
+    updated REAL NOT NULL
 )
 """
 
@@ -66,9 +82,9 @@ class Ledger:
                 self.db = sqlite3.connect(path, check_same_thread=False, timeout=30)
                 self.db.execute("PRAGMA journal_mode=WAL")
             if not readonly or not os.path.exists(path):
-                self.db.execute(SCHEMA)
+                self.db.executescript(SCHEMA)
         except (sqlite3.Error, OSError) as exc:
-            raise LedgerError(f"cannot open the ledger {path}: {exc}") from exc
+            raise LedgerError(f"cannot open the migration state file {path}: {exc}") from exc
         self.readonly = readonly
 
     def get(self, kind, source_id):
@@ -107,3 +123,58 @@ class Ledger:
 
     def close(self):
         self.db.close()
+
+
+class StepLog:
+    """The steps table of the state file: one row per named step."""
+
+    def __init__(self, path, readonly=False):
+        self.ledger = Ledger(path, "", "", readonly=readonly)
+        self.path = path
+
+    def get(self, name):
+        """{"state", "summary", "progress", "started", "finished"} of a step, or None."""
+        try:
+            row = self.ledger.db.execute("SELECT state, summary, progress, started, finished FROM steps WHERE name=?",
+                                         (name,)).fetchone()
+        except sqlite3.OperationalError:  # a read-only view of a state file that has no steps yet
+            return None
+        except sqlite3.Error as exc:
+            raise LedgerError(f"cannot read the state file {self.path}: {exc}") from exc
+        if row is None:
+            return None
+        return {"state": row[0], "summary": json.loads(row[1]), "progress": json.loads(row[2]),
+                "started": row[3], "finished": row[4]}
+
+    def set(self, name, state, summary=None, progress=None):
+        """Record the step's new state; returns whether anything changed."""
+        if state not in STEP_STATES:
+            raise LedgerError(f"step {name}: state must be one of {', '.join(STEP_STATES)}, not {state!r}")
+        old = self.get(name)
+        now = time.time()
+        summary = summary if summary is not None else (old["summary"] if old and state != "running" else {})
+        progress = progress if progress is not None else (old["progress"] if old else {})
+        if old and old["state"] == state and old["summary"] == summary and old["progress"] == progress:
+            return False
+        if self.ledger.readonly:
+            return True
+        started = now if state == "running" and (not old or old["state"] != "running") else (old or {}).get("started")
+        finished = now if state in ("done", "failed") else None
+        try:
+            with self.ledger.lock, self.ledger.db:
+                self.ledger.db.execute("INSERT OR REPLACE INTO steps VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                       (name, state, json.dumps(summary, sort_keys=True),
+                                        json.dumps(progress, sort_keys=True), started, finished, now))
+        except sqlite3.Error as exc:
+            raise LedgerError(f"cannot write the state file {self.path}: {exc}") from exc
+        return True
+
+    def all(self):
+        try:
+            rows = self.ledger.db.execute("SELECT name FROM steps ORDER BY started, name").fetchall()
+        except sqlite3.OperationalError:
+            return {}
+        return {row[0]: self.get(row[0]) for row in rows}
+
+    def close(self):
+        self.ledger.close()

@@ -186,7 +186,7 @@ import os
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.mlops.migration.plugins.module_utils.common import MigrationError
-from ansible_collections.mlops.migration.plugins.module_utils.ledger import Ledger
+from ansible_collections.mlops.migration.plugins.module_utils.ledger import STATE_FILE, Ledger
 from ansible_collections.mlops.migration.plugins.module_utils.tracker_copy import INCLUDE, Copier, RunFilter
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.mlflow import (
     HAS_MLFLOW,
@@ -241,7 +241,7 @@ def main():
     if not HAS_MLFLOW:
         module.fail_json(msg=missing_required_lib("mlflow-skinny"))
     params = module.params
-    path = os.path.join(params["state_dir"], "tracker-ledger.sqlite")
+    path = os.path.join(params["state_dir"], STATE_FILE)
     try:
         source = adapter(params["source"], "source")
         target = adapter(params["target"], "target")

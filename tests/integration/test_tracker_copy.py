@@ -55,7 +55,7 @@ def test_copy_keeps_every_field_and_a_rerun_changes_nothing(playbook, mlflow_pai
     state = str(tmp_path / "state")
     options = {"experiments": [name]}
     checked = playbook(play(mlflow_pair, state, **options), check=True).task(TASK)["result"]
-    assert checked["runs"]["copied"] == 4 and not os.path.exists(os.path.join(state, "tracker-ledger.sqlite"))
+    assert checked["runs"]["copied"] == 4 and not os.path.exists(os.path.join(state, "migration-state.sqlite"))
     target = MlflowClient(mlflow_pair["target"].tracking_uri)
     assert target.get_experiment_by_name(name) is None
 
@@ -151,7 +151,7 @@ def test_killed_copy_resumes_without_duplicates(playbook, mlflow_pair, tmp_path)
         from ansible_collections.mlops.migration.plugins.module_utils.trackers.mlflow import MlflowSource, MlflowTarget
         source = MlflowSource({mlflow_pair["source"].tracking_uri!r})
         target = MlflowTarget({mlflow_pair["target"].tracking_uri!r})
-        ledger = Ledger({os.path.join(state, "tracker-ledger.sqlite")!r}, source.uri, target.uri)
+        ledger = Ledger({os.path.join(state, "migration-state.sqlite")!r}, source.uri, target.uri)
         Copier(source, target, ledger, parallel=1).copy([{name!r}])
     """))
     proc = subprocess.Popen([sys.executable, str(script)])  # pylint: disable=consider-using-with
@@ -206,4 +206,4 @@ def test_bad_uri_and_bad_token_are_explained(playbook, mlflow_pair, tmp_path):
     finally:
         server.shutdown()
         server.server_close()
-    assert not os.path.exists(os.path.join(state, "tracker-ledger.sqlite"))
+    assert not os.path.exists(os.path.join(state, "migration-state.sqlite"))

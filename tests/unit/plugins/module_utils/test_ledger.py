@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from ansible_collections.mlops.migration.plugins.module_utils.ledger import Ledger, LedgerError
+from ansible_collections.mlops.migration.plugins.module_utils.ledger import Ledger, LedgerError, StepLog
 
 
 def test_record_get_forget_per_source_and_target(tmp_path):
@@ -54,5 +54,25 @@ def test_threads_share_one_ledger(tmp_path):
 def test_an_unusable_path_is_explained(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    with pytest.raises(LedgerError, match="cannot open the ledger"):
+    with pytest.raises(LedgerError, match="cannot open the migration state file"):
         Ledger(str(blocker / "ledger.sqlite"), "a", "b")
+
+
+def test_steps_record_state_summary_and_progress(tmp_path):
+    path = str(tmp_path / "migration-state.sqlite")
+    assert StepLog(path, readonly=True).get("s3") is None and not os.path.exists(path)
+    steps = StepLog(path)
+    assert steps.set("s3", "running", progress={"done": 1, "total": 10})
+    assert not steps.set("s3", "running", progress={"done": 1, "total": 10})
+    running = steps.get("s3")
+    assert running["state"] == "running" and running["started"] and running["finished"] is None
+    assert steps.set("s3", "done", {"copied": 10})
+    done = steps.get("s3")
+    assert (done["state"], done["summary"], done["started"]) == ("done", {"copied": 10}, running["started"])
+    assert not steps.set("s3", "done", {"copied": 10})
+    assert list(steps.all()) == ["s3"]
+    with pytest.raises(LedgerError, match="state must be one of"):
+        steps.set("s3", "paused")
+    ledger = Ledger(path, "a", "b")  # the copy ledger lives in the same file
+    ledger.record("run", "r", "t", "complete")
+    assert ledger.get("run", "r").complete and steps.get("s3")["state"] == "done"

@@ -1,0 +1,127 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: mlops.migration contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: migration_step
+short_description: Record or query the state of a named migration step, so a restarted migration skips what is done
+version_added: 0.1.0
+description:
+  - Keeps one row per named step in the migration's state file
+    (C(<state_dir>/migration-state.sqlite), shared with the M(mlops.migration.tracker_copy) ledger).
+  - V(running), V(done) and V(failed) record the step's state with a summary and progress;
+    V(query) returns the step's state and whether to skip it.
+  - A step is skipped (RV(skip)) only when it is V(done) and O(force) is false. A step that was
+    V(running) when a run died is not done, so it runs again.
+author:
+  - mlops.migration developers (@mlops-migration)
+options:
+  state_dir:
+    description: Directory of the state file on the host that runs the module.
+    type: path
+    required: true
+  name:
+    description: The step's name, for example C(s3) or C(files_bulk).
+    type: str
+    required: true
+  state:
+    description: Record the step as V(running), V(done) or V(failed), or only V(query) it.
+    type: str
+    choices: [query, running, done, failed]
+    default: query
+  summary:
+    description: What the step did (counts, times), kept with V(done) and V(failed).
+    type: dict
+  progress:
+    description: Progress of a running step, for example C(done), C(total), C(bytes).
+    type: dict
+  force:
+    description: Report RV(skip) as false even for a done step, to run everything again (the two-stage case).
+    type: bool
+    default: false
+attributes:
+  check_mode:
+    support: full
+    description: Reports whether the record would change; writes nothing.
+  diff_mode:
+    support: none
+    description: The step's state is returned instead.
+"""
+
+EXAMPLES = r"""
+- name: Is the S3 step done already?
+  mlops.migration.migration_step:
+    state_dir: /var/lib/mlops-migration
+    name: s3
+    force: "{{ migration_force | default(false) }}"
+  register: s3_step
+
+- name: Mark it running
+  when: not s3_step.skip
+  mlops.migration.migration_step:
+    state_dir: /var/lib/mlops-migration
+    name: s3
+    state: running
+"""
+
+RETURN = r"""
+step:
+  description: The step's record after the task (C(state), C(summary), C(progress), C(started), C(finished)); null when unknown.
+  returned: always
+  type: dict
+done:
+  description: Whether the step is done.
+  returned: always
+  type: bool
+skip:
+  description: Whether a migration should skip the step (done, and O(force) false).
+  returned: always
+  type: bool
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.mlops.migration.plugins.module_utils.common import MigrationError
+from ansible_collections.mlops.migration.plugins.module_utils.ledger import STATE_FILE, StepLog
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            state_dir=dict(type="path", required=True),
+            name=dict(type="str", required=True),
+            state=dict(type="str", choices=["query", "running", "done", "failed"], default="query"),
+            summary=dict(type="dict"),
+            progress=dict(type="dict"),
+            force=dict(type="bool", default=False),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    path = os.path.join(params["state_dir"], STATE_FILE)
+    readonly = module.check_mode or params["state"] == "query"
+    try:
+        steps = StepLog(path, readonly=readonly)
+        try:
+            changed = False
+            if params["state"] != "query":
+                changed = steps.set(params["name"], params["state"], params["summary"], params["progress"])
+            step = steps.get(params["name"])
+        finally:
+            steps.close()
+    except MigrationError as exc:
+        module.fail_json(msg=str(exc))
+    done = bool(step and step["state"] == "done")
+    if module.check_mode and params["state"] != "query":
+        done = params["state"] == "done"
+    module.exit_json(changed=changed, step=step, done=done, skip=done and not params["force"])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+"""migration_step through ansible-playbook on the source ssh host: record, query, skip, force, check mode."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def step_play(state_dir, **args):
+    return [{"name": "step", "hosts": "source", "gather_facts": False,
+             "tasks": [{"name": "step", "mlops.migration.migration_step": {"state_dir": state_dir, "name": "s3",
+                                                                           **args}}]}]
+
+
+def test_a_step_is_skipped_once_done_unless_forced(playbook, ssh_stack):
+    state_dir = os.path.join(ssh_stack["ssh"]["source"].root, "steps-state")
+    path = os.path.join(state_dir, "migration-state.sqlite")
+
+    unknown = playbook(step_play(state_dir)).task("step")["result"]
+    assert (unknown["changed"], unknown["done"], unknown["skip"], unknown["step"]) == (False, False, False, None)
+    checked = playbook(step_play(state_dir, state="running"), check=True).task("step")["result"]
+    assert checked["changed"] and not os.path.exists(path)
+
+    running = playbook(step_play(state_dir, state="running", progress={"done": 3, "total": 9}))
+    assert running.task("step")["result"]["step"]["progress"] == {"done": 3, "total": 9}
+    died = playbook(step_play(state_dir)).task("step")["result"]  # a run that died while the step ran
+    assert (died["done"], died["skip"]) == (False, False)
+
+    finished = playbook(step_play(state_dir, state="done", summary={"copied": 9}))
+    assert finished.task("step")["result"]["changed"]
+    again = playbook(step_play(state_dir, state="done", summary={"copied": 9}))
+    assert not again.task("step")["result"]["changed"]
+    query = playbook(step_play(state_dir)).task("step")["result"]
+    assert (query["done"], query["skip"], query["step"]["summary"]) == (True, True, {"copied": 9})
+    forced = playbook(step_play(state_dir, force=True)).task("step")["result"]
+    assert (forced["done"], forced["skip"]) == (True, False)
+
+
+def test_an_unwritable_state_dir_is_explained(playbook, ssh_stack):
+    blocker = os.path.join(ssh_stack["ssh"]["source"].root, "steps-blocker")
+    with open(blocker, "w", encoding="utf-8") as handle:
+        handle.write("a file, not a directory")
+    run = playbook(step_play(blocker, state="running"), expect_rc=2)
+    assert "cannot open the migration state file" in run.task("step")["result"]["msg"]
