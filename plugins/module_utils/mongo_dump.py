@@ -166,15 +166,12 @@ def backup_collection(client, spec, dest, compress, selected, keep_ids, check_mo
     meta_rel = f"{spec.db}/{spec.name}.metadata.json"
     collection = client[spec.db].get_collection(spec.name, codec_options=raw_codec_options())
     ids = [] if keep_ids else None
-    tmp = None
+    fd = tmp = None
     try:
         if not check_mode:
             os.makedirs(os.path.dirname(path), exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=".partial-", dir=os.path.dirname(path))
-            out = os.fdopen(fd, "wb")
-        else:
-            out = None
-        with _closing(out):
+        with os.fdopen(fd, "wb") if tmp else contextlib.nullcontext() as out:
             sink = _HashingWriter(out)
             stream = gzip.GzipFile(filename="", mode="wb", fileobj=sink, mtime=0) if compress else sink
             count = 0
@@ -210,18 +207,6 @@ def backup_collection(client, spec, dest, compress, selected, keep_ids, check_mo
     if spec.query_from:
         entry["query_from"] = dict(spec.query_from)
     return entry, not (same and meta_same)
-
-
-class _closing:
-    def __init__(self, fileobj):
-        self.fileobj = fileobj
-
-    def __enter__(self):
-        return self.fileobj
-
-    def __exit__(self, *exc):
-        if self.fileobj is not None:
-            self.fileobj.close()
 
 
 def _discard(tmp):

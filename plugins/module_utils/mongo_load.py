@@ -65,7 +65,7 @@ class Settings:
 
 
 def parse_settings(collections, rewrite, on_duplicate):
-    """{``db.collection``: Settings} factory from the module options; MongoError names a bad entry."""
+    """The SettingsTable for the module options; MongoError names a bad entry."""
     if on_duplicate not in POLICIES:
         raise MongoError(f"on_duplicate must be one of {', '.join(POLICIES)}")
     common = parse_rules(rewrite, "rewrite")
@@ -90,11 +90,18 @@ def parse_settings(collections, rewrite, on_duplicate):
             raise MongoError(f"{where}.on_duplicate must be one of {', '.join(POLICIES)}")
         per[name] = Settings(query, fields, common + parse_rules(entry.get("rewrite"), f"{where}.rewrite"), policy)
 
-    def settings_for(full_name):
-        return per.get(full_name) or Settings(rules=common, on_duplicate=on_duplicate)
+    return SettingsTable(per, Settings(rules=common, on_duplicate=on_duplicate))
 
-    settings_for.named = set(per)
-    return settings_for
+
+class SettingsTable:
+    """``table(name)`` is the Settings of collection ``<db>.<collection>``; ``named`` are those given explicitly."""
+
+    def __init__(self, per, default):
+        self.per, self.default = per, default
+        self.named = set(per)
+
+    def __call__(self, full_name):
+        return self.per.get(full_name, self.default)
 
 
 class Report(dict):

@@ -12,13 +12,13 @@ run whose source was still running is completed again later by appending the new
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import tempfile
 import threading
 import time
 
+from ansible_collections.mlops.migration.plugins.module_utils.checksums import md5_file
 from ansible_collections.mlops.migration.plugins.module_utils.concurrency import bounded_map
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.base import (
     OUR_TAGS,
@@ -227,7 +227,7 @@ class Copier:
                 local = os.path.join(scratch, "a", artifact.path)
                 os.makedirs(os.path.dirname(local), exist_ok=True)
                 self.source.download(run, artifact, local)
-                digests[artifact.path] = _md5(local)
+                digests[artifact.path] = md5_file(local)[0]
                 self.target.upload(new_id, artifact, local)
                 self.report.moved(size=os.path.getsize(local))
                 os.unlink(local)
@@ -273,16 +273,17 @@ class Copier:
                 if n != count:
                     problems.append(f"metric {key}: {n} points at the target, {count} at the source")
         if digests:
-            listed = {a.path for a in self.target.artifacts(copy)}
-            if listed != set(digests):
-                problems.append(f"artifacts differ: {sorted(set(digests) ^ listed)[:5]}")
+            listed = list(self.target.artifacts(copy))
+            paths = {a.path for a in listed}
+            if paths != set(digests):
+                problems.append(f"artifacts differ: {sorted(set(digests) ^ paths)[:5]}")
             else:
                 with tempfile.TemporaryDirectory(prefix="mlops-tracker-verify-") as scratch:
-                    for artifact in self.target.artifacts(copy):
+                    for artifact in listed:
                         local = os.path.join(scratch, artifact.path)
                         os.makedirs(os.path.dirname(local), exist_ok=True)
                         self.target.download(copy, artifact, local)
-                        if _md5(local) != digests[artifact.path]:
+                        if md5_file(local)[0] != digests[artifact.path]:
                             problems.append(f"artifact {artifact.path}: md5 differs")
         if problems:
             raise TrackerError(f"run {run.id} copied to {new_id} but does not verify: {'; '.join(problems)}")
@@ -364,11 +365,3 @@ class _Tally:
 
 class _Never:
     complete = False
-
-
-def _md5(path):
-    digest = hashlib.md5()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
