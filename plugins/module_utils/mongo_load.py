@@ -308,8 +308,8 @@ def ensure_collection(database, name, options, check_mode):
 
 
 def restore_collection(client, root, entry, target_db, settings, metadata, batch_size=1000, check_mode=False,
-                       precheck=True, indexes=True, indexes_first=False):
-    """Restore one manifest entry; returns its Report."""
+                       precheck=True, indexes=True, indexes_first=False, on_batch=None):
+    """Restore one manifest entry; returns its Report. ``on_batch(report)`` is called after every batch."""
     started = time.monotonic()
     name = f"{entry['db']}.{entry['collection']}"
     report = Report(name)
@@ -326,6 +326,8 @@ def restore_collection(client, root, entry, target_db, settings, metadata, batch
         with documents(root, entry) as raw_docs:
             for batch in batches((transform.prepare(raw) for raw in raw_docs), batch_size):
                 loader.load(batch)
+                if on_batch is not None:
+                    on_batch(report)
         if indexes and not indexes_first:
             report["indexes_created"] = restore_indexes(collection, index_specs, check_mode)
     except PyMongoError as exc:

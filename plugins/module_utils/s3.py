@@ -138,6 +138,25 @@ def check_bucket(client, endpoint, bucket):
         raise S3Error(explain(exc, endpoint, bucket)) from exc
 
 
+def ensure_bucket(client, endpoint, bucket, create=False, check_mode=False):
+    """Check the bucket; when it is missing and ``create``, create it (not in check mode).
+
+    Returns whether it was (or in check mode would be) created.
+    """
+    try:
+        check_bucket(client, endpoint, bucket)
+        return False
+    except S3Error:
+        if not create:
+            raise
+    if not check_mode:
+        try:
+            client.create_bucket(Bucket=bucket)
+        except (ClientError, BotoCoreError) as exc:
+            raise S3Error(explain(exc, endpoint, bucket)) from exc
+    return True
+
+
 @dataclass(frozen=True)
 class ObjectInfo:
     key: str

@@ -109,7 +109,7 @@ def local_copy_matches(src, info, path):
     return check.md5 if check.mismatch() is None else None
 
 
-def export_bucket(source, dest, include=(), exclude=(), parallel=8, check_mode=False):
+def export_bucket(source, dest, include=(), exclude=(), parallel=8, check_mode=False, progress=None):
     """Make ``dest`` a bundle of the objects under ``source.prefix``; objects already there are kept."""
     objects_dir = os.path.join(dest, OBJECTS)
     try:
@@ -117,7 +117,7 @@ def export_bucket(source, dest, include=(), exclude=(), parallel=8, check_mode=F
     except ManifestError:
         old_entries = {}  # a damaged manifest only means nothing is known to be exported yet
     old_etags = _read_json(os.path.join(dest, INFO)).get("etags", {})
-    report, entries, etags, markers = TransferReport(), {}, {}, []
+    report, entries, etags, markers = TransferReport(progress=progress), {}, {}, []
 
     def work(info):
         rel = info.key[len(source.prefix):]
@@ -147,7 +147,7 @@ def export_bucket(source, dest, include=(), exclude=(), parallel=8, check_mode=F
         report.found += 1
         if outcome == "marker":
             markers.append(rel)
-            report.already_present += 1
+            report.record("present", rel, 0)
         elif outcome == "failed":
             report.fail(info.key, value)
         else:
@@ -184,13 +184,23 @@ def _remove_stale(objects_dir, entries):
     return stale
 
 
-def check_bundle(root, parallel=2):
-    """Verify every file of a bundle against its manifest; returns ``{rel: (md5, size)}``."""
-    manifest_path = os.path.join(root, MANIFEST)
+def bundle_paths(root, manifest=None):
+    """``(objects_dir, manifest_path)`` of a bundle, or of a plain tree with a separate manifest."""
+    if manifest:
+        return root, manifest
+    return os.path.join(root, OBJECTS), os.path.join(root, MANIFEST)
+
+
+def check_bundle(root, parallel=2, manifest=None):
+    """Verify every file of a bundle against its manifest; returns ``{rel: (md5, size)}``.
+
+    ``manifest`` names the md5sum manifest of a plain directory tree ``root`` instead.
+    """
+    objects_dir, manifest_path = bundle_paths(root, manifest)
     if not os.path.exists(manifest_path):
-        raise S3Error(f"{root} is not a bundle: it has no {MANIFEST}")
+        raise S3Error(f"{root} is not a bundle: it has no {MANIFEST}" if not manifest
+                      else f"the manifest {manifest} does not exist")
     expected = read_manifest(manifest_path)
-    objects_dir = os.path.join(root, OBJECTS)
     found = hash_tree(objects_dir, exclude=(), parallel=parallel) if os.path.isdir(objects_dir) else None
     diff = compare_manifests(expected, found.entries if found else {})
     if not diff.ok:
@@ -199,12 +209,19 @@ def check_bundle(root, parallel=2):
 
 
 def import_bundle(root, target, overwrite="different", parallel=8, check_mode=False,
-                  part_size=8 * 1024 * 1024, threshold=16 * 1024 * 1024):
-    """Upload a verified bundle into ``target.bucket`` under ``target.prefix``."""
-    files = check_bundle(root, parallel=min(parallel, 4))
-    info = _read_json(os.path.join(root, INFO))
+                  part_size=8 * 1024 * 1024, threshold=16 * 1024 * 1024, files=None, manifest=None, progress=None):
+    """Upload a verified bundle into ``target.bucket`` under ``target.prefix``.
+
+    ``files`` is what ``check_bundle`` returned, when the caller checked the bundle already.
+    """
+    if files is None:
+        files = check_bundle(root, parallel=min(parallel, 4), manifest=manifest)
+    objects_dir = bundle_paths(root, manifest)[0]
+    info = {} if manifest else _read_json(os.path.join(root, INFO))
     markers, source_etags = info.get("markers", []), info.get("etags", {})
-    report = TransferReport()
+    report = TransferReport(progress=progress)
+    if progress:
+        progress.update(total=len(files) + len(markers))
     local = (ObjectInfo(rel, size, md5) for rel, (md5, size) in sorted(files.items()))
     remote = prefetch(list_objects(target.client, target.endpoint, target.bucket, target.prefix))
 
@@ -218,7 +235,7 @@ def import_bundle(root, target, overwrite="different", parallel=8, check_mode=Fa
             return "present", None
         if check_mode:
             return "would-copy", None
-        path = os.path.join(root, OBJECTS, rel)
+        path = os.path.join(objects_dir, rel)
         try:
             with open(path, "rb") as body:
                 done = put_verified(body, SourceCheck(mine), path, known_md5(mine.etag), target.triple(), key,

@@ -46,16 +46,25 @@ class TransferReport:
     to_copy: list = field(default_factory=list)
     to_delete: list = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
+    progress: object = None  # a module_utils.progress.Progress, told after every object
+
+    def tick(self):
+        if self.progress is not None:
+            self.progress.update(done=self.copied + self.already_present + self.failed_count, size=self.bytes)
 
     def fail(self, key, reason):
         self.failed_count += 1
         if len(self.failures) < FAILURE_LIMIT:
             self.failures.append({"key": key, "reason": reason})
+        if self.progress is not None:
+            self.progress.event(f"{self.progress.what}: {key} failed: {reason}")
+        self.tick()
 
     def record(self, outcome, rel, size, method=None):
         """Count one object: ``present``, ``would-copy`` (check mode) or ``copied`` (verified by ``method``)."""
         if outcome == "present":
             self.already_present += 1
+            self.tick()
             return
         self.copied += 1
         self.bytes += size
@@ -65,6 +74,7 @@ class TransferReport:
         else:
             self.verified += 1
             self.verified_by[method] = self.verified_by.get(method, 0) + 1
+        self.tick()
 
     def as_dict(self):
         result = {name: getattr(self, name) for name in (
@@ -121,7 +131,7 @@ class Bucket:
 def sync(source, target, parallel=8, shard_index=0, shard_count=1, delete_extra=False, check_mode=False,
          part_size=8 * 1024 * 1024, threshold=16 * 1024 * 1024, progress=None):
     """Make ``target`` hold every object of ``source`` (keys mapped prefix to prefix)."""
-    report = TransferReport()
+    report = TransferReport(progress=progress)
     pairs = (pair for pair in merge_listings(
         list_objects(source.client, source.endpoint, source.bucket, source.prefix),
         prefetch(list_objects(target.client, target.endpoint, target.bucket, target.prefix)),
@@ -157,8 +167,6 @@ def sync(source, target, parallel=8, shard_index=0, shard_count=1, delete_extra=
             extras.append(target.prefix + rel)
             if len(extras) == 1000:
                 delete_keys(target, extras, check_mode, report)
-        if progress and report.found % 500 == 0 and src is not None:
-            progress(report)
     delete_keys(target, extras, check_mode, report)
     return report.as_dict()
 

@@ -107,13 +107,15 @@ def _depths(runs):
 
 class Copier:
     def __init__(self, source, target, ledger, include=INCLUDE, run_filter=None, max_runs=None, parallel=4,
-                 verify=True, check_mode=False, name_prefix="", include_deleted=False):
+                 verify=True, check_mode=False, name_prefix="", include_deleted=False, progress=None):
         self.source, self.target, self.ledger = source, target, ledger
         self.include = set(include)
         self.run_filter = run_filter or RunFilter()
         self.max_runs, self.parallel, self.verify = max_runs, max(1, parallel), verify
         self.check_mode, self.name_prefix, self.include_deleted = check_mode, name_prefix, include_deleted
         self.report = CopyReport()
+        self.progress = progress  # a module_utils.progress.Progress, told after every run
+        self.runs_done = 0
 
     # experiments and runs ---------------------------------------------------------------------
 
@@ -131,6 +133,8 @@ class Copier:
             if self.max_runs is not None:
                 runs = runs[:max(0, self.max_runs - taken)]
             taken += len(runs)
+            if self.progress is not None:
+                self.progress.update(total=(self.progress.total or 0) + len(runs), force=True)
             for wave in _depths(runs):
                 for _result in bounded_map(lambda run, e=experiment, t=target_exp: self._run_safely(run, e, t),
                                            wave, self.parallel):
@@ -167,6 +171,13 @@ class Copier:
             self._run(run, experiment, target_exp)
         except TrackerError as exc:  # a permanent error fails this run, not the job
             self.report.fail("runs", run.id, str(exc))
+            if self.progress is not None:
+                self.progress.event(f"{self.progress.what}: run {run.id} failed: {exc}")
+        if self.progress is not None:
+            with self.report.lock:
+                self.runs_done += 1
+                done = self.runs_done
+            self.progress.update(done=done, size=self.report.bytes)
 
     def _run(self, run, experiment, target_exp):
         entry = self.ledger.get("run", run.id)

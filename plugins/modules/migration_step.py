@@ -37,8 +37,20 @@ options:
     description: What the step did (counts, times), kept with V(done) and V(failed).
     type: dict
   progress:
-    description: Progress of a running step, for example C(done), C(total), C(bytes).
+    description:
+      - Where a running step's progress is, for C(playbooks/status.yml) - C(host) and C(file) of the
+        O(ignore:progress_file) a module rewrites - or the counts themselves (C(done), C(total), C(bytes)).
     type: dict
+  results:
+    description:
+      - Results of the step's modules as registered, each C({module, result}) with optional C(kind) (a label
+        prefix), C(verification) (true for a check-mode pass after the copy, whose present objects
+        count as verified) and C(fields) (the only columns the entry adds to).
+      - With V(done) or V(failed) they are summed into counts per object kind (found, filtered out,
+        copied, present, verified, failed, first failures) kept as the summary's C(objects), which
+        M(mlops.migration.migration_report) shows.
+    type: list
+    elements: dict
   force:
     description: Report RV(skip) as false even for a done step, to run everything again (the two-stage case).
     type: bool
@@ -81,6 +93,11 @@ skip:
   description: Whether a migration should skip the step (done, and O(force) false).
   returned: always
   type: bool
+table:
+  description: The step's counts per object kind as a compact table (from O(results)).
+  returned: always
+  type: list
+  elements: str
 """
 
 import os
@@ -89,6 +106,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.mlops.migration.plugins.module_utils.common import MigrationError
 from ansible_collections.mlops.migration.plugins.module_utils.ledger import STATE_FILE, StepLog
+from ansible_collections.mlops.migration.plugins.module_utils.report import ReportError, render_table, summarize
 
 
 def main():
@@ -100,27 +118,34 @@ def main():
             summary=dict(type="dict"),
             progress=dict(type="dict"),
             force=dict(type="bool", default=False),
+            results=dict(type="list", elements="dict"),
         ),
         supports_check_mode=True,
     )
     params = module.params
     path = os.path.join(params["state_dir"], STATE_FILE)
     readonly = module.check_mode or params["state"] == "query"
+    summary = params["summary"]
     try:
+        if params["results"] is not None:
+            summary = dict(summary or {}, objects=summarize(params["results"]))
         steps = StepLog(path, readonly=readonly)
         try:
             changed = False
             if params["state"] != "query":
-                changed = steps.set(params["name"], params["state"], params["summary"], params["progress"])
+                changed = steps.set(params["name"], params["state"], summary, params["progress"])
             step = steps.get(params["name"])
         finally:
             steps.close()
-    except MigrationError as exc:
+    except (MigrationError, ReportError) as exc:
         module.fail_json(msg=str(exc))
+    if module.check_mode and params["state"] != "query":  # what the record would be
+        step = dict(step or {"started": None, "finished": None}, state=params["state"],
+                    summary=summary if summary is not None else (step or {}).get("summary", {}),
+                    progress=params["progress"] if params["progress"] is not None else (step or {}).get("progress", {}))
     done = bool(step and step["state"] == "done")
-    if module.check_mode and params["state"] != "query":
-        done = params["state"] == "done"
-    module.exit_json(changed=changed, step=step, done=done, skip=done and not params["force"])
+    table = render_table([params["name"]], {params["name"]: step}) if step else []
+    module.exit_json(changed=changed, step=step, done=done, skip=done and not params["force"], table=table)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ author:
   - mlops.migration developers (@mlops-migration)
 extends_documentation_fragment:
   - mlops.migration.mongo
+  - mlops.migration.progress
 options:
   src:
     description: Backup directory, or its C(.zip), on the host that runs the module.
@@ -194,6 +195,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.mlops.migration.plugins.module_utils.archives import open_bundle
 from ansible_collections.mlops.migration.plugins.module_utils.common import MigrationError
+from ansible_collections.mlops.migration.plugins.module_utils import progress as progress_file
 from ansible_collections.mlops.migration.plugins.module_utils.mongo import HAS_PYMONGO, connect, connection_options
 from ansible_collections.mlops.migration.plugins.module_utils.mongo_dump import check_backup, read_manifest, read_metadata
 from ansible_collections.mlops.migration.plugins.module_utils.mongo_load import (
@@ -225,6 +227,14 @@ def run(module, params):
         check_backup(root, entries)  # refuse a corrupt backup before touching the target
         client = connect(params)
         reports = []
+        progress = None if params["state"] == "verified" else progress_file.start(
+            module, f"mongo_restore {params['src']}", unit="documents")
+        if progress is not None:
+            progress.update(total=sum(e.get("count") or 0 for e in entries))
+
+        def on_batch(report):
+            progress.update(done=sum(r["found"] for r in reports) + report["found"])
+
         try:
             for entry, meta in zip(entries, metadata):
                 name = f"{entry['db']}.{entry['collection']}"
@@ -235,9 +245,14 @@ def run(module, params):
                 else:
                     reports.append(restore_collection(
                         client, root, entry, target_db, settings_for(name), meta, params["batch_size"],
-                        module.check_mode, params["precheck"], params["indexes"], params["indexes_first"]))
+                        module.check_mode, params["precheck"], params["indexes"], params["indexes_first"],
+                        on_batch if progress is not None else None))
         finally:
             client.close()
+        if progress is not None:
+            progress.update(done=sum(r["found"] for r in reports), force=True)
+            progress_file.finish(progress, {key: sum(r[key] for r in reports) for key in ("inserted", "failed")},
+                                 ("inserted", "failed"))
     return reports
 
 
@@ -256,6 +271,7 @@ def main():
             precheck=dict(type="bool", default=True),
             indexes=dict(type="bool", default=True),
             indexes_first=dict(type="bool", default=False),
+            **progress_file.PROGRESS_OPTIONS,
         ),
         supports_check_mode=True,
     )

@@ -25,6 +25,7 @@ author:
   - mlops.migration developers (@mlops-migration)
 extends_documentation_fragment:
   - mlops.migration.s3
+  - mlops.migration.progress
 options:
   bucket:
     description: Bucket to export from.
@@ -153,6 +154,7 @@ import os
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.mlops.migration.plugins.module_utils.common import MigrationError, failure_summary
+from ansible_collections.mlops.migration.plugins.module_utils import progress as progress_file
 from ansible_collections.mlops.migration.plugins.module_utils.checksums import md5_file
 from ansible_collections.mlops.migration.plugins.module_utils.s3 import (
     HAS_BOTO3,
@@ -176,6 +178,7 @@ def main():
             exclude=dict(type="list", elements="str", default=[]),
             archive=dict(type="str", choices=["none", "zip", "tar.gz"], default="none"),
             parallel=dict(type="int", default=8),
+            **progress_file.PROGRESS_OPTIONS,
         ),
         supports_check_mode=True,
     )
@@ -187,8 +190,11 @@ def main():
         endpoint = Endpoint.from_params(params)
         client = endpoint.client(max_pool=params["parallel"] + 2)
         check_bucket(client, endpoint, params["bucket"])
+        progress = progress_file.start(module, f"s3_export {params['bucket']}/{params['prefix']} -> {dest}")
         result = export_bucket(Bucket(client, endpoint, params["bucket"], params["prefix"]), dest,
-                               params["include"], params["exclude"], params["parallel"], module.check_mode)
+                               params["include"], params["exclude"], params["parallel"], module.check_mode,
+                               progress=progress)
+        progress_file.finish(progress, result)
         result["manifest"] = os.path.join(dest, MANIFEST)
         if result["failed_count"]:
             module.fail_json(msg=failure_summary(result, "not exported"), **result)

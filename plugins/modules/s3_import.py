@@ -22,11 +22,20 @@ author:
   - mlops.migration developers (@mlops-migration)
 extends_documentation_fragment:
   - mlops.migration.s3
+  - mlops.migration.progress
 options:
   src:
-    description: Bundle directory, or its C(.zip) / C(.tar.gz) archive, on the host that runs the module.
+    description:
+      - Bundle directory, or its C(.zip) / C(.tar.gz) archive, on the host that runs the module.
+      - With O(manifest), a plain directory tree whose files become the objects.
     type: path
     required: true
+  manifest:
+    description:
+      - An md5sum manifest (as M(mlops.migration.md5_manifest) writes it) of the plain directory tree
+        O(src), for trees that are not bundles, such as a ClearML fileserver's files moved by
+        M(mlops.migration.file_sync). Every file is checked against it before anything is uploaded.
+    type: path
   bucket:
     description: Bucket to upload into.
     type: str
@@ -131,14 +140,12 @@ import tempfile
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.mlops.migration.plugins.module_utils.common import MigrationError, failure_summary
+from ansible_collections.mlops.migration.plugins.module_utils import progress as progress_file
 from ansible_collections.mlops.migration.plugins.module_utils.s3 import (
     HAS_BOTO3,
-    ClientError,
     Endpoint,
-    S3Error,
-    check_bucket,
     connection_options,
-    explain,
+    ensure_bucket,
 )
 from ansible_collections.mlops.migration.plugins.module_utils.archives import open_bundle
 from ansible_collections.mlops.migration.plugins.module_utils.s3_bundle import check_bundle, import_bundle
@@ -155,6 +162,8 @@ def main():
             overwrite=dict(type="str", choices=["never", "different", "always"], default="different"),
             create_bucket=dict(type="bool", default=False),
             parallel=dict(type="int", default=8),
+            manifest=dict(type="path"),
+            **progress_file.PROGRESS_OPTIONS,
         ),
         supports_check_mode=True,
     )
@@ -165,25 +174,18 @@ def main():
     try:
         with tempfile.TemporaryDirectory(prefix="mlops-s3-import-") as scratch:
             root = open_bundle(params["src"], scratch)
-            check_bundle(root)  # refuse a corrupt bundle before touching the target
+            files = check_bundle(root, manifest=params["manifest"])  # refuse a corrupt bundle before any write
             endpoint = Endpoint.from_params(params)
             client = endpoint.client(max_pool=params["parallel"] + 2)
-            try:
-                check_bucket(client, endpoint, params["bucket"])
-            except S3Error:
-                if not params["create_bucket"]:
-                    raise
-                if not module.check_mode:
-                    try:
-                        client.create_bucket(Bucket=params["bucket"])
-                    except ClientError as exc:
-                        raise S3Error(explain(exc, endpoint, params["bucket"])) from exc
-                created = True
+            created = ensure_bucket(client, endpoint, params["bucket"], params["create_bucket"], module.check_mode)
             if created and module.check_mode:
                 module.exit_json(changed=True, msg=f"bucket {params['bucket']} would be created", found=0,
                                  copied=0, already_present=0, verified=0, failed_count=0, failures=[], bytes=0)
+            progress = progress_file.start(module, f"s3_import {params['src']} -> {params['bucket']}/{params['prefix']}")
             result = import_bundle(root, Bucket(client, endpoint, params["bucket"], params["prefix"]),
-                                   params["overwrite"], params["parallel"], module.check_mode)
+                                   params["overwrite"], params["parallel"], module.check_mode, files=files,
+                                   manifest=params["manifest"], progress=progress)
+            progress_file.finish(progress, result)
     except MigrationError as exc:
         module.fail_json(msg=str(exc))
     result["changed"] = result["changed"] or created

@@ -28,6 +28,7 @@ author:
   - mlops.migration developers (@mlops-migration)
 extends_documentation_fragment:
   - mlops.migration.s3.pair
+  - mlops.migration.progress
 options:
   source_prefix:
     description: Only keys starting with this are copied; it is replaced by O(target_prefix).
@@ -37,6 +38,10 @@ options:
     description: Prefix the copied keys get at the target.
     type: str
     default: ""
+  create_bucket:
+    description: Create the target bucket when it does not exist.
+    type: bool
+    default: false
   delete_extra:
     description: Delete target objects under O(target_prefix) that the source does not have.
     type: bool
@@ -165,12 +170,13 @@ seconds:
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.mlops.migration.plugins.module_utils.common import failure_summary
+from ansible_collections.mlops.migration.plugins.module_utils import progress as progress_file
 from ansible_collections.mlops.migration.plugins.module_utils.s3 import (
     HAS_BOTO3,
     Endpoint,
     S3Error,
-    check_bucket,
     connection_options,
+    ensure_bucket,
 )
 from ansible_collections.mlops.migration.plugins.module_utils.s3_sync import Bucket, sync
 
@@ -189,11 +195,13 @@ def main():
             source_prefix=dict(type="str", default=""),
             target_prefix=dict(type="str", default=""),
             delete_extra=dict(type="bool", default=False),
+            create_bucket=dict(type="bool", default=False),
             parallel=dict(type="int", default=8),
             shard_index=dict(type="int", default=0),
             shard_count=dict(type="int", default=1),
             part_size_mb=dict(type="int", default=8),
             multipart_threshold_mb=dict(type="int", default=16),
+            **progress_file.PROGRESS_OPTIONS,
         ),
         supports_check_mode=True,
     )
@@ -206,20 +214,30 @@ def main():
         module.fail_json(msg="part_size_mb must be at least 5 (the S3 minimum) and parallel at least 1")
 
     ends = {}
+    created = False
     try:
         for name, prefix in (("source", params["source_prefix"]), ("target", params["target_prefix"])):
             endpoint = Endpoint.from_params(params[name])
             client = endpoint.client(max_pool=params["parallel"] + 2)
-            check_bucket(client, endpoint, params[name]["bucket"])
+            create = name == "target" and params["create_bucket"]
+            made = ensure_bucket(client, endpoint, params[name]["bucket"], create, module.check_mode)
+            if made and module.check_mode:
+                module.exit_json(changed=True, msg=f"bucket {params['target']['bucket']} would be created; everything "
+                                 "would be copied", found=0, copied=0, already_present=0, verified=0,
+                                 failed_count=0, deleted=0, failures=[], bytes=0)
+            created = created or made
             ends[name] = Bucket(client, endpoint, params[name]["bucket"], prefix)
+        progress = progress_file.start(module, f"s3_sync {params['source']['bucket']}/{params['source_prefix']} -> "
+                                       f"{params['target']['bucket']}/{params['target_prefix']}")
         report = sync(ends["source"], ends["target"], parallel=params["parallel"],
                       shard_index=params["shard_index"], shard_count=params["shard_count"],
                       delete_extra=params["delete_extra"], check_mode=module.check_mode,
                       part_size=params["part_size_mb"] * MIB,
-                      threshold=params["multipart_threshold_mb"] * MIB)
+                      threshold=params["multipart_threshold_mb"] * MIB, progress=progress)
+        progress_file.finish(progress, report)
     except S3Error as exc:
         module.fail_json(msg=str(exc))
-    report["changed"] = bool(report["copied"] or report["deleted"])
+    report["changed"] = bool(report["copied"] or report["deleted"] or created)
     if report["failed_count"]:
         module.fail_json(msg=failure_summary(report, "failed"), **report)
     module.exit_json(**report)

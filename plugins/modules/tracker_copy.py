@@ -27,6 +27,8 @@ description:
     official client).
 author:
   - mlops.migration developers (@mlops-migration)
+extends_documentation_fragment:
+  - mlops.migration.progress
 options:
   source:
     description: The tracker to read.
@@ -186,34 +188,10 @@ import os
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.mlops.migration.plugins.module_utils.common import MigrationError
+from ansible_collections.mlops.migration.plugins.module_utils import progress as progress_file
 from ansible_collections.mlops.migration.plugins.module_utils.ledger import STATE_FILE, Ledger
 from ansible_collections.mlops.migration.plugins.module_utils.tracker_copy import INCLUDE, Copier, RunFilter
-from ansible_collections.mlops.migration.plugins.module_utils.trackers.mlflow import (
-    HAS_MLFLOW,
-    MlflowSource,
-    MlflowTarget,
-)
-
-ADAPTERS = {"mlflow": (MlflowSource, MlflowTarget)}
-
-
-def tracker_spec():
-    return dict(
-        kind=dict(type="str", choices=list(ADAPTERS), default="mlflow"),
-        tracking_uri=dict(type="str", required=True),
-        token=dict(type="str", no_log=True),
-        username=dict(type="str"),
-        password=dict(type="str", no_log=True),
-    )
-
-
-def adapter(settings, side):
-    source_class, target_class = ADAPTERS[settings["kind"]]
-    cls = source_class if side == "source" else target_class
-    tracker = cls(settings["tracking_uri"], token=settings.get("token"), username=settings.get("username"),
-                  password=settings.get("password"))
-    tracker.check()
-    return tracker
+from ansible_collections.mlops.migration.plugins.module_utils.trackers.adapters import HAS_MLFLOW, adapter, tracker_spec
 
 
 def main():
@@ -235,6 +213,7 @@ def main():
             parallel=dict(type="int", default=4),
             state_dir=dict(type="path", required=True),
             verify=dict(type="bool", default=True),
+            **progress_file.PROGRESS_OPTIONS,
         ),
         supports_check_mode=True,
     )
@@ -251,11 +230,13 @@ def main():
                         RunFilter(wanted.get("status"), wanted.get("started_after"), wanted.get("started_before"),
                                   wanted.get("tags")),
                         params["max_runs"], params["parallel"], params["verify"], module.check_mode,
-                        params["name_prefix"], params["include_deleted"])
+                        params["name_prefix"], params["include_deleted"],
+                        progress_file.start(module, f"tracker_copy {source.uri} -> {target.uri}", unit="runs"))
         try:
             result = copier.copy(params["experiments"])
         finally:
             ledger.close()
+        progress_file.finish(copier.progress, result["runs"], ("copied", "updated", "skipped", "failed"))
     except MigrationError as exc:
         module.fail_json(msg=str(exc))
     result.update(changed=copier.report.changed, ledger=path)

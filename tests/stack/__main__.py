@@ -3,6 +3,7 @@
     python -m tests.stack up   [--workdir .demo] [--with ssh,s3,mongo,mlflow]
     python -m tests.stack status [--workdir .demo]
     python -m tests.stack down [--workdir .demo]
+    python -m tests.stack seed [--workdir .demo]   (the demo platform on the source side)
 """
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ import argparse
 import json
 import sys
 
+from tests.stack import demo_platform
 from tests.stack.stack import COMPONENTS, Stack, read_state, running, stop_recorded
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m tests.stack", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("action", choices=["up", "down", "status"])
+    parser.add_argument("action", choices=["up", "down", "status", "seed"])
     parser.add_argument("--workdir", default=".demo")
     parser.add_argument("--with", dest="components", default=",".join(COMPONENTS),
                         help="comma-separated components (default: all)")
@@ -27,6 +29,13 @@ def main(argv=None):
     if args.action == "status":
         print(json.dumps({"running": running(state), "state": state}, indent=2))
         return 0 if running(state) else 1
+    if args.action == "seed":
+        if not running(state):
+            print(f"no running stack in {args.workdir}; run 'python -m tests.stack up' first", file=sys.stderr)
+            return 1
+        written = demo_platform.seed(state)
+        print("seeded: " + ", ".join(f"{count} {what}" for what, count in written.items()), file=sys.stderr)
+        return 0
     if args.action == "down":
         stopped = stop_recorded(state)
         print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))

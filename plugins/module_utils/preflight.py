@@ -1,0 +1,65 @@
+# -*- coding: utf-8 -*-
+# Copyright: mlops.migration contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Preflight checks: an endpoint answers and accepts the credentials, a directory has room.
+
+Each check returns what it found (versions, free space) and raises MigrationError naming the
+endpoint or path and the cause; nothing is written.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+from ansible_collections.mlops.migration.plugins.module_utils.common import MigrationError
+from ansible_collections.mlops.migration.plugins.module_utils.s3 import Endpoint, S3Error, check_bucket
+from ansible_collections.mlops.migration.plugins.module_utils.mongo import connect, describe
+from ansible_collections.mlops.migration.plugins.module_utils.trackers.adapters import adapter
+
+
+def check_s3(params):
+    """The bucket exists (or may be created) and the credentials are accepted."""
+    endpoint = Endpoint.from_params(params)
+    client = endpoint.client(max_pool=2)
+    try:
+        check_bucket(client, endpoint, params["bucket"])
+        exists = True
+    except S3Error as exc:
+        if not params.get("create_bucket") or "does not exist" not in str(exc):
+            raise
+        client.list_buckets()  # the credentials must still be good to create it
+        exists = False
+    return {"endpoint": endpoint.label, "bucket": params["bucket"], "bucket_exists": exists}
+
+
+def check_mongo(params):
+    """The server answers the credentials; its version is noted."""
+    client = connect(params)
+    try:
+        try:
+            version = client.server_info().get("version")
+        except Exception:  # pylint: disable=broad-except  # servers without buildinfo: note the wire version
+            version = f"unknown (wire version {client.admin.command('hello').get('maxWireVersion')})"
+    except Exception as exc:  # pylint: disable=broad-except  # any driver error: name the server
+        raise MigrationError(f"MongoDB at {describe(params)} did not answer: {exc}") from exc
+    finally:
+        client.close()
+    return {"endpoint": describe(params), "version": version}
+
+
+def check_tracker(params):
+    """The tracker answers and accepts the credentials."""
+    tracker = adapter(params, "source")
+    return {"endpoint": tracker.uri, "kind": params.get("kind", "mlflow")}
+
+
+def check_disk(path, min_free_mb):
+    """``path`` (or its nearest existing parent) has at least ``min_free_mb`` MiB free."""
+    probe = os.path.abspath(path)
+    while not os.path.exists(probe):
+        probe = os.path.dirname(probe)
+    free_mb = shutil.disk_usage(probe).free // (1024 * 1024)
+    if free_mb < min_free_mb:
+        raise MigrationError(f"{path} has {free_mb} MiB free on its filesystem, the migration needs {min_free_mb} MiB")
+    return {"path": path, "free_mb": free_mb}

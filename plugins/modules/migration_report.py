@@ -1,0 +1,155 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: mlops.migration contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: migration_report
+short_description: Write the migration report, or show the status of a running migration, from the state file
+version_added: 0.1.0
+description:
+  - Reads the steps recorded by M(mlops.migration.migration_step) in C(<state_dir>/migration-state.sqlite).
+  - With O(state=present) writes C(report.md) and C(report.html) into O(dest) (per step its status and
+    time; per object kind the counts found at the source, filtered out, copied, skipped as present,
+    verified at the target and failed, with the first failures) and returns a compact table.
+    A file is rewritten only when its content changes.
+  - With O(state=status) writes nothing and returns the status table, with the progress of running
+    steps given in O(progress), and where each running step keeps its progress file (RV(running)).
+author:
+  - mlops.migration developers (@mlops-migration)
+options:
+  state_dir:
+    description: Directory of the state file on the host that runs the module.
+    type: path
+    required: true
+  steps:
+    description: The planned steps, in order. Steps the state file does not know show as C(not run).
+    type: list
+    elements: str
+    required: true
+  state:
+    description: V(present) writes the report; V(status) only returns the status table.
+    type: str
+    choices: [present, status]
+    default: present
+  title:
+    description: Heading of the report.
+    type: str
+    default: Migration report
+  dest:
+    description: Directory the report files go to; O(state_dir) when omitted.
+    type: path
+  progress:
+    description: Progress records of running steps (step name to the JSON a module's C(progress_file) holds), for O(state=status).
+    type: dict
+    default: {}
+attributes:
+  check_mode:
+    support: full
+    description: Returns the table and whether the files would change; writes nothing.
+  diff_mode:
+    support: none
+    description: The report's content is returned as RV(table) instead.
+"""
+
+EXAMPLES = r"""
+- name: Write the report
+  mlops.migration.migration_report:
+    state_dir: /var/lib/mlops-migration
+    steps: [files_bulk, s3, mongo, trackers, files_delta, verify]
+  register: report
+
+- name: Show it
+  ansible.builtin.debug:
+    msg: "{{ report.table }}"
+"""
+
+RETURN = r"""
+table:
+  description: The compact table, one line per step and one per object kind (or the status table).
+  returned: always
+  type: list
+  elements: str
+steps:
+  description: The recorded steps by name (C(state), C(summary), C(progress), C(started), C(finished)).
+  returned: always
+  type: dict
+running:
+  description: The running steps, each with the C(host) and C(file) of its progress file when recorded.
+  returned: always
+  type: list
+  elements: dict
+report_md:
+  description: Path of the Markdown report.
+  returned: when state=present
+  type: str
+report_html:
+  description: Path of the HTML report.
+  returned: when state=present
+  type: str
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.mlops.migration.plugins.module_utils.common import MigrationError
+from ansible_collections.mlops.migration.plugins.module_utils.checksums import read_text_if_exists, write_text_atomic
+from ansible_collections.mlops.migration.plugins.module_utils.ledger import STATE_FILE, StepLog
+from ansible_collections.mlops.migration.plugins.module_utils.report import (
+    render_html,
+    render_markdown,
+    render_table,
+    status_lines,
+)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            state_dir=dict(type="path", required=True),
+            steps=dict(type="list", elements="str", required=True),
+            state=dict(type="str", choices=["present", "status"], default="present"),
+            title=dict(type="str", default="Migration report"),
+            dest=dict(type="path"),
+            progress=dict(type="dict", default={}),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    try:
+        log = StepLog(os.path.join(params["state_dir"], STATE_FILE), readonly=True)
+        try:
+            steps = log.all()
+        finally:
+            log.close()
+    except MigrationError as exc:
+        module.fail_json(msg=str(exc))
+    running = [dict(step=name, **(step.get("progress") or {})) for name, step in steps.items()
+               if step["state"] == "running"]
+    if params["state"] == "status":
+        module.exit_json(changed=False, steps=steps, running=running,
+                         table=status_lines(params["steps"], steps, params["progress"]))
+    dest = params["dest"] or params["state_dir"]
+    paths = {"report_md": os.path.join(dest, "report.md"), "report_html": os.path.join(dest, "report.html")}
+    contents = {"report_md": render_markdown(params["title"], params["steps"], steps),
+                "report_html": render_html(params["title"], params["steps"], steps)}
+    changed = False
+    try:
+        for key, path in paths.items():
+            if read_text_if_exists(path) != contents[key]:
+                changed = True
+                if not module.check_mode:
+                    os.makedirs(dest, exist_ok=True)
+                    write_text_atomic(path, contents[key])
+    except OSError as exc:
+        module.fail_json(msg=f"cannot write the report into {dest}: {exc}")
+    module.exit_json(changed=changed, steps=steps, running=running,
+                     table=render_table(params["steps"], steps), **paths)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,131 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: mlops.migration contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: preflight_check
+short_description: Check before a migration that an endpoint answers and accepts its credentials, or that a directory has room
+version_added: 0.1.0
+description:
+  - V(s3) checks that O(bucket) exists at the endpoint and the credentials are accepted (or, with
+    O(create_bucket), that the credentials can list buckets so it can be created).
+  - V(mongo) connects, proves the credentials, and returns the server's version.
+  - V(mlflow) asks the tracking server for one experiment with O(tracking_uri) and the credentials.
+  - V(disk) checks that O(path) (or its nearest existing parent) has O(min_free_mb) free.
+  - Nothing is written; each failure names the endpoint or path and the cause.
+author:
+  - mlops.migration developers (@mlops-migration)
+extends_documentation_fragment:
+  - mlops.migration.s3
+  - mlops.migration.mongo
+options:
+  kind:
+    description: What to check.
+    type: str
+    choices: [s3, mongo, mlflow, disk]
+    required: true
+  bucket:
+    description: Bucket that must exist, for V(s3).
+    type: str
+  create_bucket:
+    description: For V(s3), a missing bucket is fine because the migration will create it.
+    type: bool
+    default: false
+  tracking_uri:
+    description: Tracking server, for V(mlflow). O(username) and O(password), or O(token), are its credentials.
+    type: str
+  token:
+    description: Bearer token of the tracking server, for V(mlflow).
+    type: str
+  path:
+    description: Directory that needs room, for V(disk).
+    type: path
+  min_free_mb:
+    description: Free space O(path) needs, for V(disk).
+    type: int
+    default: 0
+attributes:
+  check_mode:
+    support: full
+    description: The checks only read; they run the same in check mode.
+  diff_mode:
+    support: none
+    description: Nothing changes.
+"""
+
+EXAMPLES = r"""
+- name: The source bucket is there and the keys work
+  mlops.migration.preflight_check:
+    kind: s3
+    endpoint_url: https://minio.old.example.com
+    access_key: "{{ vault_s3_access_key }}"
+    secret_key: "{{ vault_s3_secret_key }}"
+    bucket: clearml
+
+- name: Room for the bundles
+  mlops.migration.preflight_check:
+    kind: disk
+    path: /var/tmp/mlops-migration
+    min_free_mb: 20480
+"""
+
+RETURN = r"""
+checked:
+  description: What was checked and found (C(endpoint), C(bucket_exists), C(version), C(free_mb)).
+  returned: always
+  type: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.mlops.migration.plugins.module_utils.common import MigrationError
+from ansible_collections.mlops.migration.plugins.module_utils import mongo, s3
+from ansible_collections.mlops.migration.plugins.module_utils.preflight import (
+    check_disk,
+    check_mongo,
+    check_s3,
+    check_tracker,
+)
+
+NEEDS = {"s3": ["bucket"], "mlflow": ["tracking_uri"], "disk": ["path"], "mongo": []}
+
+
+def main():
+    spec = dict(s3.connection_options(), **mongo.connection_options())
+    spec.update(
+        kind=dict(type="str", choices=list(NEEDS), required=True),
+        bucket=dict(type="str"),
+        create_bucket=dict(type="bool", default=False),
+        tracking_uri=dict(type="str"),
+        token=dict(type="str", no_log=True),
+        path=dict(type="path"),
+        min_free_mb=dict(type="int", default=0),
+    )
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=True,
+                           required_if=[(kind, kind, needs) for kind, needs in NEEDS.items() if needs])
+    params = module.params
+    try:
+        if params["kind"] == "s3":
+            if not s3.HAS_BOTO3:
+                raise MigrationError("boto3 is required on the host that runs this module")
+            checked = check_s3(params)
+        elif params["kind"] == "mongo":
+            if not mongo.HAS_PYMONGO:
+                raise MigrationError("pymongo is required on the host that runs this module")
+            checked = check_mongo(params)
+        elif params["kind"] == "mlflow":
+            checked = check_tracker(dict(kind="mlflow", tracking_uri=params["tracking_uri"], token=params["token"],
+                                         username=params["username"], password=params["password"]))
+        else:
+            checked = check_disk(params["path"], params["min_free_mb"])
+    except MigrationError as exc:
+        module.fail_json(msg=f"preflight: {exc}")
+    module.exit_json(changed=False, checked=checked)
+
+
+if __name__ == "__main__":
+    main()
