@@ -33,7 +33,7 @@ demo: deps
 	$(PY) -m tests.stack up --workdir $(DEMO_DIR)
 	$(PY) -m tests.stack seed --workdir $(DEMO_DIR)
 	MLOPS_DEMO_DIR=$(CURDIR)/$(DEMO_DIR) $(VENV)/bin/ansible-playbook playbooks/migrate.yml -i inventories/demo
-	@echo "report: $(DEMO_DIR)/state/report.md and report.html; status: ansible-playbook playbooks/status.yml -i inventories/demo"
+	@echo "report: $(DEMO_DIR)/demo-state/report.md and report.html; status: ansible-playbook playbooks/status.yml -i inventories/demo"
 	@echo "the stack stays up for inspection; 'make demo-down' stops it"
 
 demo-down:

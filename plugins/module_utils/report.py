@@ -11,8 +11,12 @@ already present, verified at the target and failed, with the first failures. ``r
 
 from __future__ import annotations
 
+import base64
 import datetime
 import html
+import json
+import os
+import re
 
 COLUMNS = ("found", "filtered_out", "copied", "present", "verified", "failed")
 HEADINGS = {"found": "found", "filtered_out": "filtered out", "copied": "copied", "present": "present",
@@ -241,10 +245,24 @@ def _size(value):
     return "-"
 
 
+def progress_by_step(files):
+    """``{step: record}`` from slurped progress files (``source`` path, base64 ``content``); newest wins."""
+    latest = {}
+    for item in files or []:
+        try:
+            record = json.loads(base64.b64decode(item.get("content") or ""))
+        except (ValueError, TypeError):
+            continue
+        step = re.sub(r"(\.progress)?\.json$", "", os.path.basename(item.get("source") or ""))
+        if isinstance(record, dict) and record.get("updated", 0) >= latest.get(step, {}).get("updated", 0):
+            latest[step] = record
+    return latest
+
+
 def status_lines(plan, steps, progress):
     """The status table: every planned step with its state and, for running ones, the progress
     ``progress[step]`` holds (a module_utils.progress record): done/total, bytes, rate, ETA."""
-    lines = [f"{'step':<12} {'status':<8} {'done/total':>15} {'bytes':>11} {'rate':>12} {'eta':>8}  updated"]
+    lines = [f"{'step':<12} {'status':<8} {'done/total':>15} {'bytes':>11} {'rate':>12} {'eta':>8}  started or updated"]
     for name, state, started, took in step_rows(plan, steps):
         record = (progress or {}).get(name) or {}
         if state == "running" and record:

@@ -43,9 +43,13 @@ options:
     description: Directory the report files go to; O(state_dir) when omitted.
     type: path
   progress:
-    description: Progress records of running steps (step name to the JSON a module's C(progress_file) holds), for O(state=status).
-    type: dict
-    default: {}
+    description:
+      - Progress files of running steps as M(ansible.builtin.slurp) returns them (C(source), C(content)
+        in base64), for O(state=status). A file C(<step>.progress.json) belongs to that step; of several, the
+        most recently updated counts.
+    type: list
+    elements: dict
+    default: []
 attributes:
   check_mode:
     support: full
@@ -102,6 +106,7 @@ from ansible_collections.mlops.migration.plugins.module_utils.ledger import STAT
 from ansible_collections.mlops.migration.plugins.module_utils.report import (
     render_html,
     render_markdown,
+    progress_by_step,
     render_table,
     status_lines,
 )
@@ -115,7 +120,7 @@ def main():
             state=dict(type="str", choices=["present", "status"], default="present"),
             title=dict(type="str", default="Migration report"),
             dest=dict(type="path"),
-            progress=dict(type="dict", default={}),
+            progress=dict(type="list", elements="dict", default=[]),
         ),
         supports_check_mode=True,
     )
@@ -132,7 +137,7 @@ def main():
                if step["state"] == "running"]
     if params["state"] == "status":
         module.exit_json(changed=False, steps=steps, running=running,
-                         table=status_lines(params["steps"], steps, params["progress"]))
+                         table=status_lines(params["steps"], steps, progress_by_step(params["progress"])))
     dest = params["dest"] or params["state_dir"]
     paths = {"report_md": os.path.join(dest, "report.md"), "report_html": os.path.join(dest, "report.html")}
     contents = {"report_md": render_markdown(params["title"], params["steps"], steps),

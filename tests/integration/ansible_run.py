@@ -39,7 +39,7 @@ class PlaybookRun:
         return [r for r in self.results if r["status"] in ("failed", "unreachable")]
 
 
-def _command(playbook, inventory, tmp_path, extra_vars=None, check=False, diff=False, args=()):
+def _command(playbook, inventory, tmp_path, extra_vars=None, check=False, diff=False, args=(), env_vars=None):
     """argv and environment for one ansible-playbook run; plays given as a list go to a file."""
     if not isinstance(playbook, str):
         path = os.path.join(tmp_path, f"play-{len(os.listdir(tmp_path))}.yml")
@@ -58,6 +58,7 @@ def _command(playbook, inventory, tmp_path, extra_vars=None, check=False, diff=F
         MLOPS_TEST_RESULTS=results_file,
         PATH=BIN + os.pathsep + env.get("PATH", ""),
     )
+    env.update(env_vars or {})
     argv = [os.path.join(BIN, "ansible-playbook"), "-i", inventory, playbook, *args]
     if extra_vars:
         argv += ["-e", json.dumps(extra_vars)]
@@ -71,8 +72,9 @@ def _command(playbook, inventory, tmp_path, extra_vars=None, check=False, diff=F
 def start_playbook(playbook, inventory, tmp_path, **kwargs):
     """Start ansible-playbook without waiting, for tests that interrupt a run."""
     argv, env, _results = _command(playbook, inventory, tmp_path, **kwargs)
+    # its own session, so a test can kill the run with everything it started (os.killpg)
     return subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.DEVNULL,  # pylint: disable=consider-using-with
-                            stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+                            stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, start_new_session=True)
 
 
 def run_playbook(playbook, inventory, tmp_path, expect_rc=0, **kwargs):

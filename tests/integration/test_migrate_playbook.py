@@ -1,0 +1,276 @@
+"""playbooks/migrate.yml end to end on the embedded demo platform (inventories/demo).
+
+One stack (ssh hosts, S3, MongoDB, MLflow, source and target of each) is started for the
+module and seeded as ``make demo`` seeds it, plus 2,000 small objects so the S3 step runs
+long enough to be watched and killed. The tests run in file order: a malformed plan, a check
+run, a run killed during the S3 step and resumed, a second run that changes nothing, then a
+second migration of the same source in two stages (files, then db).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import signal
+import sqlite3
+import time
+
+import boto3
+import pymongo
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests import clearml_documents
+from tests.integration.ansible_run import run_playbook, start_playbook
+from tests.stack import demo_platform
+from tests.stack.stack import Stack
+
+PLAYBOOK = "playbooks/migrate.yml"
+STATUS = "playbooks/status.yml"
+INVENTORY = "inventories/demo"
+BULK_OBJECTS = 2000
+SOURCE_RUN_TAG = "mlops.migration.source_run_id"
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory):
+    workdir = str(tmp_path_factory.mktemp("demo-platform"))
+    stack = Stack(workdir)
+    try:
+        stack.start()
+    except Exception as exc:  # the message carries the server's log tail
+        pytest.fail(f"could not start the demo stack: {exc}", pytrace=False)
+    try:
+        state = stack.describe()
+        demo_platform.seed(state)
+        client = s3_client(state, "source")
+        for index in range(BULK_OBJECTS):
+            client.put_object(Bucket=demo_platform.BUCKET, Key=f"clearml/bulk/part-{index:05d}.bin",
+                              Body=hashlib.sha256(str(index).encode()).digest() * 32)
+        yield state
+    finally:
+        stack.stop()
+
+
+@pytest.fixture
+def run(platform, tmp_path):
+    """``run(playbook=PLAYBOOK, **kwargs)`` against inventories/demo on the module's stack."""
+    def go(playbook=PLAYBOOK, **kwargs):
+        return run_playbook(playbook, INVENTORY, str(tmp_path), env_vars={"MLOPS_DEMO_DIR": platform["workdir"]},
+                            **kwargs)
+    return go
+
+
+def s3_client(state, side):
+    info = state["s3"][side]
+    return boto3.client("s3", endpoint_url=info["endpoint_url"], aws_access_key_id=info["access_key"],
+                        aws_secret_access_key=info["secret_key"], region_name=info["region"])
+
+
+def objects(client, bucket, prefix=""):
+    """{key below prefix: md5 of the bytes} (read back whole: the check is byte for byte)."""
+    try:
+        pages = list(client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix))
+    except client.exceptions.NoSuchBucket:
+        return {}
+    return {o["Key"][len(prefix):]: hashlib.md5(client.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()).hexdigest()
+            for page in pages for o in page.get("Contents", [])}
+
+
+def keys(client, bucket, prefix=""):
+    try:
+        return [o["Key"] for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+                for o in page.get("Contents", [])]
+    except client.exceptions.NoSuchBucket:
+        return []
+
+
+def steps(state_dir):
+    path = os.path.join(state_dir, "migration-state.sqlite")
+    if not os.path.exists(path):
+        return {}
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return {name: state for name, state in db.execute("SELECT name, state FROM steps")}
+    except sqlite3.OperationalError:
+        return {}
+    finally:
+        db.close()
+
+
+def recap(output):
+    """{host: {ok, changed, failed, ...}} from the PLAY RECAP."""
+    return {m.group(1): {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(2))}
+            for m in re.finditer(r"^(\S+)\s+:\s+(ok=.*)$", output, re.M)}
+
+
+def mongo_db(state, side, name):
+    return pymongo.MongoClient(state["mongo"][side]["uri"], serverSelectionTimeoutMS=20000)[name]
+
+
+# -- bad input -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("extra, named", [
+    ({"migration": {"s3": {"mode": "direct", "bukets": []}}}, "bukets"),
+    ({"migration": {"mongo": {"source": {}, "target": {}, "scope": "everything"}}}, "scope"),
+    ({"migration": {"state_dir": "/tmp/x"}, "migration_type": "fast"}, "migration_type"),
+    ({"migration": "not a mapping"}, "migration"),
+])
+def test_malformed_plan_fails_before_any_host_is_touched(run, extra, named):
+    result = run(extra_vars=extra, expect_rc=2)
+    assert "the migration plan is malformed" in result.stdout + result.stderr or "Validation" in result.stdout
+    assert named in result.stdout
+    hosts = recap(result.stdout)
+    assert set(hosts) == {"localhost"}, hosts  # no source or target host was reached
+
+
+# -- check mode -------------------------------------------------------------------------------------
+
+def test_check_run_goes_end_to_end_and_writes_nothing(run, platform):
+    state_dir = os.path.join(platform["workdir"], "demo-state")
+    result = run(check=True)
+    assert "TASK [mlops.migration.migrate : mongo | Do the work]" in result.stdout
+    assert "TASK [mlops.migration.migrate : trackers | Do the work]" in result.stdout
+    assert steps(state_dir) == {}
+    assert not os.path.exists(os.path.join(state_dir, "report.md"))
+    assert keys(s3_client(platform, "target"), "target-bucket") == []
+    assert "backend" not in pymongo.MongoClient(platform["mongo"]["target"]["uri"]).list_database_names()
+    target = MlflowClient(platform["mlflow"]["target"]["tracking_uri"])
+    assert [e.name for e in target.search_experiments()] == ["Default"]
+    assert not os.path.exists(os.path.join(platform["ssh"]["target"]["root"], "demo-fileserver"))
+
+
+# -- a run killed during the S3 step, the status seen while it ran, and the resume ------------------
+
+def test_kill_during_s3_step_then_resume(run, platform, tmp_path):
+    state_dir = os.path.join(platform["workdir"], "demo-state")
+    progress = os.path.join(state_dir, "s3.progress.json")
+    ansible = start_playbook(PLAYBOOK, INVENTORY, str(tmp_path), env_vars={"MLOPS_DEMO_DIR": platform["workdir"]})
+    try:
+        deadline = time.monotonic() + 240
+        record = None
+        while time.monotonic() < deadline and ansible.poll() is None:
+            if steps(state_dir).get("s3") == "running" and os.path.exists(progress):
+                with open(progress, encoding="utf-8") as handle:
+                    try:
+                        record = json.load(handle)
+                    except ValueError:
+                        record = None
+                if record and record["done"] >= 50:
+                    break
+            time.sleep(0.2)
+        assert record and record["done"] >= 50, f"the S3 step never got going: {steps(state_dir)} {record}"
+
+        status = run(STATUS)  # in another "terminal", while the migration runs
+        lines = status.stdout
+        assert re.search(r"files_bulk\s+done", lines)
+        match = re.search(r"s3\s+running\s+(\d+)/(\S+)\s+([\d.]+ \w+)\s+([\d.]+)/s", lines)
+        assert match, lines[-3000:]
+        assert int(match.group(1)) >= 50
+        assert re.search(r"mongo\s+not run", lines)
+        assert steps(state_dir).get("s3") == "running", "the S3 step ended before the kill; the test needs a slower step"
+    finally:
+        if ansible.poll() is None:
+            os.killpg(ansible.pid, signal.SIGKILL)
+        ansible.wait(timeout=60)
+    copied_before = len(keys(s3_client(platform, "target"), "target-bucket", "clearml/"))
+    source_count = len(keys(s3_client(platform, "source"), "source-bucket", "clearml/"))
+    assert 0 < copied_before < source_count
+    assert steps(state_dir) == {"files_bulk": "done", "s3": "running"}
+    with open(os.path.join(state_dir, "migration.log"), encoding="utf-8") as handle:
+        assert "s3_sync source-bucket/clearml/ -> target-bucket/clearml/: started" in handle.read()
+
+    resumed = run()
+    assert "files_bulk finished" in resumed.stdout and "skipped" in resumed.stdout
+    s3_result = resumed.task("Stream the objects bucket to bucket")["result"]
+    assert s3_result["found"] == source_count
+    assert s3_result["already_present"] >= copied_before - 8  # objects in flight at the kill may be redone
+    assert s3_result["copied"] + s3_result["already_present"] == source_count
+    assert s3_result["verified"] == s3_result["copied"]
+    assert len(keys(s3_client(platform, "target"), "target-bucket", "clearml/")) == source_count
+    assert steps(state_dir) == {name: "done" for name in
+                                ("files_bulk", "s3", "mongo", "trackers", "files_delta", "verify")}
+    check_target(platform)
+
+    with open(os.path.join(state_dir, "report.md"), encoding="utf-8") as handle:
+        report = handle.read()
+    assert "| s3 | s3 objects | %d |" % source_count in report
+    assert re.search(r"\| mongo \| documents backend.task \| 30 \| 15 \| 15 \| 0 \| 15 \| 0 \|", report), report
+    assert "## First failures\n\nnone" in report
+    assert os.path.exists(os.path.join(state_dir, "report.html"))
+
+
+def check_target(platform, bucket="target-bucket", db="backend", prefix="", fileserver="demo-fileserver"):
+    """What the demo promises at the target after a full migration."""
+    # S3: the trees byte-identical
+    source_s3, target_s3 = s3_client(platform, "source"), s3_client(platform, "target")
+    assert objects(target_s3, bucket, "clearml/") == objects(source_s3, "source-bucket", "clearml/")
+    # the fileserver's files in the target S3 under unchanged paths
+    root = demo_platform.fileserver_dir(platform)
+    files = {}
+    for directory, _dirs, names in os.walk(root):
+        for name in names:
+            with open(os.path.join(directory, name), "rb") as handle:
+                files[os.path.relpath(os.path.join(directory, name), root)] = hashlib.md5(handle.read()).hexdigest()
+    assert files and objects(target_s3, bucket, "fileserver/") == files
+    landed = os.path.join(platform["ssh"]["target"]["root"], fileserver)
+    assert sorted(os.listdir(landed)) == sorted(os.listdir(root))
+    # MongoDB: tasks in migrated statuses only, excluded fields gone, every URL rewritten
+    source, target = mongo_db(platform, "source", "backend"), mongo_db(platform, "target", db)
+    kept = [t for t in source.task.find() if t["status"] in clearml_documents.KEPT_STATUSES]
+    tasks = list(target.task.find())
+    assert sorted(t["_id"] for t in tasks) == sorted(t["_id"] for t in kept)
+    for task in tasks:
+        assert "status_reason" not in task and "status_message" not in task and "queue" not in task["execution"]
+    for name in ("task", "model", "project", "user", "queue"):
+        for doc in target[name].find():
+            text = json.dumps(doc, default=str)
+            assert demo_platform.target_leftovers(text) == [], (name, doc["_id"])
+        assert target[name].count_documents({}) > 0
+    assert any(f"s3://{bucket}/fileserver/" in json.dumps(t, default=str) for t in tasks)
+    # MLflow: every run, with its original times
+    source_ml = MlflowClient(platform["mlflow"]["source"]["tracking_uri"])
+    target_ml = MlflowClient(platform["mlflow"]["target"]["tracking_uri"])
+    for name in demo_platform.EXPERIMENTS:
+        src = source_ml.get_experiment_by_name(name)
+        dst = target_ml.get_experiment_by_name(prefix + name)
+        src_runs = {r.info.run_id: r for r in source_ml.search_runs([src.experiment_id])}
+        dst_runs = target_ml.search_runs([dst.experiment_id])
+        assert len(dst_runs) == len(src_runs)
+        for run in dst_runs:
+            original = src_runs[run.data.tags[SOURCE_RUN_TAG]]
+            assert (run.info.start_time, run.info.end_time) == (original.info.start_time, original.info.end_time)
+            assert run.data.params == original.data.params
+
+
+def test_second_run_skips_every_step_and_changes_nothing(run, platform):
+    result = run()
+    for name in ("files_bulk", "s3", "mongo", "trackers", "files_delta", "verify"):
+        assert re.search(rf"{name} finished [\d-]+ [\d:]+;\s+skipped", result.stdout), name
+    assert all(counts["changed"] == 0 for counts in recap(result.stdout).values()), recap(result.stdout)
+    check_target(platform)
+
+
+# -- two stages: files while the source is live, then db in the downtime window ---------------------
+
+def test_files_then_db(run, platform):
+    second = {"demo_name": "two", "demo_target_bucket": "second-bucket", "demo_target_db": "backend_two",
+              "demo_experiment_prefix": "two-"}
+    state_dir = os.path.join(platform["workdir"], "two-state")
+    files = run(extra_vars=dict(second, migration_type="files"))
+    assert "steps=files_bulk,s3,verify" in files.stdout
+    assert steps(state_dir) == {"files_bulk": "done", "s3": "done", "verify": "done"}
+    assert len(keys(s3_client(platform, "target"), "second-bucket", "clearml/")) > BULK_OBJECTS
+    assert "backend_two" not in pymongo.MongoClient(platform["mongo"]["target"]["uri"]).list_database_names()
+    assert MlflowClient(platform["mlflow"]["target"]["tracking_uri"]).get_experiment_by_name("two-demo-training") is None
+
+    db = run(extra_vars=dict(second, migration_type="db"))
+    for name in ("files_bulk", "s3"):  # db implies the files: done by the first stage, so skipped
+        assert re.search(rf"{name} finished [\d-]+ [\d:]+;\s+skipped", db.stdout), name
+    for name in ("mongo", "trackers", "files_delta", "verify"):
+        assert f"TASK [mlops.migration.migrate : {name} | Record the step done]" in db.stdout, name
+    assert steps(state_dir) == {name: "done" for name in
+                                ("files_bulk", "s3", "mongo", "trackers", "files_delta", "verify")}
+    check_target(platform, bucket="second-bucket", db="backend_two", prefix="two-", fileserver="two-fileserver")
