@@ -106,7 +106,7 @@ def main():
         min_free_mb=dict(type="int", default=0),
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True,
-                           required_if=[(kind, kind, needs) for kind, needs in NEEDS.items() if needs])
+                           required_if=[("kind", kind, needs) for kind, needs in NEEDS.items() if needs])
     params = module.params
     try:
         if params["kind"] == "s3":

@@ -191,7 +191,8 @@ from ansible_collections.mlops.migration.plugins.module_utils.common import Migr
 from ansible_collections.mlops.migration.plugins.module_utils import progress as progress_file
 from ansible_collections.mlops.migration.plugins.module_utils.ledger import STATE_FILE, Ledger
 from ansible_collections.mlops.migration.plugins.module_utils.tracker_copy import INCLUDE, Copier, RunFilter
-from ansible_collections.mlops.migration.plugins.module_utils.trackers.adapters import HAS_MLFLOW, adapter, tracker_spec
+from ansible_collections.mlops.migration.plugins.module_utils.trackers.adapters import adapter, tracker_spec
+from ansible_collections.mlops.migration.plugins.module_utils.trackers.mlflow import HAS_MLFLOW
 
 
 def main():

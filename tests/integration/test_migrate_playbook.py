@@ -93,7 +93,7 @@ def steps(state_dir):
         return {}
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        return {name: state for name, state in db.execute("SELECT name, state FROM steps")}
+        return dict(db.execute("SELECT name, state FROM steps"))
     except sqlite3.OperationalError:
         return {}
     finally:
@@ -131,8 +131,8 @@ def test_malformed_plan_fails_before_any_host_is_touched(run, extra, named):
 def test_check_run_goes_end_to_end_and_writes_nothing(run, platform):
     state_dir = os.path.join(platform["workdir"], "demo-state")
     result = run(check=True)
-    assert "TASK [mlops.migration.migrate : mongo | Do the work]" in result.stdout
-    assert "TASK [mlops.migration.migrate : trackers | Do the work]" in result.stdout
+    assert "TASK [mlops.migration.migration : Do the work: mongo]" in result.stdout
+    assert "TASK [mlops.migration.migration : Do the work: trackers]" in result.stdout
     assert steps(state_dir) == {}
     assert not os.path.exists(os.path.join(state_dir, "report.md"))
     assert keys(s3_client(platform, "target"), "target-bucket") == []
@@ -270,7 +270,7 @@ def test_files_then_db(run, platform):
     for name in ("files_bulk", "s3"):  # db implies the files: done by the first stage, so skipped
         assert re.search(rf"{name} finished [\d-]+ [\d:]+;\s+skipped", db.stdout), name
     for name in ("mongo", "trackers", "files_delta", "verify"):
-        assert f"TASK [mlops.migration.migrate : {name} | Record the step done]" in db.stdout, name
+        assert f"TASK [mlops.migration.migration : Record the step done: {name}]" in db.stdout, name
     assert steps(state_dir) == {name: "done" for name in
                                 ("files_bulk", "s3", "mongo", "trackers", "files_delta", "verify")}
     check_target(platform, bucket="second-bucket", db="backend_two", prefix="two-", fileserver="two-fileserver")

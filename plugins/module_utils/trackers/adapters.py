@@ -5,11 +5,7 @@
 
 from __future__ import annotations
 
-from ansible_collections.mlops.migration.plugins.module_utils.trackers.mlflow import (
-    HAS_MLFLOW,
-    MlflowSource,
-    MlflowTarget,
-)
+from ansible_collections.mlops.migration.plugins.module_utils.trackers.mlflow import MlflowSource, MlflowTarget
 
 ADAPTERS = {"mlflow": (MlflowSource, MlflowTarget)}
 
