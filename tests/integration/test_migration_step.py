@@ -45,3 +45,38 @@ def test_an_unwritable_state_dir_is_explained(playbook, ssh_stack):
         handle.write("a file, not a directory")
     run = playbook(step_play(blocker, state="running"), expect_rc=2)
     assert "cannot open the migration state file" in run.task("step")["result"]["msg"]
+
+
+def test_results_are_summed_per_object_kind_and_bad_results_refused(playbook, ssh_stack):
+    state_dir = os.path.join(ssh_stack["ssh"]["source"].root, "steps-results")
+    results = [{"module": "s3_sync", "result": {"found": 3, "copied": 2, "already_present": 1, "verified": 2,
+                                                "failed_count": 0, "failures": []}}]
+    done = playbook(step_play(state_dir, state="done", results=results)).task("step")["result"]
+    assert done["step"]["summary"]["objects"]["s3 objects"]["copied"] == 2
+    assert done["table"][-1].split()[:5] == ["s3", "s3", "objects", "3", "-"]
+    refused = playbook(step_play(state_dir, state="done", results=[{"module": "rsync", "result": {}}]), expect_rc=2)
+    assert "no report of rsync results" in refused.task("step")["result"]["msg"]
+
+
+def report_play(state_dir, **args):
+    return [{"name": "report", "hosts": "source", "gather_facts": False,
+             "tasks": [{"name": "report", "mlops.migration.migration_report": {
+                 "state_dir": state_dir, "steps": ["s3", "mongo"], **args}}]}]
+
+
+def test_the_report_is_written_once_and_not_in_check_mode(playbook, ssh_stack):
+    state_dir = os.path.join(ssh_stack["ssh"]["source"].root, "report-state")
+    playbook(step_play(state_dir, state="done", results=[{"module": "s3_sync", "result": {
+        "found": 5, "copied": 5, "already_present": 0, "verified": 5, "failed_count": 0, "failures": []}}]))
+    checked = playbook(report_play(state_dir), check=True).task("report")["result"]
+    assert checked["changed"] and not os.path.exists(os.path.join(state_dir, "report.md"))
+    written = playbook(report_play(state_dir)).task("report")["result"]
+    assert written["changed"]
+    with open(os.path.join(state_dir, "report.md"), encoding="utf-8") as handle:
+        text = handle.read()
+    assert "| s3 | done |" in text and "| mongo | not run |  |  |" in text and "| s3 | s3 objects | 5 |" in text
+    assert os.path.exists(os.path.join(state_dir, "report.html"))
+    assert not playbook(report_play(state_dir)).task("report")["result"]["changed"]
+    status = playbook(report_play(state_dir, state="status")).task("report")["result"]
+    assert not status["changed"] and status["running"] == []
+    assert [line.split()[:2] for line in status["table"][1:]] == [["s3", "done"], ["mongo", "not"]]
