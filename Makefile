@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: deps test sanity lint unit integration demo demo-down bench clean
+.PHONY: deps test sanity lint unit integration demo demo-down status ee-context bench clean
 
 deps:
 	bash scripts/install-deps.sh
@@ -35,6 +35,15 @@ demo: deps
 	MLOPS_DEMO_DIR=$(CURDIR)/$(DEMO_DIR) $(VENV)/bin/ansible-playbook playbooks/migrate.yml -i inventories/demo
 	@echo "report: $(DEMO_DIR)/demo-state/report.md and report.html; status: ansible-playbook playbooks/status.yml -i inventories/demo"
 	@echo "the stack stays up for inspection; 'make demo-down' stops it"
+
+status: deps
+	MLOPS_DEMO_DIR=$(CURDIR)/$(DEMO_DIR) $(VENV)/bin/ansible-playbook playbooks/status.yml -i inventories/demo
+
+# The build context of the AWX/AAP execution environment (build it with podman or docker).
+ee-context: deps
+	rm -rf .build/ee-collection && $(VENV)/bin/ansible-galaxy collection build --output-path .build/ee-collection .
+	$(VENV)/bin/ansible-builder create -f execution-environment.yml --context .build/ee-context
+	@echo "podman build -t mlops-migration-ee .build/ee-context"
 
 demo-down:
 	@if [ -x $(PY) ]; then $(PY) -m tests.stack down --workdir $(DEMO_DIR); fi
