@@ -45,3 +45,9 @@ def test_malformed_plans_name_the_bad_key(spec, values, named):
 def test_non_mappings_are_refused(spec):
     with pytest.raises(AnsibleFilterError):
         checked_plan(["migration"], spec)
+
+
+def test_switches_given_as_none_count_as_not_given(spec):
+    plan = checked_plan({"migration": {}, "migration_scope": None, "migration_scope_id": None}, spec)
+    assert plan["migration_scope"] is None and plan["migration_type"] == "full"
+    assert checked_plan({"migration": {}, "migration_scope": "user"}, spec)["migration_scope"] == "user"
