@@ -24,21 +24,23 @@ def bucket(s3_pair):
     return info
 
 
-def s3_args(info, **extra):
-    return dict(dict(kind="s3", endpoint_url=info["endpoint_url"], access_key=info["access_key"],
-                     secret_key=info["secret_key"], bucket="preflight"), **extra)
+def s3_args(info, extra=None):
+    args = {"kind": "s3", "endpoint_url": info["endpoint_url"], "access_key": info["access_key"],
+            "secret_key": info["secret_key"], "bucket": "preflight"}
+    args.update(extra or {})
+    return args
 
 
 def test_s3_bucket_credentials_and_creation(playbook, bucket):
     found = playbook(check_play(**s3_args(bucket)), check=True).task("check")["result"]
     assert found["checked"]["bucket_exists"] and not found["changed"]
-    missing = playbook(check_play(**s3_args(bucket, bucket="nope")), expect_rc=2).task("check")["result"]
+    missing = playbook(check_play(**s3_args(bucket, {"bucket": "nope"})), expect_rc=2).task("check")["result"]
     assert "bucket nope does not exist" in missing["msg"]
-    creatable = playbook(check_play(**s3_args(bucket, bucket="nope", create_bucket=True))).task("check")["result"]
+    creatable = playbook(check_play(**s3_args(bucket, {"bucket": "nope", "create_bucket": True}))).task("check")["result"]
     assert creatable["checked"]["bucket_exists"] is False
-    wrong = playbook(check_play(**s3_args(bucket, secret_key="wrong")), expect_rc=2).task("check")["result"]
+    wrong = playbook(check_play(**s3_args(bucket, {"secret_key": "wrong"})), expect_rc=2).task("check")["result"]
     assert "rejected the credentials" in wrong["msg"] and "wrong" not in wrong["msg"]
-    down = playbook(check_play(**s3_args(bucket, endpoint_url="http://127.0.0.1:9")), expect_rc=2)
+    down = playbook(check_play(**s3_args(bucket, {"endpoint_url": "http://127.0.0.1:9"})), expect_rc=2)
     assert "cannot reach http://127.0.0.1:9" in down.task("check")["result"]["msg"]
 
 
