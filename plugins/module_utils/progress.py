@@ -69,14 +69,7 @@ class Progress:
 
     def event(self, text):
         """One log line: to ``migration.log`` beside the progress file, and to stderr."""
-        line = f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {self.host} {text}\n"
-        sys.stderr.write(line)
-        try:
-            os.makedirs(os.path.dirname(self.log_path) or ".", exist_ok=True)
-            with open(self.log_path, "a", encoding="utf-8") as handle:
-                handle.write(line)
-        except OSError:
-            pass  # the log is a convenience; a read-only state dir must not fail the transfer
+        log_event(os.path.dirname(self.log_path), text, self.host)
 
     def finish(self, summary=""):
         record = self.snapshot()
@@ -84,6 +77,18 @@ class Progress:
         write_json_atomic(self.path, record)
         self.event(f"{self.what}: finished, {self.done} {self.unit}, {self.bytes} bytes"
                    + (f"; {summary}" if summary else ""))
+
+
+def log_event(directory, text, host=None):
+    """Append one line to ``<directory>/migration.log`` and write it to stderr."""
+    line = f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {host or socket.gethostname()} {text}\n"
+    sys.stderr.write(line)
+    try:
+        os.makedirs(directory or ".", exist_ok=True)
+        with open(os.path.join(directory, LOG_NAME), "a", encoding="utf-8") as handle:
+            handle.write(line)
+    except OSError:
+        pass  # the log is a convenience; a read-only state dir must not fail the work
 
 
 def start(module, what, unit="objects"):

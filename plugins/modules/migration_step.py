@@ -17,6 +17,8 @@ description:
     V(query) returns the step's state and whether to skip it.
   - A step is skipped (RV(skip)) only when it is V(done) and O(force) is false. A step that was
     V(running) when a run died is not done, so it runs again.
+  - Every change of a step's state is logged as one line (with its counts when done, its error when
+    failed) to C(migration.log) in O(state_dir) and to stderr.
 author:
   - mlops.migration developers (@mlops-migration)
 options:
@@ -106,7 +108,21 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.mlops.migration.plugins.module_utils.common import MigrationError
 from ansible_collections.mlops.migration.plugins.module_utils.ledger import STATE_FILE, StepLog
+from ansible_collections.mlops.migration.plugins.module_utils.progress import log_event
 from ansible_collections.mlops.migration.plugins.module_utils.report import ReportError, render_table, summarize
+
+
+def step_event(name, state, summary):
+    """The log line of a step's new state: its counts when done, its error when failed."""
+    text = f"step {name}: {state}"
+    objects = (summary or {}).get("objects") or {}
+    if state == "done" and objects:
+        text += "; " + "; ".join(f"{kind}: " + ", ".join(f"{key} {value}" for key, value in counts.items()
+                                                        if key != "failures" and value is not None)
+                                 for kind, counts in sorted(objects.items()))
+    if state == "failed" and (summary or {}).get("error"):
+        text += f"; {summary['error']}"
+    return text
 
 
 def main():
@@ -134,6 +150,8 @@ def main():
             changed = False
             if params["state"] != "query":
                 changed = steps.set(params["name"], params["state"], summary, params["progress"])
+                if changed and not module.check_mode:
+                    log_event(params["state_dir"], step_event(params["name"], params["state"], summary))
             step = steps.get(params["name"])
         finally:
             steps.close()

@@ -126,6 +126,16 @@ def test_malformed_plan_fails_before_any_host_is_touched(run, extra, named):
     assert set(hosts) == {"localhost"}, hosts  # no source or target host was reached
 
 
+def test_wrong_credentials_stop_the_run_at_the_preflight(run, platform):
+    wrong = {"endpoint_url": platform["s3"]["target"]["endpoint_url"], "access_key": "nobody",
+             "secret_key": "not-the-secret", "region": "us-east-1"}
+    result = run(extra_vars={"demo_target_s3": wrong}, expect_rc=2)
+    assert "preflight: " in result.stdout and "rejected the credentials" in result.stdout
+    assert "not-the-secret" not in result.stdout
+    assert "Do the work" not in result.stdout  # no step started
+    assert steps(os.path.join(platform["workdir"], "demo-state")) == {}
+
+
 # -- check mode -------------------------------------------------------------------------------------
 
 def test_check_run_goes_end_to_end_and_writes_nothing(run, platform):

@@ -80,3 +80,16 @@ def test_the_report_is_written_once_and_not_in_check_mode(playbook, ssh_stack):
     status = playbook(report_play(state_dir, state="status")).task("report")["result"]
     assert not status["changed"] and status["running"] == []
     assert [line.split()[:2] for line in status["table"][1:]] == [["s3", "done"], ["mongo", "not"]]
+
+
+def test_state_changes_are_logged_in_the_state_dir(playbook, ssh_stack):
+    state_dir = os.path.join(ssh_stack["ssh"]["source"].root, "steps-log")
+    playbook(step_play(state_dir, state="running"))
+    playbook(step_play(state_dir, state="failed", summary={"error": "bucket x does not exist"}))
+    playbook(step_play(state_dir, state="failed", summary={"error": "bucket x does not exist"}))  # no change
+    playbook(step_play(state_dir, state="done", results=[{"module": "s3_sync", "result": {
+        "found": 2, "copied": 2, "already_present": 0, "verified": 2, "failed_count": 0, "failures": []}}]))
+    with open(os.path.join(state_dir, "migration.log"), encoding="utf-8") as handle:
+        lines = [line.split(" ", 2)[2].rstrip("\n") for line in handle]
+    assert lines == ["step s3: running", "step s3: failed; bucket x does not exist",
+                     "step s3: done; s3 objects: found 2, copied 2, present 0, verified 2, failed 0"]
