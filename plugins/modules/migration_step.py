@@ -117,9 +117,11 @@ def step_event(name, state, summary):
     text = f"step {name}: {state}"
     objects = (summary or {}).get("objects") or {}
     if state == "done" and objects:
-        text += "; " + "; ".join(f"{kind}: " + ", ".join(f"{key} {value}" for key, value in counts.items()
-                                                        if key != "failures" and value is not None)
-                                 for kind, counts in sorted(objects.items()))
+        parts = []
+        for kind, counts in sorted(objects.items()):
+            shown = [f"{key} {value}" for key, value in counts.items() if key != "failures" and value is not None]
+            parts.append(f"{kind}: " + ", ".join(shown))
+        text += "; " + "; ".join(parts)
     if state == "failed" and (summary or {}).get("error"):
         text += f"; {summary['error']}"
     return text
