@@ -51,7 +51,7 @@ def check_mongo(params):
 def check_tracker(params):
     """The tracker answers and accepts the credentials."""
     tracker = adapter(params, "source")
-    return {"endpoint": tracker.uri, "kind": params.get("kind", "mlflow")}
+    return {"endpoint": tracker.uri, "kind": params.get("kind", "mlflow"), "version": tracker.server_version()}
 
 
 def check_disk(path, min_free_mb):

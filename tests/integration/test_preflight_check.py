@@ -54,6 +54,7 @@ def test_mongo_version_and_unreachable_server(playbook, mongo_pair):
 def test_mlflow_and_disk(playbook, mlflow_pair, ssh_stack):
     found = playbook(check_play(kind="mlflow", tracking_uri=mlflow_pair["source"].tracking_uri)).task("check")["result"]
     assert found["checked"]["endpoint"] == mlflow_pair["source"].tracking_uri
+    assert found["checked"]["version"][0].isdigit()
     down = playbook(check_play(kind="mlflow", tracking_uri="http://127.0.0.1:9"), expect_rc=2)
     assert "cannot reach MLflow at http://127.0.0.1:9" in down.task("check")["result"]["msg"]
     path = os.path.join(ssh_stack["ssh"]["source"].root, "not", "yet")

@@ -97,6 +97,15 @@ class _Client:
         self.store = self.client._tracking_client.store  # pylint: disable=protected-access
         self.repos = {}  # artifact URI -> repository, so listing a run's artifacts does not re-read the run
 
+    def server_version(self):
+        """The tracking server's MLflow version (``GET /version``), or None when it does not tell."""
+        try:
+            from mlflow.utils.rest_utils import http_request  # pylint: disable=import-outside-toplevel
+            reply = http_request(self.store.get_host_creds(), "/version", "GET", max_retries=0, timeout=10)
+            return reply.text.strip()[:40] if reply.status_code == 200 else None
+        except Exception:  # pylint: disable=broad-except  # a version is a note, never a failure
+            return None
+
     def repo(self, artifact_uri):
         if artifact_uri not in self.repos:
             if len(self.repos) > 256:
