@@ -267,11 +267,15 @@ def test_second_run_skips_every_step_and_changes_nothing(run, platform):
 
 def test_files_then_db(run, platform):
     second = {"demo_name": "two", "demo_target_bucket": "second-bucket", "demo_target_db": "backend_two",
-              "demo_experiment_prefix": "two-"}
+              "demo_experiment_prefix": "two-", "demo_s3_mode": "bundle"}  # the air-gap way this time
     state_dir = os.path.join(platform["workdir"], "two-state")
     files = run(extra_vars=dict(second, migration_type="files"))
     assert "steps=files_bulk,s3,verify" in files.stdout
     assert steps(state_dir) == {"files_bulk": "done", "s3": "done", "verify": "done"}
+    exported = files.task("Export the objects to a bundle on the source host")["result"]
+    imported = files.task("Import the bundle into the target bucket")["result"]
+    assert exported["found"] == imported["found"] == imported["copied"] == imported["verified"] > BULK_OBJECTS
+    assert os.path.exists(os.path.join(platform["workdir"], "two-work", "incoming", "s3-bundle-0.zip"))
     assert len(keys(s3_client(platform, "target"), "second-bucket", "clearml/")) > BULK_OBJECTS
     assert "backend_two" not in pymongo.MongoClient(platform["mongo"]["target"]["uri"]).list_database_names()
     assert MlflowClient(platform["mlflow"]["target"]["tracking_uri"]).get_experiment_by_name("two-demo-training") is None
