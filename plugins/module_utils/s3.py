@@ -11,13 +11,16 @@ Verification rules (see STYLE.md: a multipart ETag is not an md5):
   - every PUT and every uploaded part carries Content-MD5, so the target checks each byte;
   - the target's resulting ETag is checked against the md5 (single part) or the multipart
     ETag of the parts we sent.
-Importable without Ansible; boto3 is imported lazily so the module can report its absence.
+Importable without Ansible. Calls go through module_utils/s3_client.py: its own small SigV4
+client when an endpoint URL and keys are given (fast to start, cheap per request), or boto3
+(imported only then) for AWS's default endpoint and boto3's credential chain.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import importlib.util
 import zlib
 from dataclasses import dataclass
 
@@ -30,14 +33,14 @@ from ansible_collections.mlops.migration.plugins.module_utils.checksums import (
 )
 from ansible_collections.mlops.migration.plugins.module_utils.common import MigrationError
 
-try:
-    import boto3
-    from botocore.config import Config
-    from botocore.exceptions import BotoCoreError, ClientError
-    HAS_BOTO3 = True
-except ImportError:  # reported by the modules with missing_required_lib
-    HAS_BOTO3 = False
-    BotoCoreError = ClientError = Exception
+from ansible_collections.mlops.migration.plugins.module_utils.s3_client import (
+    ApiError,
+    BotoClient,
+    ClientError,
+    S3Client,
+)
+
+HAS_BOTO3 = importlib.util.find_spec("boto3") is not None  # imported only when a client needs it
 
 MIB = 1024 * 1024
 MD5_METADATA = "md5chksum"  # whole-object md5, base64, as rclone stores it: each tool reads the other's
@@ -65,6 +68,7 @@ def connection_options():
         region=dict(type="str", default="us-east-1", fallback=(env_fallback, ["AWS_REGION", "AWS_DEFAULT_REGION"])),
         validate_certs=dict(type="bool", default=True),
         ca_bundle=dict(type="path", fallback=(env_fallback, ["AWS_CA_BUNDLE"])),
+        client=dict(type="str", default="auto", choices=["auto", "builtin", "boto3"]),
     )
 
 
@@ -79,18 +83,36 @@ class Endpoint:
     region: str = "us-east-1"
     validate_certs: bool = True
     ca_bundle: str | None = None
+    client_kind: str = "auto"
 
     @classmethod
     def from_params(cls, params):
-        return cls(**{name: params.get(name) for name in connection_options_names()})
+        values = {name: params.get(name) for name in connection_options_names()}
+        values["client_kind"] = values.pop("client") or "auto"
+        return cls(**values)
 
     @property
     def label(self):
         return self.endpoint_url or f"AWS S3 ({self.region})"
 
     def client(self, max_pool=10):
+        """A client for this endpoint: the built-in one, or boto3 when ``client`` or missing settings ask for it."""
+        builtin = bool(self.endpoint_url and self.access_key and self.secret_key)
+        if self.client_kind == "builtin" and not builtin:
+            raise S3Error(f"client=builtin needs endpoint_url, access_key and secret_key for {self.label}; "
+                          "use client=auto to take credentials from boto3's chain")
+        if builtin and self.client_kind != "boto3":
+            try:
+                return S3Client(self.endpoint_url, self.access_key, self.secret_key, self.session_token, self.region,
+                                self.validate_certs, self.ca_bundle, max_pool=max_pool)
+            except ValueError as exc:
+                raise S3Error(str(exc)) from exc
         if not HAS_BOTO3:
-            raise S3Error("boto3 is required on the host that runs this module")
+            raise S3Error(f"boto3 is required on the host that runs this module to reach {self.label} without "
+                          "endpoint_url, access_key and secret_key (or with client=boto3)")
+        import boto3  # pylint: disable=import-outside-toplevel
+        from botocore.config import Config  # pylint: disable=import-outside-toplevel
+
         config = Config(
             retries={"max_attempts": 5, "mode": "standard"}, max_pool_connections=max_pool,
             connect_timeout=10, read_timeout=120, parameter_validation=False,
@@ -100,11 +122,13 @@ class Endpoint:
         session = boto3.session.Session(aws_access_key_id=self.access_key, aws_secret_access_key=self.secret_key,
                                         aws_session_token=self.session_token, region_name=self.region)
         verify = self.ca_bundle or self.validate_certs
-        return session.client("s3", endpoint_url=self.endpoint_url, verify=verify, config=config)
+        return BotoClient(session.client("s3", endpoint_url=self.endpoint_url, verify=verify, config=config),
+                          self.label)
 
 
 def connection_options_names():
-    return ("endpoint_url", "access_key", "secret_key", "session_token", "region", "validate_certs", "ca_bundle")
+    return ("endpoint_url", "access_key", "secret_key", "session_token", "region", "validate_certs", "ca_bundle",
+            "client")
 
 
 def explain(exc, endpoint, bucket, key=None):
@@ -134,7 +158,7 @@ def check_bucket(client, endpoint, bucket):
     """Fail early, before any write, when the bucket is missing or the credentials are wrong."""
     try:
         client.head_bucket(Bucket=bucket)
-    except (ClientError, BotoCoreError) as exc:
+    except ApiError as exc:
         raise S3Error(explain(exc, endpoint, bucket)) from exc
 
 
@@ -152,7 +176,7 @@ def ensure_bucket(client, endpoint, bucket, create=False, check_mode=False):
     if not check_mode:
         try:
             client.create_bucket(Bucket=bucket)
-        except (ClientError, BotoCoreError) as exc:
+        except ApiError as exc:
             raise S3Error(explain(exc, endpoint, bucket)) from exc
     return True
 
@@ -170,12 +194,16 @@ class ObjectInfo:
 
 def list_objects(client, endpoint, bucket, prefix=""):
     """Stream the objects under a prefix, page by page, in the server's key order."""
-    paginator = client.get_paginator("list_objects_v2")
+    token = None
     try:
-        for page in paginator.paginate(Bucket=bucket, Prefix=prefix, PaginationConfig={"PageSize": 1000}):
+        while True:
+            page = client.list_objects_v2(Bucket=bucket, Prefix=prefix, **({"ContinuationToken": token} if token else {}))
             for item in page.get("Contents", ()):
                 yield ObjectInfo(item["Key"], int(item["Size"]), normalize_etag(item["ETag"]))
-    except (ClientError, BotoCoreError) as exc:
+            token = page.get("NextContinuationToken")
+            if not page.get("IsTruncated") or not token:
+                return
+    except ApiError as exc:
         raise S3Error(explain(exc, endpoint, bucket)) from exc
 
 
@@ -288,7 +316,7 @@ def copy_object(src, dst, info, target_key, part_size=8 * MIB, threshold=16 * MI
         head = src_client.head_object(Bucket=src_bucket, Key=info.key) if info.multipart else None
         sizes = part_sizes(src_client, src_bucket, info.key, info.size, info.etag) if info.multipart else None
         body = src_client.get_object(Bucket=src_bucket, Key=info.key)["Body"]
-    except (ClientError, BotoCoreError) as exc:
+    except ApiError as exc:
         raise S3Error(explain(exc, src_endpoint, src_bucket, info.key)) from exc
     try:
         return put_verified(body, SourceCheck(info, sizes), f"s3://{src_bucket}/{info.key} at {src_endpoint.label}",
@@ -326,7 +354,7 @@ def put_verified(body, check, source_label, md5, dst, target_key, part_size=8 * 
                               f"{normalize_etag(reply.get('ETag'))} is not the md5 {check.md5}")
             return CopyResult(check.info.size, "md5")
         return _copy_multipart(body, check, metadata, dst, target_key, part_size)
-    except (ClientError, BotoCoreError) as exc:
+    except ApiError as exc:
         raise S3Error(explain(exc, dst_endpoint, dst_bucket, target_key)) from exc
 
 

@@ -29,7 +29,7 @@ from ansible_collections.mlops.migration.plugins.module_utils.checksums import (
 )
 from ansible_collections.mlops.migration.plugins.module_utils.concurrency import bounded_map, prefetch
 from ansible_collections.mlops.migration.plugins.module_utils.s3 import (
-    BotoCoreError,
+    ApiError,
     ClientError,
     ObjectInfo,
     S3Error,
@@ -73,7 +73,7 @@ def download(src, info, path):
     try:
         sizes = part_sizes(client, bucket, info.key, info.size, info.etag) if info.multipart else None
         body = client.get_object(Bucket=bucket, Key=info.key)["Body"]
-    except (ClientError, BotoCoreError) as exc:
+    except ApiError as exc:
         raise S3Error(explain(exc, endpoint, bucket, info.key)) from exc
     check = SourceCheck(info, sizes)
     partial = path + ".part"

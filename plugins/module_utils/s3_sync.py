@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 
 from ansible_collections.mlops.migration.plugins.module_utils.concurrency import bounded_map, prefetch
 from ansible_collections.mlops.migration.plugins.module_utils.s3 import (
-    BotoCoreError,
-    ClientError,
+    ApiError,
     S3Error,
     copy_object,
     explain,
@@ -150,7 +149,7 @@ def sync(source, target, parallel=8, shard_index=0, shard_count=1, delete_extra=
             return "copied", copy_object(source.triple(), target.triple(), src, target_key, part_size, threshold)
         except S3Error as exc:
             return "failed", str(exc)
-        except (ClientError, BotoCoreError) as exc:
+        except ApiError as exc:
             return "failed", explain(exc, target.endpoint, target.bucket, target_key)
 
     extras = []
@@ -183,7 +182,7 @@ def delete_keys(target, keys, check_mode, report):
     try:
         reply = target.client.delete_objects(Bucket=target.bucket, Delete={
             "Objects": [{"Key": key} for key in keys], "Quiet": True})
-    except (ClientError, BotoCoreError) as exc:
+    except ApiError as exc:
         raise S3Error(explain(exc, target.endpoint, target.bucket)) from exc
     errors = reply.get("Errors", [])
     for error in errors:

@@ -110,8 +110,6 @@ def main():
     params = module.params
     try:
         if params["kind"] == "s3":
-            if not s3.HAS_BOTO3:
-                raise MigrationError("boto3 is required on the host that runs this module")
             checked = check_s3(params)
         elif params["kind"] == "mongo":
             if not mongo.HAS_PYMONGO:

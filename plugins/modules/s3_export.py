@@ -151,13 +151,12 @@ seconds:
 
 import os
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.mlops.migration.plugins.module_utils.common import MigrationError, failure_summary
 from ansible_collections.mlops.migration.plugins.module_utils import progress as progress_file
 from ansible_collections.mlops.migration.plugins.module_utils.checksums import md5_file
 from ansible_collections.mlops.migration.plugins.module_utils.s3 import (
-    HAS_BOTO3,
     Endpoint,
     check_bucket,
     connection_options,
@@ -182,8 +181,6 @@ def main():
         ),
         supports_check_mode=True,
     )
-    if not HAS_BOTO3:
-        module.fail_json(msg=missing_required_lib("boto3"))
     params = module.params
     dest = params["dest"].rstrip("/")
     try:

@@ -137,12 +137,11 @@ seconds:
 
 import tempfile
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.mlops.migration.plugins.module_utils.common import MigrationError, failure_summary
 from ansible_collections.mlops.migration.plugins.module_utils import progress as progress_file
 from ansible_collections.mlops.migration.plugins.module_utils.s3 import (
-    HAS_BOTO3,
     Endpoint,
     connection_options,
     ensure_bucket,
@@ -167,8 +166,6 @@ def main():
         ),
         supports_check_mode=True,
     )
-    if not HAS_BOTO3:
-        module.fail_json(msg=missing_required_lib("boto3"))
     params = module.params
     created = False
     try:

@@ -167,12 +167,11 @@ seconds:
   sample: 12.5
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.mlops.migration.plugins.module_utils.common import failure_summary
 from ansible_collections.mlops.migration.plugins.module_utils import progress as progress_file
 from ansible_collections.mlops.migration.plugins.module_utils.s3 import (
-    HAS_BOTO3,
     Endpoint,
     S3Error,
     connection_options,
@@ -205,8 +204,6 @@ def main():
         ),
         supports_check_mode=True,
     )
-    if not HAS_BOTO3:
-        module.fail_json(msg=missing_required_lib("boto3"))
     params = module.params
     if not 0 <= params["shard_index"] < params["shard_count"]:
         module.fail_json(msg=f"shard_index must be in 0..{params['shard_count'] - 1}, got {params['shard_index']}")

@@ -1,12 +1,13 @@
-"""Unit tests of module_utils/s3.py and s3_sync.py: verification logic, listings merge, shards, errors."""
+"""Unit tests of module_utils/s3.py, s3_client.py and s3_sync.py: verification logic, listings merge, shards, errors."""
 
 import hashlib
 import io
+import time
 
 import pytest
-from botocore.exceptions import ClientError, EndpointConnectionError
 
-from ansible_collections.mlops.migration.plugins.module_utils import s3
+from ansible_collections.mlops.migration.plugins.module_utils import s3, s3_client
+from ansible_collections.mlops.migration.plugins.module_utils.s3_client import ClientError, EndpointConnectionError
 from ansible_collections.mlops.migration.plugins.module_utils.checksums import multipart_etag
 from ansible_collections.mlops.migration.plugins.module_utils.s3_sync import merge_listings
 
@@ -122,10 +123,33 @@ def test_shards_are_disjoint_and_cover_everything():
     ("BadDigest", 400, "do not match their Content-MD5"),
 ])
 def test_errors_name_the_endpoint_and_bucket(code, status, expected):
-    exc = ClientError({"Error": {"Code": code, "Message": "m"}, "ResponseMetadata": {"HTTPStatusCode": status}}, "Op")
+    exc = ClientError(code, "m", status, "Op")
     assert expected in s3.explain(exc, ENDPOINT, "b")
 
 
 def test_unreachable_endpoint_message():
-    exc = EndpointConnectionError(endpoint_url="http://127.0.0.1:1/b")
+    exc = EndpointConnectionError("Could not connect to the endpoint URL: http://127.0.0.1:1/b")
     assert s3.explain(exc, ENDPOINT, "b").startswith("cannot reach http://127.0.0.1:9000 for bucket b")
+
+
+def test_signature_matches_the_aws_documented_example(monkeypatch):
+    """AWS's SigV4 example for S3 (GET /test.txt with a Range header, 2013-05-24)."""
+    monkeypatch.setattr(s3_client.time, "gmtime", lambda: time.struct_time((2013, 5, 24, 0, 0, 0, 4, 144, 0)))
+    client = s3_client.S3Client("https://examplebucket.s3.amazonaws.com", "AKIAIOSFODNN7EXAMPLE",
+                                "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
+    headers = {"range": "bytes=0-9"}
+    client._sign("GET", "/test.txt", (), headers, s3_client.EMPTY_SHA256)  # pylint: disable=protected-access
+    assert headers["authorization"] == (
+        "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request, "
+        "SignedHeaders=host;range;x-amz-content-sha256;x-amz-date, "
+        "Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41")
+
+
+def test_error_replies_become_client_errors_with_boto3s_shape():
+    body = b"<?xml version='1.0'?><Error><Code>NoSuchKey</Code><Message>gone</Message></Error>"
+    error = s3_client._error_from(404, body, "GetObject")  # pylint: disable=protected-access
+    assert error.response == {"Error": {"Code": "NoSuchKey", "Message": "gone"},
+                              "ResponseMetadata": {"HTTPStatusCode": 404}}
+    headless = s3_client._error_from(403, b"", "HeadObject")  # pylint: disable=protected-access
+    assert headless.response["Error"] == {"Code": "403", "Message": "Forbidden"}
+    assert "rejected the credentials" in s3.explain(headless, ENDPOINT, "b", "k")
