@@ -47,8 +47,20 @@ options:
   ca_bundle:
     description: CA bundle to check the certificate against. Falls back to E(AWS_CA_BUNDLE).
     type: path
+  client:
+    description:
+    - Which S3 client makes the calls.
+    - V(builtin) is the collection's own SigV4 client over keep-alive HTTP connections. It starts in
+      milliseconds and costs little per request. It needs O(endpoint_url), O(access_key) and O(secret_key),
+      and addresses buckets path-style.
+    - V(boto3) uses boto3, with its credential chain (shared credentials file, instance profile, SSO) and
+      AWS's own endpoints.
+    - V(auto) takes V(builtin) when O(endpoint_url), O(access_key) and O(secret_key) are all set, else V(boto3).
+    type: str
+    choices: [auto, builtin, boto3]
+    default: auto
 requirements:
-- boto3 >= 1.28 on the host that runs the module
+- boto3 >= 1.28 on the host that runs the module, only when O(client) is V(boto3) (or V(auto) picks it)
 """
 
     # A source and a target connection, each with its bucket.
@@ -88,6 +100,18 @@ options:
       ca_bundle:
         description: CA bundle to check the certificate against. Falls back to E(AWS_CA_BUNDLE).
         type: path
+      client:
+        description:
+          - Which S3 client makes the calls.
+          - V(builtin) is the collection's own SigV4 client over keep-alive HTTP connections. It starts in
+            milliseconds and costs little per request. It needs C(endpoint_url), C(access_key) and C(secret_key),
+            and addresses buckets path-style.
+          - V(boto3) uses boto3, with its credential chain (shared credentials file, instance profile, SSO) and
+            AWS's own endpoints.
+          - V(auto) takes V(builtin) when C(endpoint_url), C(access_key) and C(secret_key) are all set, else V(boto3).
+        type: str
+        choices: [auto, builtin, boto3]
+        default: auto
 
       bucket:
         description: Name of the bucket.
@@ -128,6 +152,18 @@ options:
       ca_bundle:
         description: CA bundle to check the certificate against. Falls back to E(AWS_CA_BUNDLE).
         type: path
+      client:
+        description:
+          - Which S3 client makes the calls.
+          - V(builtin) is the collection's own SigV4 client over keep-alive HTTP connections. It starts in
+            milliseconds and costs little per request. It needs C(endpoint_url), C(access_key) and C(secret_key),
+            and addresses buckets path-style.
+          - V(boto3) uses boto3, with its credential chain (shared credentials file, instance profile, SSO) and
+            AWS's own endpoints.
+          - V(auto) takes V(builtin) when C(endpoint_url), C(access_key) and C(secret_key) are all set, else V(boto3).
+        type: str
+        choices: [auto, builtin, boto3]
+        default: auto
 
       bucket:
         description: Name of the bucket.
@@ -135,5 +171,5 @@ options:
         required: true
 
 requirements:
-  - boto3 >= 1.28 on the host that runs the module
+  - boto3 >= 1.28 on the host that runs the module, only for a side whose C(client) is V(boto3) (or V(auto) picks it)
 """

@@ -250,11 +250,15 @@ def part_sizes(client, bucket, key, size, etag):
 
 
 class SourceCheck:
-    """Feeds on the bytes read from a source object and tells whether they match its ETag."""
+    """Feeds on the bytes read from a source object and tells whether they match its ETag.
 
-    def __init__(self, info, sizes=None):
+    With ``whole=False`` (a multipart source whose part md5s are enough) no whole-object md5
+    is kept, saving a pass over the bytes; :attr:`md5` is then None.
+    """
+
+    def __init__(self, info, sizes=None, whole=True):
         self.info = info
-        self.whole = new_md5()
+        self.whole = new_md5() if whole or not (info.multipart and sizes) else None
         self.sizes = list(sizes or [])
         self.part_digests = []
         self.part = new_md5()
@@ -262,12 +266,11 @@ class SourceCheck:
         self.length = 0
 
     def update(self, data):
-        self.whole.update(data)
+        if self.whole is not None:
+            self.whole.update(data)
         self.length += len(data)
-        if not self.sizes:
-            return
         view = memoryview(data)
-        while view:
+        while view and len(self.part_digests) < len(self.sizes):  # bytes past the parts only count
             want = self.sizes[len(self.part_digests)] - self.in_part
             take = view[:want]
             self.part.update(take)
@@ -289,7 +292,7 @@ class SourceCheck:
 
     @property
     def md5(self):
-        return self.whole.hexdigest()
+        return self.whole.hexdigest() if self.whole is not None else None
 
 
 @dataclass
@@ -319,7 +322,9 @@ def copy_object(src, dst, info, target_key, part_size=8 * MIB, threshold=16 * MI
     except ApiError as exc:
         raise S3Error(explain(exc, src_endpoint, src_bucket, info.key)) from exc
     try:
-        return put_verified(body, SourceCheck(info, sizes), f"s3://{src_bucket}/{info.key} at {src_endpoint.label}",
+        # a multipart source copied in parts is vouched for by its part md5s: no whole-object md5 pass
+        check = SourceCheck(info, sizes, whole=info.size <= threshold)
+        return put_verified(body, check, f"s3://{src_bucket}/{info.key} at {src_endpoint.label}",
                             known_md5(info.etag, head), dst, target_key, part_size, threshold)
     finally:
         body.close()
@@ -358,24 +363,41 @@ def put_verified(body, check, source_label, md5, dst, target_key, part_size=8 * 
         raise S3Error(explain(exc, dst_endpoint, dst_bucket, target_key)) from exc
 
 
+def reusable_parts(sizes):
+    """The source's part sizes when the copy can be uploaded in the same parts, else None.
+
+    Then each part's md5, computed once to check the source, is also its Content-MD5, and
+    the copy gets the source's very ETag.
+    """
+    if sizes and len(sizes) <= 10000 and all(size >= 5 * MIB for size in sizes[:-1]):
+        return sizes
+    return None
+
+
 def _copy_multipart(body, check, metadata, dst, target_key, part_size):
     dst_client, dst_endpoint, dst_bucket = dst
+    plan = reusable_parts(check.sizes)
     upload = dst_client.create_multipart_upload(Bucket=dst_bucket, Key=target_key, Metadata=metadata)
     upload_id = upload["UploadId"]
     try:
         parts, digests = [], []
         while True:
-            data = _read_exact(body, part_size)
+            number = len(parts) + 1
+            data = _read_exact(body, plan[number - 1] if plan and number <= len(plan) else part_size)
             if not data:
                 break
             check.update(data)
-            digest = new_md5()
-            digest.update(data)
+            if plan and len(check.part_digests) == number and len(data) == plan[number - 1]:
+                digest = check.part_digests[-1]  # this part is exactly the source's part
+            else:
+                digest = new_md5()
+                digest.update(data)
+                digest = digest.digest()
             reply = dst_client.upload_part(Bucket=dst_bucket, Key=target_key, UploadId=upload_id,
-                                           PartNumber=len(parts) + 1, Body=data,
-                                           ContentMD5=base64.b64encode(digest.digest()).decode())
-            digests.append(digest.digest())
-            parts.append({"ETag": reply["ETag"], "PartNumber": len(parts) + 1})
+                                           PartNumber=number, Body=data,
+                                           ContentMD5=base64.b64encode(digest).decode())
+            digests.append(digest)
+            parts.append({"ETag": reply["ETag"], "PartNumber": number})
         reason = check.mismatch()
         if reason:
             raise S3Error(f"source of s3://{dst_bucket}/{target_key}: {reason}")

@@ -31,7 +31,6 @@ from xml.etree import ElementTree
 
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 UNSIGNED = "UNSIGNED-PAYLOAD"
-SIGN_BODY_LIMIT = 1024 * 1024  # larger bodies go unsigned; they always carry Content-MD5, which is signed
 RETRY_STATUS = (500, 502, 503, 504)
 RETRY_CODES = ("SlowDown", "RequestTimeout", "InternalError", "ServiceUnavailable")
 ATTEMPTS = 5
@@ -221,8 +220,8 @@ class S3Client:
         if key is not None:
             path += "/" + _uri(key)
         target = path + ("?" + "&".join(f"{_uri(k, '-_.~')}={_uri(v, '-_.~')}" for k, v in query) if query else "")
-        if body and len(body) > SIGN_BODY_LIMIT:
-            payload_hash = UNSIGNED
+        if body and any(name.lower() == "content-md5" for name in headers or ()):
+            payload_hash = UNSIGNED  # the signed Content-MD5 binds the body, as boto3 does over https
         else:
             payload_hash = hashlib.sha256(body).hexdigest() if body else EMPTY_SHA256
         for attempt in range(ATTEMPTS):
@@ -264,13 +263,13 @@ class S3Client:
                 if name.lower().startswith(METADATA_PREFIX)}
 
     @staticmethod
-    def _object_headers(ContentMD5=None, Metadata=None, ContentType=None):  # noqa: N803  # boto3's names
+    def _object_headers(content_md5=None, metadata=None, content_type=None):
         headers = {}
-        if ContentMD5:
-            headers["content-md5"] = ContentMD5
-        if ContentType:
-            headers["content-type"] = ContentType
-        for name, value in (Metadata or {}).items():
+        if content_md5:
+            headers["content-md5"] = content_md5
+        if content_type:
+            headers["content-type"] = content_type
+        for name, value in (metadata or {}).items():
             headers[METADATA_PREFIX + name.lower()] = value
         return headers
 
@@ -350,7 +349,7 @@ class S3Client:
 
     def create_multipart_upload(self, Bucket, Key, Metadata=None, ContentType=None):  # noqa: N803
         _response, data = self._request("CreateMultipartUpload", "POST", Bucket, Key, query=[("uploads", "")],
-                                        headers=self._object_headers(Metadata=Metadata, ContentType=ContentType))
+                                        headers=self._object_headers(metadata=Metadata, content_type=ContentType))
         return {"UploadId": _children(ElementTree.fromstring(data))["UploadId"]}
 
     def upload_part(self, Bucket, Key, UploadId, PartNumber, Body, ContentMD5=None):  # noqa: N803
