@@ -338,7 +338,8 @@ def put_verified(body, check, source_label, md5, dst, target_key, part_size=8 * 
     server on a Content-MD5 mismatch, and a multipart upload is completed only after the
     source bytes matched what ``check`` expects (and aborted otherwise). ``md5`` is the
     whole-object md5 when known up front; it is stored as metadata, with ``source_etag`` (the
-    ETag of the object the bytes first came from; by default the one ``check`` holds).
+    ETag of the object the bytes first came from; by default the one ``check`` holds). A
+    single-part copy whose ETag will equal the source's needs neither and gets no metadata.
     """
     dst_client, dst_endpoint, dst_bucket = dst
     metadata = {SOURCE_ETAG_METADATA: source_etag or check.info.etag}
@@ -351,7 +352,10 @@ def put_verified(body, check, source_label, md5, dst, target_key, part_size=8 * 
             reason = check.mismatch()
             if reason:
                 raise S3Error(f"{source_label}: {reason}")
-            metadata[MD5_METADATA] = hex_to_b64(check.md5)
+            if metadata[SOURCE_ETAG_METADATA] == check.md5:
+                metadata = {}  # a single-part copy of a single-part source: its ETag is the md5 and the source's
+            else:
+                metadata[MD5_METADATA] = hex_to_b64(check.md5)
             reply = dst_client.put_object(Bucket=dst_bucket, Key=target_key, Body=data,
                                           ContentMD5=hex_to_b64(check.md5), Metadata=metadata)
             if normalize_etag(reply.get("ETag")) != check.md5:

@@ -5,7 +5,7 @@
 
 Why not boto3 for these: importing boto3 and building a client costs about 0.4 s per module
 run, and botocore's per-request work makes a copy of many small objects CPU-bound. This
-client speaks the S3 REST API over ``http.client`` with a pool of kept-alive connections,
+client speaks the S3 REST API over kept-alive HTTP/1.1 connections (module_utils/http11.py),
 so a no-change pass costs little more than the two listings it needs.
 
 It answers with the same shapes as boto3's S3 client (``{"ETag": ..}``, ``{"Contents": [..]}``,
@@ -22,12 +22,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import http.client
-import socket
 import time
+from http import HTTPStatus
 from queue import Empty, LifoQueue
 from urllib.parse import quote, unquote_plus, urlsplit
 from xml.etree import ElementTree
+
+from ansible_collections.mlops.migration.plugins.module_utils.http11 import Connection
 
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 UNSIGNED = "UNSIGNED-PAYLOAD"
@@ -70,7 +71,10 @@ def _children(element):
 
 
 def _error_from(status, reply_body, operation):
-    code, message = str(status), http.client.responses.get(status, "")
+    try:
+        code, message = str(status), HTTPStatus(status).phrase
+    except ValueError:
+        code, message = str(status), ""
     if reply_body:
         try:
             fields = _children(ElementTree.fromstring(reply_body))
@@ -90,11 +94,11 @@ class Body:
         if self._response is None:
             return b""
         try:
-            data = self._response.read(amount)
-        except (OSError, http.client.HTTPException) as exc:
+            data = self._response.body.read(amount)
+        except OSError as exc:
             self.close()
             raise EndpointConnectionError(f"reading from {self._client.label}: {exc}") from exc
-        if not data or self._response.isclosed():
+        if self._response.body.done:
             self._client.release(self._conn, self._response)
             self._response = None
         return data
@@ -137,22 +141,16 @@ class S3Client:
     # --- connections -------------------------------------------------------------------
 
     def _connect(self):
-        if self._https:
-            if self._ssl is None:
-                import ssl  # pylint: disable=import-outside-toplevel  # only https pays for it
+        if self._https and self._ssl is None:
+            import ssl  # pylint: disable=import-outside-toplevel  # only https pays for it
 
-                context = ssl.create_default_context(cafile=self._ca_bundle)
-                if not self._validate:
-                    context.check_hostname = False
-                    context.verify_mode = ssl.CERT_NONE
-                self._ssl = context
-            conn = http.client.HTTPSConnection(self._host, self._port, timeout=self._timeouts[0], context=self._ssl)
-        else:
-            conn = http.client.HTTPConnection(self._host, self._port, timeout=self._timeouts[0])
-        conn.connect()
-        conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        conn.sock.settimeout(self._timeouts[1])
-        return conn
+            context = ssl.create_default_context(cafile=self._ca_bundle)
+            if not self._validate:
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+            self._ssl = context
+        port = self._port or (443 if self._https else 80)
+        return Connection(self._host, port, self._ssl, *self._timeouts)
 
     def _acquire(self):
         try:
@@ -226,17 +224,16 @@ class S3Client:
             payload_hash = hashlib.sha256(body).hexdigest() if body else EMPTY_SHA256
         for attempt in range(ATTEMPTS):
             sent = {name.lower(): value for name, value in (headers or {}).items()}
-            sent["content-length"] = str(len(body))
             self._sign(method, path, query, sent, payload_hash)
+            sent["content-length"] = str(len(body))
             conn, reused = None, False
             try:
                 conn, reused = self._acquire()
-                conn.request(method, target, body=body or None, headers=sent)
-                response = conn.getresponse()
+                response = conn.request(method, target, sent, body)
                 if stream and response.status < 300:
                     return response, Body(self, conn, response)
-                data = response.read()
-            except (OSError, http.client.HTTPException) as exc:
+                data = response.body.read()
+            except OSError as exc:
                 if conn is not None:
                     conn.close()
                 if reused and attempt == 0:

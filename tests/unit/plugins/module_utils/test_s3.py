@@ -74,7 +74,7 @@ def test_copy_refuses_a_target_etag_that_is_not_the_md5():
         s3.copy_object((FakeClient(data), ENDPOINT, "src"), (target, ENDPOINT, "dst"), info("k", data), "k")
     sent = target.puts[0]
     assert s3.b64_to_hex(sent["ContentMD5"]) == hashlib.md5(data).hexdigest()
-    assert s3.b64_to_hex(sent["Metadata"]["md5chksum"]) == hashlib.md5(data).hexdigest()
+    assert sent["Metadata"] == {}  # a plain copy: the ETag is the md5 and the source's own
 
 
 def test_same_content_uses_head_only_when_etags_differ():
@@ -153,3 +153,57 @@ def test_error_replies_become_client_errors_with_boto3s_shape():
     headless = s3_client._error_from(403, b"", "HeadObject")  # pylint: disable=protected-access
     assert headless.response["Error"] == {"Code": "403", "Message": "Forbidden"}
     assert "rejected the credentials" in s3.explain(headless, ENDPOINT, "b", "k")
+
+
+class MultipartFake(FakeClient):
+    """A source whose object was uploaded in ``source_parts``, and a target recording multipart calls."""
+
+    def __init__(self, body, source_parts=()):
+        super().__init__(body)
+        self.source_parts, self.parts, self.completed, self.aborted = list(source_parts), [], None, False
+
+    def head_object(self, PartNumber=None, **_kwargs):  # noqa: N803  # pylint: disable=invalid-name
+        return {"ContentLength": self.source_parts[PartNumber - 1] if PartNumber else len(self.body), "Metadata": {}}
+
+    def create_multipart_upload(self, **_kwargs):
+        return {"UploadId": "u1"}
+
+    def upload_part(self, Body, ContentMD5, PartNumber, **_kwargs):  # noqa: N803  # pylint: disable=invalid-name
+        assert s3.b64_to_hex(ContentMD5) == hashlib.md5(Body).hexdigest()  # what a server checks
+        self.parts.append(len(Body))
+        return {"ETag": hashlib.md5(Body).hexdigest()}
+
+    def complete_multipart_upload(self, MultipartUpload, **_kwargs):  # noqa: N803  # pylint: disable=invalid-name
+        self.completed = MultipartUpload["Parts"]
+        return {"ETag": multipart_etag(bytes.fromhex(p["ETag"]) for p in MultipartUpload["Parts"])}
+
+    def abort_multipart_upload(self, **_kwargs):
+        self.aborted = True
+
+
+@pytest.mark.parametrize("source_part_mib,uploaded", [
+    (5, [5, 5, 2]),  # parts of at least 5 MiB: copied in the same parts, the source's ETag kept
+    (1, [6, 6]),     # smaller parts cannot be reused: part_size parts, checked by their own md5s
+])
+def test_multipart_copy_parts(source_part_mib, uploaded):
+    mib = 1024 * 1024
+    data = bytes(range(256)) * (12 * mib // 256)
+    obj = info("big.pt", data, parts=source_part_mib * mib)
+    sizes = [len(data[o:o + source_part_mib * mib]) for o in range(0, len(data), source_part_mib * mib)]
+    source, target = MultipartFake(data, sizes), MultipartFake(b"")
+    result = s3.copy_object((source, ENDPOINT, "src"), (target, ENDPOINT, "dst"), obj, "big.pt",
+                            part_size=6 * mib, threshold=8 * mib)
+    assert (result.bytes, result.method) == (len(data), "multipart-etag")
+    assert target.parts == [n * mib for n in uploaded] and not target.aborted
+    if source_part_mib == 5:
+        assert multipart_etag(bytes.fromhex(p["ETag"]) for p in target.completed) == obj.etag
+
+
+def test_multipart_copy_of_tampered_bytes_is_aborted():
+    mib = 1024 * 1024
+    data = b"a" * (12 * mib)
+    obj = info("big.pt", data, parts=5 * mib)
+    source, target = MultipartFake(b"b" + data[1:], [5 * mib, 5 * mib, 2 * mib]), MultipartFake(b"")
+    with pytest.raises(s3.S3Error, match="content gives ETag"):
+        s3.copy_object((source, ENDPOINT, "src"), (target, ENDPOINT, "dst"), obj, "big.pt", threshold=8 * mib)
+    assert target.aborted and target.completed is None
