@@ -13,9 +13,7 @@ import fnmatch
 import hashlib
 import os
 import stat
-import tarfile
 import tempfile
-import zipfile
 from dataclasses import dataclass, field
 
 from ansible_collections.mlops.migration.plugins.module_utils.common import MigrationError
@@ -304,6 +302,9 @@ def is_archive(path):
 
 def hash_archive_members(path, exclude=(), chunk_size=CHUNK_SIZE):
     """Hash each regular member of a zip or tar archive, streamed, without extracting it."""
+    import tarfile  # pylint: disable=import-outside-toplevel  # only archives pay for it (S3 sync starts faster)
+    import zipfile  # pylint: disable=import-outside-toplevel
+
     result = TreeHash()
     try:
         if zipfile.is_zipfile(path):

@@ -222,13 +222,14 @@ class S3Client:
             payload_hash = UNSIGNED  # the signed Content-MD5 binds the body, as boto3 does over https
         else:
             payload_hash = hashlib.sha256(body).hexdigest() if body else EMPTY_SHA256
-        for attempt in range(ATTEMPTS):
+        attempt, fresh = 0, False
+        while True:
             sent = {name.lower(): value for name, value in (headers or {}).items()}
             self._sign(method, path, query, sent, payload_hash)
             sent["content-length"] = str(len(body))
             conn, reused = None, False
             try:
-                conn, reused = self._acquire()
+                conn, reused = (self._connect(), False) if fresh else self._acquire()
                 response = conn.request(method, target, sent, body)
                 if stream and response.status < 300:
                     return response, Body(self, conn, response)
@@ -236,9 +237,11 @@ class S3Client:
             except OSError as exc:
                 if conn is not None:
                     conn.close()
-                if reused and attempt == 0:
-                    continue  # a kept-alive connection the server had closed: retry at once
-                if attempt + 1 == ATTEMPTS:
+                if reused:
+                    fresh = True  # a kept-alive connection the server had dropped: again at once, on a new one
+                    continue
+                attempt += 1
+                if attempt == ATTEMPTS:
                     raise EndpointConnectionError(
                         f"Could not connect to the endpoint URL: {self.label}{target} ({exc})") from exc
                 time.sleep(0.1 * 2 ** attempt)
@@ -247,12 +250,11 @@ class S3Client:
             if response.status < 300:
                 return response, data
             error = _error_from(response.status, data, operation)
-            if attempt + 1 < ATTEMPTS and (response.status in RETRY_STATUS
-                                           or error.response["Error"]["Code"] in RETRY_CODES):
+            attempt += 1
+            if attempt < ATTEMPTS and (response.status in RETRY_STATUS or error.response["Error"]["Code"] in RETRY_CODES):
                 time.sleep(0.1 * 2 ** attempt)
                 continue
             raise error
-        raise AssertionError("unreachable")
 
     @staticmethod
     def _metadata(response):
