@@ -1,7 +1,7 @@
 """playbooks/migrate.yml end to end on the embedded demo platform (inventories/demo).
 
 One stack (ssh hosts, S3, MongoDB, MLflow, source and target of each) is started for the
-module and seeded as ``make demo`` seeds it, plus 2,000 small objects so the S3 step runs
+module and seeded as ``make demo`` seeds it, plus 6,000 small objects so the S3 step (one object at a time) runs
 long enough to be watched and killed. The tests run in file order: a malformed plan, a check
 run, a run killed during the S3 step and resumed, a second run that changes nothing, then a
 second migration of the same source in two stages (files, then db).
@@ -22,6 +22,8 @@ import pymongo
 import pytest
 from mlflow.tracking import MlflowClient
 
+from ansible_collections.mlops.migration.plugins.module_utils.concurrency import bounded_map
+from ansible_collections.mlops.migration.plugins.module_utils.s3_client import S3Client
 from tests import clearml_documents
 from tests.integration.ansible_run import run_playbook, start_playbook
 from tests.stack import demo_platform
@@ -30,7 +32,7 @@ from tests.stack.stack import Stack
 PLAYBOOK = "playbooks/migrate.yml"
 STATUS = "playbooks/status.yml"
 INVENTORY = "inventories/demo"
-BULK_OBJECTS = 2000
+BULK_OBJECTS = 6000
 SOURCE_RUN_TAG = "mlops.migration.source_run_id"
 
 
@@ -45,10 +47,13 @@ def platform(tmp_path_factory):
     try:
         state = stack.describe()
         demo_platform.seed(state)
-        client = s3_client(state, "source")
-        for index in range(BULK_OBJECTS):
-            client.put_object(Bucket=demo_platform.BUCKET, Key=f"clearml/bulk/part-{index:05d}.bin",
-                              Body=hashlib.sha256(str(index).encode()).digest() * 32)
+        info = state["s3"]["source"]
+        with S3Client(info["endpoint_url"], info["access_key"], info["secret_key"]) as client:
+            def put(index):
+                client.put_object(Bucket=demo_platform.BUCKET, Key=f"clearml/bulk/part-{index:05d}.bin",
+                                  Body=hashlib.sha256(str(index).encode()).digest() * 32)
+            for _done in bounded_map(put, range(BULK_OBJECTS), 8):
+                pass
         yield state
     finally:
         stack.stop()
@@ -157,7 +162,9 @@ def test_check_run_goes_end_to_end_and_writes_nothing(run, platform):
 def test_kill_during_s3_step_then_resume(run, platform, tmp_path):
     state_dir = os.path.join(platform["workdir"], "demo-state")
     progress = os.path.join(state_dir, "s3.progress.json")
-    ansible = start_playbook(PLAYBOOK, INVENTORY, str(tmp_path), env_vars={"MLOPS_DEMO_DIR": platform["workdir"]})
+    # one object at a time, so the S3 step lasts long enough to be watched and killed
+    ansible = start_playbook(PLAYBOOK, INVENTORY, str(tmp_path), env_vars={"MLOPS_DEMO_DIR": platform["workdir"]},
+                             extra_vars={"demo_s3_parallel": 1})
     try:
         deadline = time.monotonic() + 240
         record = None
