@@ -22,6 +22,7 @@ import base64
 import binascii
 import importlib.util
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from ansible_collections.mlops.migration.plugins.module_utils.checksums import (
@@ -379,29 +380,38 @@ def reusable_parts(sizes):
 
 
 def _copy_multipart(body, check, metadata, dst, target_key, part_size):
+    """Upload in parts; while one part uploads the next is read, so at most two parts are in memory."""
     dst_client, dst_endpoint, dst_bucket = dst
     plan = reusable_parts(check.sizes)
     upload = dst_client.create_multipart_upload(Bucket=dst_bucket, Key=target_key, Metadata=metadata)
     upload_id = upload["UploadId"]
+
+    def send(number, data, digest):
+        reply = dst_client.upload_part(Bucket=dst_bucket, Key=target_key, UploadId=upload_id, PartNumber=number,
+                                       Body=data, ContentMD5=base64.b64encode(digest).decode())
+        return {"ETag": reply["ETag"], "PartNumber": number}
+
     try:
-        parts, digests = [], []
-        while True:
-            number = len(parts) + 1
-            data = _read_exact(body, plan[number - 1] if plan and number <= len(plan) else part_size)
-            if not data:
-                break
-            check.update(data)
-            if plan and len(check.part_digests) == number and len(data) == plan[number - 1]:
-                digest = check.part_digests[-1]  # this part is exactly the source's part
-            else:
-                digest = new_md5()
-                digest.update(data)
-                digest = digest.digest()
-            reply = dst_client.upload_part(Bucket=dst_bucket, Key=target_key, UploadId=upload_id,
-                                           PartNumber=number, Body=data,
-                                           ContentMD5=base64.b64encode(digest).decode())
-            digests.append(digest)
-            parts.append({"ETag": reply["ETag"], "PartNumber": number})
+        parts, digests, pending = [], [], None
+        with ThreadPoolExecutor(max_workers=1) as uploader:
+            while True:
+                number = len(digests) + 1
+                data = _read_exact(body, plan[number - 1] if plan and number <= len(plan) else part_size)
+                if not data:
+                    break
+                check.update(data)
+                if plan and len(check.part_digests) == number and len(data) == plan[number - 1]:
+                    digest = check.part_digests[-1]  # this part is exactly the source's part
+                else:
+                    digest = new_md5()
+                    digest.update(data)
+                    digest = digest.digest()
+                digests.append(digest)
+                if pending is not None:
+                    parts.append(pending.result())
+                pending = uploader.submit(send, number, data, digest)
+            if pending is not None:
+                parts.append(pending.result())
         reason = check.mismatch()
         if reason:
             raise S3Error(f"source of s3://{dst_bucket}/{target_key}: {reason}")
