@@ -2,7 +2,9 @@
 # Install what `make test` and `make demo` need on a fresh machine; safe to run again.
 #   - Debian packages (rsync, openssh server and client, shellcheck) when run as root
 #   - .venv: Python >= 3.11 with requirements.txt + test-requirements.txt
-#   - .venv-mongo: Python >= 3.13 with mongoeco[wire], the test stack's MongoDB wire server
+#   - .venv-mongo: Python >= 3.13 with mongoeco[wire], the test stack's second MongoDB wire server
+#   - the test stack's servers built from the registries (FerretDB, MinIO, s5cmd, OpenSearch):
+#     scripts/build-servers.sh, once per version, into .build/servers
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
@@ -61,6 +63,8 @@ install_into "$VENV" "$py311" -r requirements.txt -r test-requirements.txt
 py313=$(find_python 3.13) || { log "no Python >= 3.13 found for the MongoDB wire server (pyenv install 3.13)"; exit 1; }
 REQ_FILES=()
 install_into "$MONGO_VENV" "$py313" "mongoeco[wire]>=4.11,<5"
+
+bash scripts/build-servers.sh
 
 # Ansible finds the collection under .build/collections (see ansible.cfg).
 mkdir -p .build/collections/ansible_collections/mlops

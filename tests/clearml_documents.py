@@ -8,6 +8,7 @@ as ClearML links them. Generated deterministically from a seed.
 from __future__ import annotations
 
 import datetime
+import hashlib
 import random
 
 import bson
@@ -17,6 +18,11 @@ STATUSES = ["created", "in_progress", "stopped", "closed", "failed", "completed"
 KEPT_STATUSES = ["created", "in_progress", "completed", "published", "publishing"]
 FILES_URL = "http://files.source.example:8081"
 S3_URL = "s3://source-bucket/clearml"
+
+
+def artifact_id(key, mode="output"):
+    """The key of ``execution.artifacts`` a ClearML server gives an artifact."""
+    return f"{hashlib.md5(key.encode()).hexdigest()}_{mode}"
 
 
 def _id(rng):
@@ -50,8 +56,8 @@ def task(rng, index, proj, owner, queue):
                    "version_num": _id(rng)[:40], "entry_point": "train.py", "working_dir": ".",
                    "requirements": {"pip": "torch==2.3.0\nnumpy==1.26.4\n"}},
         "execution": {"queue": queue["_id"], "parameters": {"lr": "0.001", "epochs": str(index % 50)},
-                      "artifacts": {
-                          f"data.{i}": {"key": f"data.{i}", "type": "pandas", "mode": "output",
+                      "artifacts": {  # ClearML keys the map by md5(key) + "_" + mode (no dots in keys)
+                          artifact_id(f"data.{i}"): {"key": f"data.{i}", "type": "pandas", "mode": "output",
                                         "uri": f"{FILES_URL}/{folder}/artifacts/data.{i}/data.csv.gz",
                                         "hash": _id(rng), "content_size": rng.randint(100, 10 ** 7),
                                         "timestamp": started}

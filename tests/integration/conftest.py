@@ -1,4 +1,10 @@
-"""Session fixtures: the real loopback servers of tests/stack, started once and stopped at the end."""
+"""Session fixtures: the real loopback servers of tests/stack, started once and stopped at the end.
+
+A test module that sets ``S3_IMPLEMENTATIONS = ("seaweedfs", "minio")`` runs each of its tests
+that use ``s3_pair`` against both S3 servers; elsewhere ``s3_pair`` is SeaweedFS. Likewise
+``mongo_pair`` is FerretDB unless a module's ``MONGO_IMPLEMENTATIONS`` or a test's
+``@pytest.mark.mongo_implementation("ferretdb", "mongoeco")`` names more.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,8 @@ import pytest
 
 from tests.integration.ansible_run import run_playbook
 from tests.stack.stack import Stack
+
+IMPLEMENTATIONS = {"s3_implementation": ("seaweedfs",), "mongo_implementation": ("ferretdb",)}
 
 
 def _start(tmp_path_factory, name, components):
@@ -23,6 +31,14 @@ def _serve(tmp_path_factory, component, whole_stack=False):
     stack.stop()
 
 
+def pytest_generate_tests(metafunc):
+    for argname, default in IMPLEMENTATIONS.items():
+        if argname in metafunc.fixturenames:
+            marker = metafunc.definition.get_closest_marker(argname)
+            values = marker.args if marker else getattr(metafunc.module, argname.upper() + "S", default)
+            metafunc.parametrize(argname, values, scope="session")
+
+
 @pytest.fixture(scope="session")
 def ssh_stack(tmp_path_factory):
     """Two sshd hosts (127.0.0.2 source, 127.0.0.3 target) and an inventory reaching them."""
@@ -30,9 +46,21 @@ def ssh_stack(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def s3_pair(tmp_path_factory):
-    """Two SeaweedFS S3 endpoints: ``s3_pair["source"]``, ``s3_pair["target"]``."""
+def seaweedfs_pair(tmp_path_factory):
+    """Two SeaweedFS S3 endpoints: ``["source"]``, ``["target"]``."""
     yield from _serve(tmp_path_factory, "s3")
+
+
+@pytest.fixture(scope="session")
+def minio_pair(tmp_path_factory):
+    """Two MinIO S3 endpoints."""
+    yield from _serve(tmp_path_factory, "minio")
+
+
+@pytest.fixture(scope="session")
+def s3_pair(request, s3_implementation):
+    """Two S3 endpoints of the implementation this test is parametrized with (SeaweedFS by default)."""
+    return request.getfixturevalue(f"{s3_implementation}_pair")
 
 
 @pytest.fixture(scope="session")
@@ -42,9 +70,27 @@ def mlflow_pair(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def mongo_pair(tmp_path_factory):
-    """Two MongoDB endpoints (wire servers, or MONGO_URI_SOURCE / MONGO_URI_TARGET)."""
+def ferretdb_pair(tmp_path_factory):
+    """Two FerretDB v1 servers (or the MongoDB servers of MONGO_URI_SOURCE / MONGO_URI_TARGET)."""
     yield from _serve(tmp_path_factory, "mongo")
+
+
+@pytest.fixture(scope="session")
+def mongo_pair(request, mongo_implementation):
+    """Two MongoDB endpoints of the implementation this test is parametrized with (FerretDB by default)."""
+    return request.getfixturevalue(f"{mongo_implementation}_pair")
+
+
+@pytest.fixture(scope="session")
+def mongoeco_pair(tmp_path_factory):
+    """Two mongoeco wire servers: the types FerretDB v1 cannot store (MONGO_URI_WIRE_SOURCE / _TARGET)."""
+    yield from _serve(tmp_path_factory, "mongoeco")
+
+
+@pytest.fixture(scope="session")
+def search_pair(tmp_path_factory):
+    """Two single-node OpenSearch clusters."""
+    yield from _serve(tmp_path_factory, "search")
 
 
 @pytest.fixture

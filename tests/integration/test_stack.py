@@ -7,6 +7,7 @@ import datetime
 import hashlib
 import io
 import json
+import urllib.error
 import urllib.request
 
 import psutil
@@ -18,6 +19,7 @@ from ansible_collections.mlops.migration.plugins.module_utils.checksums import (
 )
 
 pytestmark = pytest.mark.integration
+S3_IMPLEMENTATIONS = ("seaweedfs", "minio")
 
 
 def listening_addresses(pid):
@@ -116,6 +118,7 @@ def test_mlflow_servers_are_independent(mlflow_pair):
     assert_loopback_only(source.process.pid)
 
 
+@pytest.mark.mongo_implementation("ferretdb", "mongoeco")
 def test_mongo_round_trips_bson_types_and_reports_duplicates(mongo_pair):
     import pymongo  # pylint: disable=import-outside-toplevel
     from bson import Binary, Decimal128, ObjectId, encode  # pylint: disable=import-outside-toplevel
@@ -124,8 +127,9 @@ def test_mongo_round_trips_bson_types_and_reports_duplicates(mongo_pair):
     with source.client() as client:
         coll = client.backend.task
         doc = {"_id": ObjectId(), "created": datetime.datetime(2024, 1, 2, 3, 4, 5, 123000),
-               "score": Decimal128("0.10"), "blob": Binary(b"\x00\x01", 0),
-               "uuid": Binary(b"0" * 16, 4), "nested": {"a": [1, [2, 3], {"b": "x"}]}}
+               "blob": Binary(b"\x00\x01", 0), "uuid": Binary(b"0" * 16, 4), "nested": {"a": [1, {"b": "x"}]}}
+        if source.server != "ferretdb":  # types FerretDB v1 cannot store (MONGO_WIRE_QUIRKS.md)
+            doc.update(score=Decimal128("0.10"), matrix=[[1, 2], [3]])
         coll.insert_one(doc)
         assert encode(coll.find_one({"_id": doc["_id"]})) == encode(doc)
         with pytest.raises(pymongo.errors.BulkWriteError) as dup:
@@ -140,3 +144,72 @@ def test_mongo_round_trips_bson_types_and_reports_duplicates(mongo_pair):
         assert other.backend.task.count_documents({}) == 0
     if source.is_wire_server:
         assert_loopback_only(source.process.pid)
+
+
+def test_ferretdb_differs_from_mongodb_as_documented(mongo_pair):
+    """Each row of MONGO_WIRE_QUIRKS.md's FerretDB table, so an upgrade that changes one is noticed."""
+    import pymongo  # pylint: disable=import-outside-toplevel
+    from bson import Decimal128  # pylint: disable=import-outside-toplevel
+
+    source = mongo_pair["source"]
+    if source.server != "ferretdb":
+        pytest.skip(f"MONGO_URI_SOURCE points at another server ({source.server}): FerretDB's quirks do not apply")
+    with source.client() as client:
+        coll = client.quirks.docs
+        assert client.admin.command("buildInfo")["version"] == "7.0.42"  # the MongoDB version it claims
+        refused = {}
+        for name, doc in {"nested array": {"v": [[1]]}, "dollar key": {"v": {"$a": 1}},
+                          "dotted key": {"v": {"a.b": 1}}}.items():
+            with pytest.raises(pymongo.errors.WriteError) as error:
+                coll.insert_one(doc)
+            refused[name] = error.value.code
+        assert refused == {"nested array": 2, "dollar key": 2, "dotted key": 2}
+        coll.insert_one({"_id": "negzero", "v": -0.0})
+        assert str(coll.find_one({"_id": "negzero"})["v"]) == "0.0"  # the sign of zero is lost
+        with pytest.raises(pymongo.errors.OperationFailure) as ttl:
+            coll.create_index("when", expireAfterSeconds=60)
+        assert ttl.value.code == 238  # NotImplemented
+        coll.insert_many([{"_id": n} for n in range(5000)])  # a large insert_many is taken whole
+        assert coll.count_documents({"_id": {"$type": "int"}}) == 5000
+    with source.client() as client:  # Decimal128 drops the connection (the server panics in its handler)
+        with pytest.raises(pymongo.errors.AutoReconnect):
+            client.quirks.docs.insert_one({"v": Decimal128("1.5")})
+    with source.client() as client:
+        assert client.quirks.docs.count_documents({"_id": "negzero"}) == 1  # and it serves the next client
+
+
+def test_opensearch_indexes_searches_scrolls_and_bulk_loads(search_pair):
+    source, target = search_pair["source"], search_pair["target"]
+    info = source.request("GET", "/")
+    assert info["version"]["distribution"] == "opensearch" and info["version"]["number"].startswith("2.19.")
+    index = "events-log-stackcheck"
+    source.request("PUT", f"/{index}", {"settings": {"number_of_shards": 1, "number_of_replicas": 0},
+                                        "mappings": {"properties": {"task": {"type": "keyword"},
+                                                                    "url": {"type": "keyword"},
+                                                                    "iter": {"type": "long"}}}})
+    lines = []
+    for n in range(250):
+        lines += [json.dumps({"index": {"_index": index, "_id": f"e{n}"}}),
+                  json.dumps({"task": f"t{n % 5}", "iter": n, "url": f"s3://old/{n}.png"})]
+    bulk = source.request("POST", "/_bulk?refresh=true", ("\n".join(lines) + "\n").encode(),
+                          content_type="application/x-ndjson")
+    assert not bulk["errors"] and len(bulk["items"]) == 250
+    found = source.request("POST", f"/{index}/_search", {"query": {"term": {"task": "t3"}}, "size": 0})
+    assert found["hits"]["total"]["value"] == 50
+    page = source.request("POST", f"/{index}/_search?scroll=1m", {"size": 100, "sort": ["_doc"]})
+    seen = [hit["_id"] for hit in page["hits"]["hits"]]
+    while page["hits"]["hits"]:
+        page = source.request("POST", "/_search/scroll", {"scroll": "1m", "scroll_id": page["_scroll_id"]})
+        seen += [hit["_id"] for hit in page["hits"]["hits"]]
+    source.request("DELETE", "/_search/scroll", {"scroll_id": page["_scroll_id"]})
+    assert sorted(seen) == sorted(f"e{n}" for n in range(250))
+    updated = source.request("POST", f"/{index}/_update_by_query?refresh=true", {
+        "query": {"prefix": {"url": "s3://old/"}},
+        "script": {"lang": "painless", "source": "ctx._source.url = params.to + ctx._source.url.substring(params.cut)",
+                   "params": {"to": "s3://new/", "cut": len("s3://old/")}}})
+    assert updated["updated"] == 250
+    assert source.request("GET", f"/{index}/_doc/e7")["_source"]["url"] == "s3://new/7.png"
+    with pytest.raises(urllib.error.HTTPError) as missing:
+        target.request("GET", f"/{index}/_count")
+    assert missing.value.code == 404
+    assert_loopback_only(source.process.pid)

@@ -1,6 +1,6 @@
 """Bring the loopback stack up or down from the command line (used by ``make demo``).
 
-    python -m tests.stack up   [--workdir .demo] [--with ssh,s3,mongo,mlflow]
+    python -m tests.stack up   [--workdir .demo] [--with ssh,s3,mongo,mlflow[,minio,search,mongoeco]]
     python -m tests.stack status [--workdir .demo]
     python -m tests.stack down [--workdir .demo]
     python -m tests.stack seed [--workdir .demo]   (the demo platform on the source side)
@@ -13,7 +13,7 @@ import json
 import sys
 
 from tests.stack import demo_platform
-from tests.stack.stack import COMPONENTS, Stack, read_state, running, stop_recorded
+from tests.stack.stack import COMPONENTS, DEFAULT_COMPONENTS, Stack, read_state, running, stop_recorded
 
 
 def main(argv=None):
@@ -21,8 +21,9 @@ def main(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("action", choices=["up", "down", "status", "seed"])
     parser.add_argument("--workdir", default=".demo")
-    parser.add_argument("--with", dest="components", default=",".join(COMPONENTS),
-                        help="comma-separated components (default: all)")
+    parser.add_argument("--with", dest="components", default=",".join(DEFAULT_COMPONENTS),
+                        help=f"comma-separated components of {', '.join(COMPONENTS)} "
+                             f"(default: {','.join(DEFAULT_COMPONENTS)})")
     args = parser.parse_args(argv)
     state = read_state(args.workdir)
 
@@ -49,12 +50,19 @@ def main(argv=None):
     for component, sides in stack.describe().items():
         if isinstance(sides, dict):
             for side, info in sides.items():
-                where = info.get("endpoint_url") or info.get("tracking_uri") or \
-                    (f"{info['host']}:{info['port']}" if "port" in info else "") or \
-                    ("mongodb wire server" if info.get("wire_server") else "external MongoDB")
-                print(f"  {component:<7} {side:<7} {where}", file=sys.stderr)
+                print(f"  {component:<8} {side:<7} {where_it_answers(info)}", file=sys.stderr)
     print(f"stack up; state in {stack.state_file}", file=sys.stderr)
     return 0
+
+
+def where_it_answers(info):
+    """The address a component's side answers on, as a person would type it (no secrets)."""
+    if "endpoint_url" in info:
+        return f"{info['endpoint_url']} ({info['implementation']})"
+    if "uri" in info:
+        host = info["uri"].rsplit("@", 1)[-1].split("/", 1)[0]
+        return f"mongodb://{host} ({info['server']})"
+    return info.get("url") or info.get("tracking_uri") or f"{info['host']}:{info['port']}"
 
 
 if __name__ == "__main__":

@@ -11,20 +11,32 @@ import os
 import sys
 
 from tests.stack.mlflow_server import MlflowServer
-from tests.stack.mongo_wire import MongoServer
+from tests.stack.mongo_servers import FerretDBServer, MongoecoServer
+from tests.stack.opensearch import OpenSearchNode
 from tests.stack.process import pid_runs, stop_pid
-from tests.stack.seaweed import SeaweedS3
+from tests.stack.s3_servers import MinioS3, SeaweedS3
 from tests.stack.sshd import SshHost, ssh_keygen
 
 SIDES = ("source", "target")
 SSH_ADDRESSES = {"source": "127.0.0.2", "target": "127.0.0.3"}
-COMPONENTS = ("ssh", "s3", "mlflow", "mongo")
+# Each component: a source and a target server of one kind, in the order they start.
+SERVERS = {
+    "s3": SeaweedS3,          # SeaweedFS
+    "minio": MinioS3,         # MinIO, the second S3 implementation
+    "mongo": FerretDBServer,  # FerretDB v1 (SQLite)
+    "mongoeco": MongoecoServer,  # mongoeco's wire server, for what FerretDB cannot store
+    "search": OpenSearchNode,  # OpenSearch 2.19
+    "mlflow": MlflowServer,
+}
+COMPONENTS = ("ssh", *SERVERS)
+DEFAULT_COMPONENTS = ("ssh", "s3", "mlflow", "mongo")
 # What each component's process runs, to recognise our own PIDs in ``stop_recorded``.
-PROGRAMS = {"ssh": "sshd", "s3": "weed", "mlflow": "mlflow", "mongo": "mongo_wire_server"}
+PROGRAMS = {"ssh": "sshd", "s3": "weed", "minio": "minio", "mlflow": "mlflow", "mongo": "ferretdb",
+            "mongoeco": "mongo_wire_server", "search": "OpenSearchStackNode"}
 
 
 class Stack:
-    def __init__(self, workdir, components=COMPONENTS):
+    def __init__(self, workdir, components=DEFAULT_COMPONENTS):
         unknown = set(components) - set(COMPONENTS)
         if unknown:
             raise ValueError(f"unknown stack components: {sorted(unknown)}")
@@ -52,15 +64,10 @@ class Stack:
                 key = ssh_keygen(os.path.join(self._dir("ssh"), "client_ed25519"), "mlops-migration-tests")
                 for side in SIDES:
                     self._start("ssh", side, SshHost(side, self._dir("ssh", side), SSH_ADDRESSES[side], key))
-            if "s3" in self.components:
-                for side in SIDES:
-                    self._start("s3", side, SeaweedS3(side, self._dir("s3", side)))
-            if "mongo" in self.components:
-                for side in SIDES:
-                    self._start("mongo", side, MongoServer(side, self._dir("mongo", side)))
-            if "mlflow" in self.components:
-                for side in SIDES:
-                    self._start("mlflow", side, MlflowServer(side, self._dir("mlflow", side)))
+            for component, server in SERVERS.items():
+                if component in self.components:
+                    for side in SIDES:
+                        self._start(component, side, server(side, self._dir(component, side)))
         except BaseException:
             self.stop()
             raise
