@@ -12,11 +12,15 @@
 
    Goals: pipeline >= 0.5x the bare loop's docs/s and >= 50,000 docs/s; peak RSS < 200 MB.
 
-2. Re-run. BENCH_MONGO_LOAD_DOCS (default 2,000) of those documents are restored with
-   mongo_load.restore_collection into the target wire server, then restored again with every
-   _id present. Goal: the re-run at least 5x faster than the first load. (The wire server's
-   inserts cost O(documents already stored), see tests/stack/MONGO_WIRE_QUIRKS.md, so the
-   load size stays small.)
+2. Restore into FerretDB. BENCH_MONGO_LOAD_DOCS (default 50,000) of those documents go into
+   the stack's target MongoDB server (FerretDB v1, SQLite backend; or MONGO_URI_TARGET):
+     bare loop   pymongo insert_many(ordered=False) of the same documents, 1,000 a call, into
+                 a database of its own (the baseline: no reading of a backup, no checks)
+     restore     mongo_load.restore_collection from the backup file (per batch: look up the
+                 target's _ids, insert what is missing, count)
+     re-run      the same restore again, with every _id present
+   Goals: the restore at least 0.8x the bare loop's docs/s; the re-run at least 5x faster
+   than the first restore.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.join(REPO, ".build", "collections"))
 
-from benchmarks.measure import run_measured  # noqa: E402  pylint: disable=wrong-import-position
+from benchmarks.measure import run_measured, settle  # noqa: E402  pylint: disable=wrong-import-position
 from tests import clearml_documents as clearml  # noqa: E402  pylint: disable=wrong-import-position
 from tests.stack.stack import Stack  # noqa: E402  pylint: disable=wrong-import-position
 
@@ -122,29 +126,56 @@ def pipeline_benchmark(count, rounds):
               f"peak RSS < 200 MB ({best['pipeline'][2]:.0f} MB)")
 
 
-def rerun_benchmark(count):
+def bare_insert_loop(client, path, batch=1000):
+    """The baseline: every document of the backup file into a fresh database, insert_many a batch."""
+    import bson  # pylint: disable=import-outside-toplevel
+
+    coll = client.bare_loop.task
+    started = time.monotonic()
+    docs = []
+    with open(path, "rb") as handle:
+        for doc in bson.decode_file_iter(handle):
+            docs.append(doc)
+            if len(docs) == batch:
+                coll.insert_many(docs, ordered=False)
+                docs = []
+    if docs:
+        coll.insert_many(docs, ordered=False)
+    return time.monotonic() - started
+
+
+def restore_benchmark(count):
     import pymongo  # pylint: disable=import-outside-toplevel
 
     from ansible_collections.mlops.migration.plugins.module_utils import mongo_load  # pylint: disable=C0415
 
-    with tempfile.TemporaryDirectory(prefix="mlops-bench-mongo-load-") as work:
+    with tempfile.TemporaryDirectory(prefix="mlops-bench-mongo-load-", dir=os.environ.get("BENCH_SCRATCH")) as work:
         stack = Stack(os.path.join(work, "stack"), ["mongo"])
+        started = time.monotonic()
         stack.start()
+        target = stack["mongo"]["target"]
+        print(f"server: {target.server} (stack of two started in {time.monotonic() - started:.1f} s)")
         try:
             root = os.path.join(work, "backup")
-            write_backup(root, count)
+            path, _size = write_backup(root, count)
             entry = {"db": "backend", "collection": "task", "file": "backend/task.bson"}
-            with pymongo.MongoClient(stack["mongo"]["target"].uri) as client:
+            with pymongo.MongoClient(target.uri) as client:
+                settle()
+                bare = bare_insert_loop(client, path)
+                assert client.bare_loop.task.count_documents({}) == count
                 times = []
-                for attempt in ("first load", "re-run"):
+                for attempt in ("restore", "re-run"):
+                    settle()
                     started = time.monotonic()
                     report = mongo_load.restore_collection(client, root, entry, "backend", mongo_load.Settings(),
                                                            ({}, []))
                     times.append(time.monotonic() - started)
-                    print(f"{attempt:10}: {times[-1]:7.2f} s  inserted {report['inserted']:,}, "
-                          f"skipped {report['skipped_duplicates']:,}")
+                    print(f"{attempt:10}: {times[-1]:7.2f} s {count / times[-1]:9,.0f} docs/s  "
+                          f"inserted {report['inserted']:,}, skipped {report['skipped_duplicates']:,}")
                 assert client.backend.task.count_documents({}) == count
-            print(f"re-run is {times[0] / times[1]:.1f}x faster than the first load (goal >= 5x)")
+            print(f"{'bare loop':10}: {bare:7.2f} s {count / bare:9,.0f} docs/s  (insert_many of the same documents)")
+            print(f"restore vs bare loop: {bare / times[0]:.2f}x the docs/s (goal >= 0.8x)")
+            print(f"re-run is {times[0] / times[1]:.1f}x faster than the first restore (goal >= 5x)")
         finally:
             stack.stop()
 
@@ -154,8 +185,8 @@ def main():
     rounds = int(os.environ.get("BENCH_MONGO_ROUNDS", "2"))
     print("== mongo_restore pipeline vs a bare decode/encode loop ==")
     pipeline_benchmark(count, rounds)
-    print("\n== restore into the wire server, then again with every _id present ==")
-    rerun_benchmark(int(os.environ.get("BENCH_MONGO_LOAD_DOCS", "2000")))
+    print("\n== restore into FerretDB vs a bare insert_many loop, then again with every _id present ==")
+    restore_benchmark(int(os.environ.get("BENCH_MONGO_LOAD_DOCS", "50000")))
 
 
 if __name__ == "__main__":

@@ -1,17 +1,21 @@
-"""Benchmark: s3_sync against ``rclone copy --checksum --transfers 8`` between two SeaweedFS endpoints.
+"""Benchmark: s3_sync against rclone and s5cmd between two S3 endpoints, on SeaweedFS and on MinIO.
 
-Starts the loopback stack (two SeaweedFS endpoints and the ssh hosts), seeds the source with
-2,000 objects of 4-64 KiB and 4 objects of 64 MiB uploaded multipart with 8 MiB parts and no
-md5 metadata (as a foreign tool leaves them), then times into separate target buckets:
+For each S3 server of BENCH_S3_SERVERS (default "seaweedfs,minio"), starts the loopback stack
+(two endpoints of that server and the ssh hosts), seeds the source with 2,000 objects of 4-64 KiB
+and 4 objects of 64 MiB uploaded multipart with 8 MiB parts and no md5 metadata (as a foreign
+tool leaves them), then times into separate target buckets:
 
   rclone            rclone copy --checksum --transfers 8 (first copy, then no-change re-run)
+  s5cmd             s5cmd --numworkers 8 sync --size-only, source -> local scratch -> target
+                    (s5cmd takes one endpoint per command, so a copy between two endpoints goes
+                    through a local directory, in BENCH_SCRATCH or /dev/shm)
   s3_sync (utils)   module_utils s3_sync.sync(parallel=8) in its own process (peak RSS: VmHWM)
   s3_sync (play)    the module as a whole ansible-playbook task on the source host
 
-and prints time ratios to rclone (goals: first copy <= 0.8, no-change <= 1.5) and peak RSS
-(goal < 250 MB). Timings on a shared 2-core machine vary by +-15 % from run to run, so each
-pass is timed in BENCH_S3_ROUNDS rounds (default 3, fresh target buckets each, the tools
-taking turns to go first) and the medians are compared. BENCH_S3_SMALL and
+and prints time ratios to rclone and s5cmd (goals: first copy <= 0.8 of rclone, no-change
+<= 1.5) and peak RSS (goal < 250 MB). Timings on a shared 2-core machine vary by +-15 % from
+run to run, so each pass is timed in BENCH_S3_ROUNDS rounds (default 3, fresh target buckets
+each, the tools taking turns to go first) and the medians are compared. BENCH_S3_SMALL and
 BENCH_S3_LARGE_MIB change the workload.
 """
 
@@ -31,6 +35,7 @@ sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.join(REPO, ".build", "collections"))
 
 from benchmarks.measure import children_cpu_seconds, process_cpu_seconds, run_measured, settle  # noqa: E402  pylint: disable=wrong-import-position
+from tests.stack import builds  # noqa: E402  pylint: disable=wrong-import-position
 from tests.integration.ansible_run import run_playbook  # noqa: E402  pylint: disable=wrong-import-position
 from tests.stack.stack import Stack  # noqa: E402  pylint: disable=wrong-import-position
 
@@ -66,11 +71,16 @@ def seed(client, bucket, small, large_mib):
         os.unlink(path)
 
 
-def rclone_env(stack):
+# rclone's provider name and the server's process name (for its CPU seconds), per implementation.
+SERVERS = {"seaweedfs": ("s3", "SeaweedFS", "weed"), "minio": ("minio", "Minio", "minio")}
+TOOLS = ("rclone", "s5cmd", "utils", "play")
+
+
+def rclone_env(pair, provider):
     env = dict(os.environ)
     for name, side in (("SRC", "source"), ("DST", "target")):
-        server = stack["s3"][side]
-        env.update({f"RCLONE_CONFIG_{name}_TYPE": "s3", f"RCLONE_CONFIG_{name}_PROVIDER": "SeaweedFS",
+        server = pair[side]
+        env.update({f"RCLONE_CONFIG_{name}_TYPE": "s3", f"RCLONE_CONFIG_{name}_PROVIDER": provider,
                     f"RCLONE_CONFIG_{name}_ACCESS_KEY_ID": server.access_key,
                     f"RCLONE_CONFIG_{name}_SECRET_ACCESS_KEY": server.secret_key,
                     f"RCLONE_CONFIG_{name}_ENDPOINT": server.endpoint_url,
@@ -78,22 +88,32 @@ def rclone_env(stack):
     return env
 
 
-def main():
-    small = int(os.environ.get("BENCH_S3_SMALL", "2000"))
-    large_mib = int(os.environ.get("BENCH_S3_LARGE_MIB", "64"))
-    scratch = os.environ.get("BENCH_SCRATCH", "/dev/shm" if os.path.isdir("/dev/shm") else None)
+def s5cmd_env(server):
+    return dict(os.environ, AWS_ACCESS_KEY_ID=server.access_key, AWS_SECRET_ACCESS_KEY=server.secret_key,
+                AWS_REGION="us-east-1")
+
+
+def median(values):
+    return statistics.median(values)
+
+
+def bench_server(implementation, small, large_mib, rounds, scratch):
+    component, provider, process_name = SERVERS[implementation]
     work = tempfile.mkdtemp(prefix="bench-s3-", dir=scratch)
-    stack = Stack(work, ["ssh", "s3"]).start()
+    started = time.monotonic()
+    stack = Stack(work, ["ssh", component]).start()
     try:
-        src, dst = stack["s3"]["source"], stack["s3"]["target"]
-        print(f"seeding {small} small objects and 4 x {large_mib} MiB multipart objects ...", flush=True)
+        pair = stack[component]
+        src, dst = pair["source"], pair["target"]
+        print(f"\n=== {implementation}: stack up in {time.monotonic() - started:.1f} s; seeding {small} small "
+              f"objects and 4 x {large_mib} MiB multipart objects ...", flush=True)
         seed(src.client(), "bench", small, large_mib)
-        rounds = int(os.environ.get("BENCH_S3_ROUNDS", "3"))
         for index in range(rounds):
-            for bucket in ("by-rclone", "by-utils", "by-play"):
+            for bucket in ("by-rclone", "by-s5cmd", "by-utils", "by-play"):
                 dst.client().create_bucket(Bucket=f"{bucket}-{index}")
         rclone = shutil.which("rclone", path=os.path.dirname(sys.executable)) or "rclone"
-        env = rclone_env(stack)
+        s5cmd = builds.binary("s5cmd")
+        env = rclone_env(pair, provider)
 
         def cfg(bucket):
             return {"source": dict(src.describe(), bucket="bench"), "target": dict(dst.describe(), bucket=bucket)}
@@ -101,6 +121,15 @@ def main():
         def run_rclone(index):
             return run_measured([rclone, "copy", "--checksum", "--transfers", "8", "--s3-no-check-bucket",
                                  "src:bench", f"dst:by-rclone-{index}"], env)[:2] + (None,)
+
+        def run_s5cmd(index):
+            local = os.path.join(work, f"s5cmd-{index}")
+            os.makedirs(local, exist_ok=True)
+            down = run_measured([s5cmd, "--endpoint-url", src.endpoint_url, "--numworkers", "8", "sync",
+                                 "--size-only", "s3://bench/*", local + "/"], s5cmd_env(src))
+            up = run_measured([s5cmd, "--endpoint-url", dst.endpoint_url, "--numworkers", "8", "sync",
+                               "--size-only", local + "/", f"s3://by-s5cmd-{index}/"], s5cmd_env(dst))
+            return down[0] + up[0], max(down[1], up[1]), None
 
         def run_utils(index):
             seconds, rss, out = run_measured([sys.executable, "-c", UTILS_RUN,
@@ -121,59 +150,73 @@ def main():
         # Each round copies into fresh buckets, then re-runs; the tools take turns going first,
         # so neither always meets the servers in the same state, and each starts once the machine is
         # idle (the servers go on flushing after a large write). Medians are compared.
-        runners = [("rclone", run_rclone), ("utils", run_utils), ("play", run_play)]
+        runners = list(zip(TOOLS, (run_rclone, run_s5cmd, run_utils, run_play)))
         rows, settled, cpu = {}, [], {}
         for index in range(rounds):
-            order = runners[index % 3:] + runners[:index % 3]
+            order = runners[index % len(runners):] + runners[:index % len(runners)]
             for label in ("first", "again"):
                 for name, runner in order:
                     settled.append(settle())
-                    client, servers = children_cpu_seconds(), process_cpu_seconds("weed")
+                    client, servers = children_cpu_seconds(), process_cpu_seconds(process_name)
                     rows.setdefault((name, label), []).append(runner(index))
                     cpu.setdefault((name, label), []).append(
-                        (children_cpu_seconds() - client, process_cpu_seconds("weed") - servers))
+                        (children_cpu_seconds() - client, process_cpu_seconds(process_name) - servers))
             print(f"round {index + 1}/{rounds} done (waited {sum(settled):.1f} s so far for the servers to go idle "
                   "before each run)", flush=True)
-
-        first = rows[("utils", "first")][0][2]
-        print(f"\nfirst copy by s3_sync: {first['copied']} objects, {first['bytes'] / MIB:.0f} MiB, "
-              f"verified {first['verified']} ({first['verified_by']}), failed {first['failed_count']}")
-        print("rclone --checksum verifies single-part objects by md5; the 4 multipart sources have no md5 "
-              "to check against, so rclone copies them unverified by md5.\n")
-
-        def median(values):
-            return statistics.median(values)
-
-        print(f"medians of {rounds} rounds")
-        print(f"{'pass':<10}{'rclone s':>10}{'utils s':>9}{'ratio':>7}{'play s':>9}{'ratio':>7}"
-              f"{'utils RSS':>11}{'rclone RSS':>12}")
-        for label in ("first", "again"):
-            base = median([r[0] for r in rows[("rclone", label)]])
-            utils = median([r[0] for r in rows[("utils", label)]])
-            play = median([r[0] for r in rows[("play", label)]])
-            utils_rss = max(r[1] for r in rows[("utils", label)])
-            base_rss = max(r[1] for r in rows[("rclone", label)])
-            print(f"{label:<10}{base:>10.2f}{utils:>9.2f}{utils / base:>7.2f}{play:>9.2f}{play / base:>7.2f}"
-                  f"{utils_rss:>9.0f}MB{base_rss:>10.0f}MB")
-        print("\nper round (utils / rclone):")
-        for label in ("first", "again"):
-            ratios = [u[0] / r[0] for u, r in zip(rows[("utils", label)], rows[("rclone", label)])]
-            print(f"  {label:<6}" + "  ".join(f"{ratio:.2f}" for ratio in ratios))
-        cores = os.cpu_count() or 1
-        print(f"\nCPU seconds of the first copy (medians): the tool itself, and the SeaweedFS servers it kept busy "
-              f"({cores} cores shared by all):")
-        for name in ("rclone", "utils"):  # the play's module runs under sshd, outside this process tree
-            tool = median([c[0] for c in cpu[(name, "first")]])
-            servers = median([c[1] for c in cpu[(name, "first")]])
-            print(f"  {name:<7} tool {tool:6.2f}   servers {servers:6.2f}")
-        floor = median([c[1] for c in cpu[("utils", "first")]]) / cores / median(
-            [r[0] for r in rows[("rclone", "first")]])
-        print(f"  the servers' work alone, spread over {cores} cores, would take {floor:.2f} x rclone's time")
-        print("\ngoals: first copy ratio <= 0.8 with every object verified; no-change ratio <= 1.5; RSS < 250 MB "
-              "(peak RSS: the highest of the rounds)")
+        for index in range(rounds):  # every tool left the same keys and sizes
+            listings = {tool: {o["Key"]: o["Size"] for o in dst.client().get_paginator("list_objects_v2").paginate(
+                Bucket=f"by-{tool}-{index}").search("Contents[]")} for tool in TOOLS}
+            assert all(listing == listings["rclone"] and len(listing) == small + 4 for listing in listings.values())
+        report(implementation, rows, cpu, rounds)
     finally:
         stack.stop()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def report(implementation, rows, cpu, rounds):
+    first = rows[("utils", "first")][0][2]
+    print(f"\n{implementation}: first copy by s3_sync: {first['copied']} objects, {first['bytes'] / MIB:.0f} MiB, "
+          f"verified {first['verified']} ({first['verified_by']}), failed {first['failed_count']}")
+    print("what each tool verified: s3_sync every object (md5 of the bytes streamed against the source's ETag, "
+          "multipart sources by their multipart ETag); rclone --checksum the single-part objects by md5 (the 4 "
+          "multipart sources have no md5 to check against); s5cmd none by md5 (sync --size-only compares sizes, "
+          "and its uploads carry no Content-MD5).\n")
+    print(f"medians of {rounds} rounds, seconds; ratio = s3_sync's time / the baseline's")
+    print(f"{'pass':<7}{'rclone':>8}{'s5cmd':>8}{'utils':>8}{'/rclone':>9}{'/s5cmd':>8}{'play':>8}{'/rclone':>9}"
+          f"{'utils RSS':>11}{'rclone RSS':>12}{'s5cmd RSS':>11}")
+    for label in ("first", "again"):
+        med = {tool: median([r[0] for r in rows[(tool, label)]]) for tool in TOOLS}
+        rss = {tool: max(r[1] for r in rows[(tool, label)]) for tool in ("utils", "rclone", "s5cmd")}
+        print(f"{label:<7}{med['rclone']:>8.2f}{med['s5cmd']:>8.2f}{med['utils']:>8.2f}"
+              f"{med['utils'] / med['rclone']:>9.2f}{med['utils'] / med['s5cmd']:>8.2f}{med['play']:>8.2f}"
+              f"{med['play'] / med['rclone']:>9.2f}{rss['utils']:>9.0f}MB{rss['rclone']:>10.0f}MB{rss['s5cmd']:>9.0f}MB")
+    print("\nper round (utils / rclone, utils / s5cmd):")
+    for label in ("first", "again"):
+        ratios = [(u[0] / r[0], u[0] / f[0]) for u, r, f in
+                  zip(rows[("utils", label)], rows[("rclone", label)], rows[("s5cmd", label)])]
+        print(f"  {label:<6}" + "  ".join(f"{a:.2f}/{b:.2f}" for a, b in ratios))
+    cores = os.cpu_count() or 1
+    print(f"\nCPU seconds of the first copy (medians): the tool itself, and the {implementation} servers it kept "
+          f"busy ({cores} cores shared by all):")
+    for name in ("rclone", "s5cmd", "utils"):  # the play's module runs under sshd, outside this process tree
+        tool = median([c[0] for c in cpu[(name, "first")]])
+        servers = median([c[1] for c in cpu[(name, "first")]])
+        print(f"  {name:<7} tool {tool:6.2f}   servers {servers:6.2f}")
+    floor = median([c[1] for c in cpu[("utils", "first")]]) / cores / median(
+        [r[0] for r in rows[("rclone", "first")]])
+    print(f"  the servers' work alone for s3_sync's copy, spread over {cores} cores, would take {floor:.2f} x "
+          "rclone's time")
+    print("goals: first copy ratio <= 0.8 of rclone with every object verified; no-change ratio <= 1.5; "
+          "RSS < 250 MB (peak RSS: the highest of the rounds)")
+
+
+def main():
+    small = int(os.environ.get("BENCH_S3_SMALL", "2000"))
+    large_mib = int(os.environ.get("BENCH_S3_LARGE_MIB", "64"))
+    rounds = int(os.environ.get("BENCH_S3_ROUNDS", "3"))
+    scratch = os.environ.get("BENCH_SCRATCH", "/dev/shm" if os.path.isdir("/dev/shm") else None)
+    for implementation in os.environ.get("BENCH_S3_SERVERS", "seaweedfs,minio").split(","):
+        bench_server(implementation.strip(), small, large_mib, rounds, scratch)
 
 
 if __name__ == "__main__":

@@ -186,17 +186,27 @@ def same_document(ours, theirs):
 
 
 class Loader:
-    """Writes prepared documents to one target collection in batches, as the module docs describe."""
+    """Writes prepared documents to one target collection in batches, as the module docs describe.
 
-    def __init__(self, collection, settings, report, check_mode=False, precheck=True):
+    With ``precheck``, a batch's ``_id``s are looked up before its insert while lookups find
+    something: they are skipped in a collection that held no documents when the restore began,
+    and after a batch of which none was present (a resumed restore has left a prefix of the
+    backup's ``_id`` order), until an insert meets a duplicate key again; check mode looks up every
+    batch. A duplicate an insert meets is resolved one by one, so a skipped lookup skips no check.
+    """
+
+    def __init__(self, collection, settings, report, check_mode=False, precheck=True, target_empty=False):
         self.collection = collection  # reads come back faster as RawBSONDocument (restore_collection)
         self.settings, self.report = settings, report
         self.check_mode, self.precheck = check_mode, precheck
+        self.lookup = precheck and not target_empty
 
     def load(self, batch):
         report = self.report
         ids = [doc_id(d) for d in batch]
-        present = existing(self.collection, ids, full=True) if self.precheck else {}
+        present = existing(self.collection, ids, full=True) if self.lookup else {}
+        if self.lookup and not present and not self.check_mode:  # (check mode writes nothing to meet)
+            self.lookup = False
         new = []
         for doc, ident in zip(batch, ids):
             theirs = present.get(id_key(ident))
@@ -220,6 +230,7 @@ class Loader:
             for error in exc.details.get("writeErrors", []):
                 doc = new[error["index"]]
                 if error.get("code") == DUPLICATE_KEY:
+                    self.lookup = self.precheck
                     self._duplicate(doc, error)
                 else:
                     retry.append(doc)
@@ -322,7 +333,8 @@ def restore_collection(client, root, entry, target_db, settings, metadata, batch
         if indexes and indexes_first:
             report["indexes_created"] = restore_indexes(collection, index_specs, check_mode)
         transform = Transform(settings, report)
-        loader = Loader(collection, settings, report, check_mode, precheck)
+        empty = collection.find_one({}, {"_id": 1}) is None
+        loader = Loader(collection, settings, report, check_mode, precheck, target_empty=empty)
         with documents(root, entry) as raw_docs:
             for batch in batches((transform.prepare(raw) for raw in raw_docs), batch_size):
                 loader.load(batch)

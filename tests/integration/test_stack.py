@@ -149,7 +149,7 @@ def test_mongo_round_trips_bson_types_and_reports_duplicates(mongo_pair):
 def test_ferretdb_differs_from_mongodb_as_documented(mongo_pair):
     """Each row of MONGO_WIRE_QUIRKS.md's FerretDB table, so an upgrade that changes one is noticed."""
     import pymongo  # pylint: disable=import-outside-toplevel
-    from bson import Decimal128  # pylint: disable=import-outside-toplevel
+    from bson import Code, Decimal128, MaxKey, MinKey  # pylint: disable=import-outside-toplevel
 
     source = mongo_pair["source"]
     if source.server != "ferretdb":
@@ -171,9 +171,10 @@ def test_ferretdb_differs_from_mongodb_as_documented(mongo_pair):
         assert ttl.value.code == 238  # NotImplemented
         coll.insert_many([{"_id": n} for n in range(5000)])  # a large insert_many is taken whole
         assert coll.count_documents({"_id": {"$type": "int"}}) == 5000
-    with source.client() as client:  # Decimal128 drops the connection (the server panics in its handler)
-        with pytest.raises(pymongo.errors.AutoReconnect):
-            client.quirks.docs.insert_one({"v": Decimal128("1.5")})
+    for value in (Decimal128("1.5"), float("nan"), Code("f()"), Code("f()", {"a": 1}), MinKey(), MaxKey()):
+        with source.client() as client:  # the server panics in the connection's handler and drops it
+            with pytest.raises(pymongo.errors.AutoReconnect):
+                client.quirks.docs.insert_one({"v": value})
     with source.client() as client:
         assert client.quirks.docs.count_documents({"_id": "negzero"}) == 1  # and it serves the next client
 

@@ -167,3 +167,48 @@ def test_settings_are_validated_before_anything_runs():
     settings_for = ml.parse_settings({"backend.task": {"on_duplicate": "replace"}}, [], "skip")
     assert settings_for("backend.task").on_duplicate == "replace"
     assert settings_for("backend.model").on_duplicate == "skip"
+
+
+class CountingFinds:
+    """A collection whose ``find`` calls (the batch lookups) are counted."""
+
+    def __init__(self, coll):
+        self._coll, self.finds = coll, 0
+
+    def find(self, *args, **kwargs):
+        self.finds += 1
+        return self._coll.find(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._coll, name)
+
+
+def adaptive_load(coll, documents, target_empty, check_mode=False):
+    counted = CountingFinds(coll)
+    report = ml.Report("db.coll")
+    loader = ml.Loader(counted, ml.Settings(), report, check_mode, True, target_empty=target_empty)
+    for batch in ml.batches(documents, 3):
+        loader.load(batch)
+    return report, counted.finds
+
+
+def test_lookups_run_only_while_they_find_something(coll):
+    report, finds = adaptive_load(coll, docs(9), target_empty=True)  # a fresh collection: no lookups
+    assert (report["inserted"], finds) == (9, 0)
+    report, finds = adaptive_load(coll, docs(15), target_empty=False)  # resumed: 9 present, then 6 new
+    assert (report["inserted"], report["skipped_duplicates"]) == (6, 9)
+    assert finds == 4  # three batches found theirs, the fourth found none, the fifth was not looked up
+    coll.insert_many(docs(3, start=30, value="theirs"))  # another writer's documents after a gap
+    report, finds = adaptive_load(coll, docs(39), target_empty=False)
+    assert (report["inserted"], report["skipped_duplicates"], report["collisions"]) == (21, 18, 3)
+    # 6 batch lookups up to the first that found none; the inserts that met the other writer's
+    # _ids resolved them one by one (3) and turned lookups on again, until the next batch found none (1)
+    assert finds == 6 + 3 + 1
+    assert coll.count_documents({}) == 39 and coll.find_one({"_id": 31})["value"] == "theirs"
+
+
+def test_check_mode_looks_up_every_batch(coll):
+    coll.insert_many(docs(3, start=6))
+    report, finds = adaptive_load(coll, docs(9), target_empty=False, check_mode=True)
+    assert (report["inserted"], report["skipped_duplicates"], finds) == (6, 3, 3)
+    assert coll.count_documents({}) == 3
