@@ -25,7 +25,7 @@ go_build() {
   command -v go >/dev/null || { log "no 'go' on PATH: the $name build needs Go (see README)"; exit 1; }
   log "building $name $version from the Go module proxy (the first build takes minutes)"
   dir=$(go mod download -json "$module" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
-  [ -n "$dir" ] && [ -d "$dir" ] || { log "go mod download $module gave no source directory"; exit 1; }
+  if [ -z "$dir" ] || [ ! -d "$dir" ]; then log "go mod download $module gave no source directory"; exit 1; fi
   rm -rf "$out" && mkdir -p "$out"
   src="$out/src"
   cp -R "$dir" "$src" && chmod -R u+w "$src"

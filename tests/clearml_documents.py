@@ -57,10 +57,10 @@ def task(rng, index, proj, owner, queue):
                    "requirements": {"pip": "torch==2.3.0\nnumpy==1.26.4\n"}},
         "execution": {"queue": queue["_id"], "parameters": {"lr": "0.001", "epochs": str(index % 50)},
                       "artifacts": {  # ClearML keys the map by md5(key) + "_" + mode (no dots in keys)
-                          artifact_id(f"data.{i}"): {"key": f"data.{i}", "type": "pandas", "mode": "output",
-                                        "uri": f"{FILES_URL}/{folder}/artifacts/data.{i}/data.csv.gz",
-                                        "hash": _id(rng), "content_size": rng.randint(100, 10 ** 7),
-                                        "timestamp": started}
+                          artifact_id(f"data.{i}"): {
+                              "key": f"data.{i}", "type": "pandas", "mode": "output",
+                              "uri": f"{FILES_URL}/{folder}/artifacts/data.{i}/data.csv.gz",
+                              "hash": _id(rng), "content_size": rng.randint(100, 10 ** 7), "timestamp": started}
                           for i in range(2)},
                       "model_desc": {}, "docker_cmd": "nvidia/cuda:12.1"},
         "hyperparams": {"Args": {name_: {"section": "Args", "name": name_, "value": str(rng.random()),

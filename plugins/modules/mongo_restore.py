@@ -86,9 +86,10 @@ options:
     default: 1000
   precheck:
     description:
-      - Look up each batch's C(_id)s before inserting, while lookups find something: not in a
-        collection that was empty when the restore began, and not after a batch none of whose
-        documents was present, until an insert meets a duplicate key again. Turning it off sends
+      - Look up each batch's C(_id)s before inserting, while lookups find something. There are
+        no lookups in a collection that was empty when the restore began, nor after a batch none
+        of whose documents was present, until an insert meets a duplicate key again; check mode
+        looks up every batch. Turning it off sends
         every batch straight to C(insert_many) and relies on the duplicate-key fallback, which is
         much slower over an already restored database.
     type: bool
