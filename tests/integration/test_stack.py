@@ -214,3 +214,17 @@ def test_opensearch_indexes_searches_scrolls_and_bulk_loads(search_pair):
         target.request("GET", f"/{index}/_count")
     assert missing.value.code == 404
     assert_loopback_only(source.process.pid)
+
+
+def test_a_server_that_does_not_come_up_fails_with_its_log_tail(tmp_path):
+    from tests.stack.mongo_servers import FerretDBServer  # pylint: disable=import-outside-toplevel
+    from tests.stack.process import StackError  # pylint: disable=import-outside-toplevel
+
+    class Misconfigured(FerretDBServer):
+        def command(self):
+            argv, env, log_name = super().command()
+            return argv + ["--no-such-flag"], env, log_name
+
+    with pytest.raises(StackError) as error:
+        Misconfigured("source", str(tmp_path)).start(timeout=30)
+    assert "exited with" in str(error.value) and "--no-such-flag" in str(error.value)
