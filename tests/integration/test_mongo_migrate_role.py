@@ -1,4 +1,4 @@
-"""The mongo_migrate role on the sshd hosts and the MongoDB wire servers: full and project scope, molecule."""
+"""The mongo_migrate role on the sshd hosts and the stack's MongoDB servers (FerretDB): full and project scope, molecule."""
 
 from __future__ import annotations
 

@@ -142,7 +142,7 @@ def test_mongo_round_trips_bson_types_and_reports_duplicates(mongo_pair):
             bad.admin.command("ping")
     with mongo_pair["target"].client() as other:
         assert other.backend.task.count_documents({}) == 0
-    if source.is_wire_server:
+    if source.runs_here:
         assert_loopback_only(source.process.pid)
 
 

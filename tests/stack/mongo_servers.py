@@ -52,14 +52,14 @@ class MongoEndpoint:
                 "?directConnection=true&authSource=admin&authMechanism=SCRAM-SHA-256")
 
     @property
-    def is_wire_server(self):
+    def runs_here(self):
         """True when this stack runs the server (so its process can be inspected)."""
         return self.external_uri is None
 
     @property
     def server(self):
         """Which server answers: ``ferretdb``, ``mongoeco`` or ``external``."""
-        return self.implementation if self.is_wire_server else "external"
+        return self.implementation if self.runs_here else "external"
 
     def start(self, timeout=60.0):
         self.external_uri = os.environ.get(self.external_env.format(name=self.name.upper())) or None
@@ -93,7 +93,7 @@ class MongoEndpoint:
             self.process.stop()
 
     def describe(self):
-        return {"uri": self.uri, "server": self.server, "wire_server": self.is_wire_server,
+        return {"uri": self.uri, "server": self.server,
                 "pid": self.process.pid if self.process else None}
 
 
