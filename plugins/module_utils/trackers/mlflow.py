@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import time
+from urllib.parse import urlsplit
 
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.base import (
     Artifact,
@@ -79,17 +81,70 @@ def _short(exc):
     return text.split("\n")[0][:400]
 
 
+def _origin(uri):
+    """``scheme://host:port`` of a URI, without its userinfo, lower-cased: whose credentials apply."""
+    parts = urlsplit(uri or "")
+    return f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}".lower()
+
+
+class _Credentials:
+    """Each tracking server's own credentials, handed to MLflow per request, never through os.environ.
+
+    MLflow reads credentials from the process environment on every request (``get_default_host_creds``),
+    so two clients in one process would send one server's token to the other. Every place MLflow
+    resolves host credentials is pointed at ``host_creds``, which answers with the credentials given
+    for that URI's origin (and none for an origin given none); other origins keep MLflow's own answer.
+    """
+
+    _SITES = ("mlflow.utils.credentials", "mlflow.tracking._tracking_service.utils",
+              "mlflow.tracking._model_registry.utils", "mlflow.store.artifact.http_artifact_repo",
+              "mlflow.store.artifact.mlflow_artifacts_repo")
+
+    def __init__(self):
+        self.by_origin = {}
+        self.lock = threading.Lock()
+        self.original = None
+
+    def register(self, uri, token=None, username=None, password=None):
+        with self.lock:
+            self._install()
+            self.by_origin[_origin(uri)] = (token, username, password)
+
+    def _install(self):
+        if self.original is not None:
+            return
+        import importlib  # pylint: disable=import-outside-toplevel
+        from mlflow.utils import credentials  # pylint: disable=import-outside-toplevel
+
+        self.original = credentials.get_default_host_creds
+        for name in self._SITES:
+            try:
+                module = importlib.import_module(name)
+            except ImportError:
+                continue
+            if getattr(module, "get_default_host_creds", None) is self.original:
+                module.get_default_host_creds = self.host_creds
+
+    def host_creds(self, store_uri):
+        creds = self.original(store_uri)
+        own = self.by_origin.get(_origin(store_uri))
+        if own is None:
+            return creds
+        creds.token, creds.username, creds.password = own
+        return creds
+
+
+CREDENTIALS = _Credentials()
+
+
 class _Client:
-    """An MlflowClient for one tracking server, with credentials passed the way MLflow reads them."""
+    """An MlflowClient for one tracking server, with its own credentials (see ``_Credentials``)."""
 
     def __init__(self, tracking_uri, token=None, username=None, password=None, registry_uri=None):
         if not HAS_MLFLOW:
             raise TrackerError("the mlflow (or mlflow-skinny) Python package is required")
         self.uri = tracking_uri
-        for name, value in (("MLFLOW_TRACKING_TOKEN", token), ("MLFLOW_TRACKING_USERNAME", username),
-                            ("MLFLOW_TRACKING_PASSWORD", password)):
-            if value:
-                os.environ[name] = value
+        CREDENTIALS.register(tracking_uri, token, username, password)
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # retried here, with our backoff
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
         os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"  # a module's stdout is its JSON result
