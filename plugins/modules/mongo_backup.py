@@ -160,7 +160,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.mlops.migration.plugins.module_utils.archives import pack
 from ansible_collections.mlops.migration.plugins.module_utils.checksums import md5_file
-from ansible_collections.mlops.migration.plugins.module_utils.common import MigrationError
+from ansible_collections.mlops.migration.plugins.module_utils.common import MigrationError, protect_uri_secrets
 from ansible_collections.mlops.migration.plugins.module_utils.mongo import HAS_PYMONGO, connect, connection_options
 from ansible_collections.mlops.migration.plugins.module_utils.mongo_dump import MANIFEST, backup, parse_specs
 
@@ -187,6 +187,7 @@ def main():
         required_one_of=[("databases", "collections")],
         supports_check_mode=True,
     )
+    protect_uri_secrets(module, module.params["uri"])
     if not HAS_PYMONGO:
         module.fail_json(msg=missing_required_lib("pymongo"))
     params = module.params

@@ -197,7 +197,7 @@ import time
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.mlops.migration.plugins.module_utils.archives import open_bundle
-from ansible_collections.mlops.migration.plugins.module_utils.common import MigrationError
+from ansible_collections.mlops.migration.plugins.module_utils.common import MigrationError, protect_uri_secrets
 from ansible_collections.mlops.migration.plugins.module_utils import progress as progress_file
 from ansible_collections.mlops.migration.plugins.module_utils.mongo import HAS_PYMONGO, connect, connection_options
 from ansible_collections.mlops.migration.plugins.module_utils.mongo_dump import check_backup, read_manifest, read_metadata
@@ -278,6 +278,7 @@ def main():
         ),
         supports_check_mode=True,
     )
+    protect_uri_secrets(module, module.params["uri"])
     if not HAS_PYMONGO:
         module.fail_json(msg=missing_required_lib("pymongo"))
     if module.params["batch_size"] < 1:

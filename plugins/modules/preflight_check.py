@@ -82,7 +82,7 @@ checked:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.mlops.migration.plugins.module_utils.common import MigrationError
+from ansible_collections.mlops.migration.plugins.module_utils.common import MigrationError, protect_uri_secrets
 from ansible_collections.mlops.migration.plugins.module_utils import mongo, s3
 from ansible_collections.mlops.migration.plugins.module_utils.preflight import (
     check_disk,
@@ -107,6 +107,7 @@ def main():
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True,
                            required_if=[("kind", kind, needs) for kind, needs in NEEDS.items() if needs])
+    protect_uri_secrets(module, module.params["uri"], module.params["tracking_uri"])
     params = module.params
     try:
         if params["kind"] == "s3":

@@ -187,7 +187,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.mlops.migration.plugins.module_utils.common import MigrationError
+from ansible_collections.mlops.migration.plugins.module_utils.common import MigrationError, protect_uri_secrets
 from ansible_collections.mlops.migration.plugins.module_utils import progress as progress_file
 from ansible_collections.mlops.migration.plugins.module_utils.ledger import STATE_FILE, Ledger
 from ansible_collections.mlops.migration.plugins.module_utils.tracker_copy import INCLUDE, Copier, RunFilter
@@ -218,6 +218,7 @@ def main():
         ),
         supports_check_mode=True,
     )
+    protect_uri_secrets(module, module.params["source"]["tracking_uri"], module.params["target"]["tracking_uri"])
     if not HAS_MLFLOW:
         module.fail_json(msg=missing_required_lib("mlflow-skinny"))
     params = module.params

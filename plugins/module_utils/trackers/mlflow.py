@@ -16,6 +16,7 @@ import threading
 import time
 from urllib.parse import urlsplit
 
+from ansible_collections.mlops.migration.plugins.module_utils.common import split_userinfo
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.base import (
     Artifact,
     Experiment,
@@ -143,6 +144,10 @@ class _Client:
     def __init__(self, tracking_uri, token=None, username=None, password=None, registry_uri=None):
         if not HAS_MLFLOW:
             raise TrackerError("the mlflow (or mlflow-skinny) Python package is required")
+        # user:password inside the URI become basic-auth credentials; the URI the adapter shows
+        # (run tags, ledger, log, results) and calls is the one without them.
+        tracking_uri, uri_user, uri_password = split_userinfo(tracking_uri)
+        username, password = username or uri_user, password or uri_password
         self.uri = tracking_uri
         CREDENTIALS.register(tracking_uri, token, username, password)
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # retried here, with our backoff
