@@ -20,6 +20,7 @@ import time
 
 from ansible_collections.mlops.migration.plugins.module_utils.checksums import md5_file
 from ansible_collections.mlops.migration.plugins.module_utils.concurrency import bounded_map
+from ansible_collections.mlops.migration.plugins.module_utils.paths import UnsafePath, confined
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.base import (
     OUR_TAGS,
     SOURCE_EXPERIMENT_TAG,
@@ -235,7 +236,7 @@ class Copier:
         digests = {}
         with tempfile.TemporaryDirectory(prefix="mlops-tracker-") as scratch:
             for artifact in self.source.artifacts(run):
-                local = os.path.join(scratch, "a", artifact.path)
+                local = self._scratch_path(os.path.join(scratch, "a"), artifact, run)
                 os.makedirs(os.path.dirname(local), exist_ok=True)
                 self.source.download(run, artifact, local)
                 digests[artifact.path] = md5_file(local)[0]
@@ -243,6 +244,14 @@ class Copier:
                 self.report.moved(size=os.path.getsize(local))
                 os.unlink(local)
         return digests
+
+    @staticmethod
+    def _scratch_path(scratch, artifact, run):
+        """Where an artifact lands in the scratch directory; a name that would leave it fails the run."""
+        try:
+            return confined(scratch, artifact.path, "artifact")
+        except UnsafePath as exc:
+            raise TrackerError(f"run {run.id}: {exc}") from exc
 
     def _update(self, run, entry):
         """The source run was still running when copied: append what it logged since."""
@@ -291,7 +300,7 @@ class Copier:
             else:
                 with tempfile.TemporaryDirectory(prefix="mlops-tracker-verify-") as scratch:
                     for artifact in listed:
-                        local = os.path.join(scratch, artifact.path)
+                        local = self._scratch_path(scratch, artifact, copy)
                         os.makedirs(os.path.dirname(local), exist_ok=True)
                         self.target.download(copy, artifact, local)
                         if md5_file(local)[0] != digests[artifact.path]:
