@@ -23,6 +23,18 @@ class ProtocolError(ConnectionError):
     """The server's reply is not HTTP/1.x, or stopped before its end."""
 
 
+class UnsafeHeader(ValueError):
+    """A request line or header that carries CR, LF or NUL (it would smuggle another header or request)."""
+
+
+def refuse_control_characters(target, headers):
+    """Raise UnsafeHeader when the request target or any header name or value holds CR, LF or NUL."""
+    for what, text in [("request target", target)] + [(f"header {name!r}", f"{name}{value}")
+                                                       for name, value in headers.items()]:
+        if any(c in str(text) for c in "\r\n\0"):
+            raise UnsafeHeader(f"the {what} carries a CR, LF or NUL character: {str(text)[:80]!r}")
+
+
 class Response:
     """Status, headers (names in lower case) and the body reader of one reply."""
 
@@ -121,6 +133,7 @@ class Connection:
 
     def request(self, method, target, headers, body=b""):
         """Send a request and read the reply's head; the body is read through ``Response.body``."""
+        refuse_control_characters(target, headers)
         head = "".join([f"{method} {target} HTTP/1.1\r\n"] + [f"{name}: {value}\r\n" for name, value in headers.items()]
                        + ["\r\n"]).encode("latin-1")
         if body and len(body) <= SEND_JOIN_LIMIT:

@@ -5,17 +5,22 @@
 archive), import one back. A bundle is
 
     <bundle>/objects/<key below the prefix>   the objects, key paths kept byte for byte
-    <bundle>/MD5SUMS                          md5sum-compatible manifest of objects/
+    <bundle>/MD5SUMS                          md5sum-compatible manifest of objects/ and, as
+                                              ``../export.json``, of export.json
     <bundle>/export.json                      bucket, prefix, directory-marker keys, source ETags
 
-so ``cd <bundle>/objects && md5sum -c ../MD5SUMS`` checks it without this collection.
+so ``cd <bundle>/objects && md5sum -c ../MD5SUMS`` checks it without this collection. An import
+checks every file against MD5SUMS, and every marker key and ETag export.json carries, before
+any write.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import json
 import os
+import re
 
 from ansible_collections.mlops.migration.plugins.module_utils.checksums import (
     ManifestError,
@@ -44,7 +49,9 @@ from ansible_collections.mlops.migration.plugins.module_utils.s3 import (
 from ansible_collections.mlops.migration.plugins.module_utils.s3_sync import TransferReport, merge_listings
 
 OBJECTS, MANIFEST, INFO = "objects", "MD5SUMS", "export.json"
+INFO_ENTRY = "../" + INFO  # export.json's line in MD5SUMS, as md5sum -c sees it from objects/
 CHUNK = 1024 * 1024
+ETAG_FORMAT = re.compile(r'^"?[0-9a-fA-F]{32}(-[1-9][0-9]{0,4})?"?$')
 
 
 def unsafe_key_reason(rel):
@@ -116,6 +123,7 @@ def export_bucket(source, dest, include=(), exclude=(), parallel=8, check_mode=F
         old_entries = read_manifest(os.path.join(dest, MANIFEST)) if os.path.exists(os.path.join(dest, MANIFEST)) else {}
     except ManifestError:
         old_entries = {}  # a damaged manifest only means nothing is known to be exported yet
+    old_entries.pop(INFO_ENTRY, None)
     old_etags = _read_json(os.path.join(dest, INFO)).get("etags", {})
     report, entries, etags, markers = TransferReport(progress=progress), {}, {}, []
 
@@ -160,10 +168,10 @@ def export_bucket(source, dest, include=(), exclude=(), parallel=8, check_mode=F
             os.makedirs(os.path.join(objects_dir, rel), exist_ok=True)
         removed = _remove_stale(objects_dir, entries)
         changed = changed or bool(removed)
-        text = render_manifest(entries)
         info_text = json.dumps({"bucket": source.bucket, "prefix": source.prefix, "endpoint": source.endpoint.label,
                                 "objects": len(entries), "markers": markers, "etags": etags},
                                indent=1, sort_keys=True) + "\n"
+        text = render_manifest(dict(entries, **{INFO_ENTRY: hashlib.md5(info_text.encode()).hexdigest()}))
         os.makedirs(dest, exist_ok=True)
         for name, content in ((MANIFEST, text), (INFO, info_text)):
             if read_text_if_exists(os.path.join(dest, name)) != content:
@@ -201,11 +209,57 @@ def check_bundle(root, parallel=2, manifest=None):
         raise S3Error(f"{root} is not a bundle: it has no {MANIFEST}" if not manifest
                       else f"the manifest {manifest} does not exist")
     expected = read_manifest(manifest_path)
+    info_md5 = expected.pop(INFO_ENTRY, None)
+    for rel in expected:
+        reason = unsafe_key_reason(rel) if not rel.startswith("../") else "it leaves objects/"
+        if reason:
+            raise S3Error(f"the bundle's {MANIFEST} lists {rel!r}, which cannot be imported ({reason}); "
+                          "nothing was uploaded")
+    if not manifest:
+        check_info(root, info_md5)
     found = hash_tree(objects_dir, exclude=(), parallel=parallel) if os.path.isdir(objects_dir) else None
     diff = compare_manifests(expected, found.entries if found else {})
     if not diff.ok:
         raise S3Error(f"the bundle does not match its manifest, nothing was uploaded: {diff.summary()}")
     return {rel: (md5, os.path.getsize(os.path.join(objects_dir, rel))) for rel, md5 in expected.items()}
+
+
+def check_info(root, listed_md5):
+    """export.json matches its line in MD5SUMS, and every marker and ETag in it is well formed."""
+    path = os.path.join(root, INFO)
+    text = read_text_if_exists(path)
+    if text is None:
+        raise S3Error(f"the bundle {root} has no {INFO}; nothing was uploaded")
+    if listed_md5 is None:
+        raise S3Error(f"the bundle's {MANIFEST} does not cover {INFO} (a bundle from before 0.2.0, or edited): "
+                      "export it again; nothing was uploaded")
+    if hashlib.md5(text.encode("utf-8", "surrogateescape")).hexdigest() != listed_md5:
+        raise S3Error(f"the bundle's {INFO} does not match its md5 in {MANIFEST}; nothing was uploaded")
+    try:
+        info = json.loads(text)
+    except ValueError as exc:
+        raise S3Error(f"the bundle's {INFO} is not valid JSON ({exc}); nothing was uploaded") from exc
+    return validated_info(info)
+
+
+def validated_info(info):
+    """export.json's content, once every marker key and ETag in it is well formed."""
+    if not isinstance(info, dict):
+        raise S3Error(f"the bundle's {INFO} is not a mapping; nothing was uploaded")
+    markers, etags = info.get("markers", []), info.get("etags", {})
+    if not isinstance(markers, list) or not isinstance(etags, dict):
+        raise S3Error(f"the bundle's {INFO}: 'markers' must be a list and 'etags' a mapping; nothing was uploaded")
+    for rel in markers:
+        reason = "it is not a text ending in '/'" if not isinstance(rel, str) or not rel.endswith("/") else (
+            unsafe_key_reason(rel) or ("it holds a control character" if any(ord(c) < 32 for c in rel) else None))
+        if reason:
+            raise S3Error(f"the bundle's {INFO} lists the marker {rel!r}, which cannot be imported ({reason}); "
+                          "nothing was uploaded")
+    for rel, etag in etags.items():
+        if not isinstance(etag, str) or not ETAG_FORMAT.match(etag):
+            raise S3Error(f"the bundle's {INFO} gives {rel!r} the ETag {str(etag)[:80]!r}, which is not an S3 ETag; "
+                          "nothing was uploaded")
+    return info
 
 
 def import_bundle(root, target, overwrite="different", parallel=8, check_mode=False,
@@ -217,7 +271,7 @@ def import_bundle(root, target, overwrite="different", parallel=8, check_mode=Fa
     if files is None:
         files = check_bundle(root, parallel=min(parallel, 4), manifest=manifest)
     objects_dir = bundle_paths(root, manifest)[0]
-    info = {} if manifest else _read_json(os.path.join(root, INFO))
+    info = {} if manifest else validated_info(_read_json(os.path.join(root, INFO)))
     markers, source_etags = info.get("markers", []), info.get("etags", {})
     report = TransferReport(progress=progress)
     if progress:

@@ -28,7 +28,7 @@ from queue import Empty, LifoQueue
 from urllib.parse import quote, unquote_plus, urlsplit
 from xml.etree import ElementTree
 
-from ansible_collections.mlops.migration.plugins.module_utils.http11 import Connection
+from ansible_collections.mlops.migration.plugins.module_utils.http11 import Connection, UnsafeHeader, refuse_control_characters
 
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 UNSIGNED = "UNSIGNED-PAYLOAD"
@@ -222,6 +222,10 @@ class S3Client:
             payload_hash = UNSIGNED  # the signed Content-MD5 binds the body, as boto3 does over https
         else:
             payload_hash = hashlib.sha256(body).hexdigest() if body else EMPTY_SHA256
+        try:
+            refuse_control_characters(target, headers or {})
+        except UnsafeHeader as exc:
+            raise ClientError("InvalidArgument", str(exc), 0, operation) from exc
         attempt, fresh = 0, False
         while True:
             sent = {name.lower(): value for name, value in (headers or {}).items()}

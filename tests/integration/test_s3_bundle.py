@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -189,3 +190,50 @@ def test_disk_full_on_export_is_clear_and_marks_nothing_done(playbook, s3_pair, 
                 md5_hex, name = line.rstrip("\n").split("  ", 1)
                 with open(os.path.join(dest, "objects", name), "rb") as data:
                     assert hashlib.md5(data.read()).hexdigest() == md5_hex
+
+
+def rewrite_info(bundle, change, line="rehash"):
+    """Edit export.json; its line in MD5SUMS is rehashed (as someone covering their tracks would), kept or dropped."""
+    path = os.path.join(bundle, "export.json")
+    with open(path, encoding="utf-8") as handle:
+        info = json.load(handle)
+    change(info)
+    text = json.dumps(info)
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    manifest = os.path.join(bundle, "MD5SUMS")
+    if line == "keep":
+        return
+    with open(manifest, encoding="utf-8") as handle:
+        lines = [entry for entry in handle if not entry.rstrip("\n").endswith("  ../export.json")]
+    if line == "rehash":
+        lines.append(f"{hashlib.md5(text.encode()).hexdigest()}  ../export.json\n")
+    with open(manifest, "w", encoding="utf-8") as handle:
+        handle.writelines(lines)
+
+
+@pytest.mark.parametrize("tamper,complaint", [
+    (lambda info: info["markers"].append("../../escaped/"), "'../../escaped/', which cannot be imported"),
+    (lambda info: info["etags"].update({"plain.txt": '"0123456789abcdef0123456789abcdef"\r\nx-amz-acl: public'}),
+     "which is not an S3 ETag"),
+    (lambda info: info.update(prefix="edited/"), "export.json does not match its md5 in MD5SUMS"),
+    ("uncovered", "does not cover export.json"),
+])
+def test_an_edited_export_json_is_refused_before_any_upload(playbook, s3_pair, seeded, tamper, complaint):
+    bucket, _client, dest = seeded
+    playbook(export_play(s3_pair["source"], bucket, dest, prefix="exp/"))
+    with open(os.path.join(dest, "MD5SUMS"), encoding="utf-8") as handle:
+        assert "  ../export.json\n" in handle.read()
+    checked = subprocess.run(["md5sum", "-c", "--quiet", "../MD5SUMS"], cwd=os.path.join(dest, "objects"),
+                             capture_output=True, text=True, check=False)
+    assert checked.returncode == 0, checked.stdout + checked.stderr  # md5sum alone checks export.json too
+    if tamper == "uncovered":
+        rewrite_info(dest, lambda info: None, line="drop")
+    else:
+        rewrite_info(dest, tamper, line="keep" if "md5 in MD5SUMS" in complaint else "rehash")
+    target_bucket = bucket + "-tampered"
+    s3_pair["target"].client().create_bucket(Bucket=target_bucket)
+    run = playbook(import_play(s3_pair["target"], dest, target_bucket), expect_rc=2)
+    msg = run.task("import")["result"]["msg"]
+    assert complaint in msg and "nothing was uploaded" in msg
+    assert contents(s3_pair["target"].client(), target_bucket) == {}

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from ansible_collections.mlops.migration.plugins.module_utils.http11 import BodyReader, Connection, ProtocolError
+from ansible_collections.mlops.migration.plugins.module_utils.http11 import BodyReader, Connection, ProtocolError, UnsafeHeader
 
 
 def reader(raw, method="GET"):
@@ -90,3 +90,31 @@ def test_connection_keeps_alive_over_loopback():
         thread.join(5)
         server.close()
     assert seen == [(b"PUT /b/k HTTP/1.1\r\n", b"hello"), (b"GET /b/k?x=1 HTTP/1.1\r\n", b"")]
+
+
+@pytest.mark.parametrize("target,headers", [
+    ("/b/k", {"x-amz-meta-etag": '"abc"\r\nx-injected: 1'}),
+    ("/b/k", {"x-bad\nname": "v"}),
+    ("/b/k", {"host": "x\0y"}),
+    ("/b/k HTTP/1.1\r\nX: y", {"host": "x"}),
+])
+def test_control_characters_in_a_request_are_refused_before_sending(target, headers):
+    """Nothing reaches the listener: the request is refused while it is still being assembled."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    conn = Connection("127.0.0.1", server.getsockname()[1])
+    try:
+        with pytest.raises(UnsafeHeader):
+            conn.request("PUT", target, headers, b"body")
+        server.settimeout(0.2)
+        try:
+            peer, _addr = server.accept()
+            with peer:
+                peer.settimeout(0.2)
+                assert peer.recv(100) == b""
+        except (socket.timeout, TimeoutError):
+            pass
+    finally:
+        conn.close()
+        server.close()
