@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import hashlib
 import json
 import os
+import re
 import struct
 import tempfile
+from urllib.parse import unquote
 
 from ansible_collections.mlops.migration.plugins.module_utils.checksums import (
     md5_file,
@@ -33,6 +36,7 @@ from ansible_collections.mlops.migration.plugins.module_utils.mongo import (
     explain,
     raw_codec_options,
 )
+from ansible_collections.mlops.migration.plugins.module_utils.paths import UnsafePath, confined
 
 try:
     from bson import json_util
@@ -40,6 +44,7 @@ except ImportError:  # the modules report the missing library
     json_util = None
 
 MANIFEST = "manifest.json"
+MD5_HEX = re.compile(r"^[0-9a-f]{32}$")
 FORMAT = "mlops.migration/mongo-backup"
 MAX_DOCUMENT = 48 * 1024 * 1024  # above MongoDB's 16 MiB limit, below anything absurd
 ID_CHUNK = 5000
@@ -159,11 +164,22 @@ def _metadata(collection, spec):
                     "indexes": indexes}) + "\n"
 
 
+def file_name(name):
+    """A database or collection name as one path component, encoded as mongodump encodes it.
+
+    ``%`` and the separators ``/`` and ``\\`` are percent-encoded, and so is a leading ``.``, so
+    a collection called ``../../x`` is the file ``%2E.%2F..%2Fx.bson`` inside its database's folder.
+    """
+    text = str(name).replace("%", "%25").replace("/", "%2F").replace("\\", "%5C").replace("\0", "%00")
+    return "%2E" + text[1:] if text.startswith(".") else text
+
+
 def backup_collection(client, spec, dest, compress, selected, keep_ids, check_mode, batch_size=1000):
     """Dump one collection; returns its manifest entry plus ``changed``."""
-    rel = f"{spec.db}/{spec.name}.bson" + (".gz" if compress else "")
-    path = os.path.join(dest, rel)
-    meta_rel = f"{spec.db}/{spec.name}.metadata.json"
+    folder = file_name(spec.db)
+    rel = f"{folder}/{file_name(spec.name)}.bson" + (".gz" if compress else "")
+    path = confined(dest, rel, "backup file")
+    meta_rel = f"{folder}/{file_name(spec.name)}.metadata.json"
     collection = client[spec.db].get_collection(spec.name, codec_options=raw_codec_options())
     ids = [] if keep_ids else None
     fd = tmp = None
@@ -196,14 +212,15 @@ def backup_collection(client, spec, dest, compress, selected, keep_ids, check_mo
         _discard(tmp)
     else:
         os.replace(tmp, path)
-    meta_path = os.path.join(dest, meta_rel)
+    meta_path = confined(dest, meta_rel, "backup file")
     meta_same = read_text_if_exists(meta_path) == metadata
     if not meta_same and not check_mode:
         write_text_atomic(meta_path, metadata)
     if ids is not None:
         selected[(spec.db, spec.name)] = ids
     entry = {"db": spec.db, "collection": spec.name, "file": rel, "md5": digest, "bytes": sink.size,
-             "count": count, "metadata": meta_rel, "query": extjson(spec.query)}
+             "count": count, "metadata": meta_rel, "metadata_md5": hashlib.md5(metadata.encode()).hexdigest(),
+             "query": extjson(spec.query)}
     if spec.query_from:
         entry["query_from"] = dict(spec.query_from)
     return entry, not (same and meta_same)
@@ -242,21 +259,35 @@ def backup(client, specs, dest, compress=True, check_mode=False, batch_size=1000
 
 
 def _remove_stale(dest, old_entries, entries):
+    """Delete the files an earlier backup listed that this one does not; only files inside ``dest``."""
     keep = {e["file"] for e in entries} | {e["metadata"] for e in entries}
-    for entry in old_entries:
-        for rel in (entry.get("file"), entry.get("metadata")):
-            if rel and rel not in keep and os.path.isfile(os.path.join(dest, rel)):
-                os.unlink(os.path.join(dest, rel))
+    for entry in old_entries if isinstance(old_entries, list) else []:
+        for rel in (entry.get("file"), entry.get("metadata")) if isinstance(entry, dict) else ():
+            if not isinstance(rel, str) or rel in keep:
+                continue
+            try:
+                path = confined(dest, rel, "backup file")
+            except UnsafePath:
+                continue  # an old manifest naming a path outside the backup: nothing there is ours
+            if os.path.isfile(path):
+                os.unlink(path)
 
 
 # Reading a backup -------------------------------------------------------------------------------
 
 
-def read_manifest(root):
-    """The manifest's entries; a mongodump directory without one is listed from its files, unverified."""
+def read_manifest(root, plain_dump=False):
+    """The manifest's entries, each with its md5, count and paths checked to stay inside ``root``.
+
+    A directory without a manifest is refused, unless ``plain_dump``: then it is taken as a plain
+    mongodump directory, its files listed and restored unverified.
+    """
     path = os.path.join(root, MANIFEST)
     text = read_text_if_exists(path)
     if text is None:
+        if not plain_dump:
+            raise MongoError(f"{root} has no {MANIFEST}, so nothing in it can be verified; nothing was restored "
+                             "(restore a plain mongodump directory with plain_dump=true)")
         return _discover(root)
     try:
         data = json.loads(text)
@@ -268,7 +299,27 @@ def read_manifest(root):
         missing = {"db", "collection", "file", "md5", "count"} - set(entry if isinstance(entry, dict) else {})
         if missing:
             raise MongoError(f"{path}: collections[{i}] lacks {', '.join(sorted(missing))}")
+        _check_entry(root, path, i, entry)
     return data["collections"]
+
+
+def _check_entry(root, path, index, entry):
+    """Each entry names its files inside the backup, and gives an md5 (and count) for each."""
+    where = f"{path}: collections[{index}] ({entry.get('db')}.{entry.get('collection')})"
+    for key in ("md5",) + (("metadata_md5",) if entry.get("metadata") else ()):
+        value = entry.get(key)
+        if not isinstance(value, str) or not MD5_HEX.match(value):
+            raise MongoError(f"{where}: {key} is {value!r}, not an md5; the backup cannot be verified, nothing was "
+                             "restored" + (" (back it up again with this version)" if key == "metadata_md5" else ""))
+    if not isinstance(entry["count"], int) or isinstance(entry["count"], bool) or entry["count"] < 0:
+        raise MongoError(f"{where}: count is {entry['count']!r}, not a document count; nothing was restored")
+    for key in ("file", "metadata"):
+        if entry.get(key) is None and key == "metadata":
+            continue
+        try:
+            confined(root, entry[key], key)
+        except UnsafePath as exc:
+            raise MongoError(f"{where}: {exc}; nothing was restored") from exc
 
 
 def _discover(root):
@@ -282,7 +333,7 @@ def _discover(root):
         for name in sorted(os.listdir(folder)):
             for suffix in (".bson", ".bson.gz"):
                 if name.endswith(suffix):
-                    coll = name[:-len(suffix)]
+                    coll = unquote(name[:-len(suffix)])  # mongodump percent-encodes names
                     entries.append({"db": db, "collection": coll, "file": f"{db}/{name}", "md5": None,
                                     "count": None, "metadata": f"{db}/{coll}.metadata.json"})
     if not entries:
@@ -353,9 +404,16 @@ def documents(root, entry):
 
 
 def check_backup(root, entries):
-    """Refuse the backup, naming every bad file, unless each file's md5 and document count match."""
+    """Refuse the backup, naming every bad file, unless each file's md5 and document count match,
+    and each metadata file its ``metadata_md5``."""
     problems = []
     for entry in entries:
+        if entry.get("metadata_md5"):
+            text = read_text_if_exists(os.path.join(root, entry["metadata"]))
+            if text is None:
+                problems.append(f"{entry['metadata']}: missing")
+            elif hashlib.md5(text.encode("utf-8", "surrogateescape")).hexdigest() != entry["metadata_md5"]:
+                problems.append(f"{entry['metadata']}: md5 differs from the manifest's")
         path = os.path.join(root, entry["file"])
         if not os.path.isfile(path):
             problems.append(f"{entry['file']}: missing")

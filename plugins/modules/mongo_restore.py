@@ -39,6 +39,14 @@ options:
     description: Backup directory, or its C(.zip), on the host that runs the module.
     type: path
     required: true
+  plain_dump:
+    description:
+      - Restore a plain C(mongodump) directory, which has no C(manifest.json). Its files are then
+        restored unverified (no md5 or document count to check them against). Without it, a
+        directory with no manifest is refused, and so is a manifest that gives a file no md5
+        or count, or names a file outside the backup.
+    type: bool
+    default: false
   state:
     description:
       - V(present) restores; V(verified) only checks the target against the backup and fails
@@ -225,7 +233,7 @@ def run(module, params):
     with tempfile.TemporaryDirectory(prefix="mlops-mongo-restore-") as scratch:
         root = open_bundle(params["src"], scratch)
         settings_for = parse_settings(params["collections"], params["rewrite"], params["on_duplicate"])
-        entries = selected_entries(read_manifest(root), params["include"], settings_for.named)
+        entries = selected_entries(read_manifest(root, params["plain_dump"]), params["include"], settings_for.named)
         metadata = [read_metadata(root, e) for e in entries]
         check_backup(root, entries)  # refuse a corrupt backup before touching the target
         client = connect(params)
@@ -264,6 +272,7 @@ def main():
         argument_spec=dict(
             connection_options(),
             src=dict(type="path", required=True),
+            plain_dump=dict(type="bool", default=False),
             state=dict(type="str", choices=["present", "verified"], default="present"),
             include=dict(type="list", elements="str", default=[]),
             db_map=dict(type="dict", default={}),

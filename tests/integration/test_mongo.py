@@ -284,3 +284,20 @@ def test_wrong_credentials_and_unreachable_servers_are_explained(playbook, mongo
         {"db": name, "name": "task", "query_from": {"collection": "project", "field": "project"}}]}
     run = playbook(play("source", "mongo_backup", bad_plan), expect_rc=2)
     assert "must be listed before" in run.task("run")["result"]["msg"]
+
+
+def test_a_collection_named_like_a_path_stays_inside_the_backup(playbook, mongo_pair, places):
+    name = f"paths_{uuid.uuid4().hex[:8]}"
+    weird = "runs/2024/escaped"  # (pymongo refuses '..' in names; the unit tests cover names with it)
+    with mongo_pair["source"].client() as client:
+        client[name][weird].insert_many([{"_id": n} for n in range(3)])
+    dest = places[0] + "-paths"
+    result = playbook(play("source", "mongo_backup", {**connection(mongo_pair["source"]), "dest": dest,
+                                                      "databases": [name]})).task("run")["result"]
+    assert [e["file"] for e in result["collections"]] == [f"{name}/runs%2F2024%2Fescaped.bson.gz"]
+    assert sorted(os.listdir(os.path.join(dest, name))) == ["runs%2F2024%2Fescaped.bson.gz",
+                                                            "runs%2F2024%2Fescaped.metadata.json"]
+    restored = playbook(play("target", "mongo_restore", {**connection(mongo_pair["target"]), "src": dest}))
+    assert restored.task("run")["result"]["totals"]["inserted"] == 3
+    with mongo_pair["target"].client() as client:
+        assert client[name][weird].count_documents({}) == 3

@@ -37,8 +37,11 @@ def write_backup(root, docs, count=None, md5=None):
     path = os.path.join(root, "db", "c.bson")
     with open(path, "wb") as handle:
         handle.write(b"".join(docs))
+    with open(os.path.join(root, "db", "c.metadata.json"), "w", encoding="utf-8") as handle:
+        handle.write("{}\n")
     entry = {"db": "db", "collection": "c", "file": "db/c.bson", "md5": md5 or md5_file(path)[0],
-             "count": len(docs) if count is None else count, "metadata": "db/c.metadata.json"}
+             "count": len(docs) if count is None else count, "metadata": "db/c.metadata.json",
+             "metadata_md5": md5_file(os.path.join(root, "db", "c.metadata.json"))[0]}
     with open(os.path.join(root, md.MANIFEST), "w", encoding="utf-8") as handle:
         handle.write(md.render_manifest([entry]))
     return entry
@@ -61,7 +64,9 @@ def test_a_mongodump_directory_without_manifest_is_listed_unverified(tmp_path):
     (root / "backend").mkdir(parents=True)
     (root / "backend" / "task.bson").write_bytes(b"".join(DOCS[:2]))
     (root / "backend" / "task.metadata.json").write_text(json.dumps({"indexes": [{"key": {"a": 1}, "name": "a_1"}]}))
-    entries = md.read_manifest(str(root))
+    with pytest.raises(MongoError, match="has no manifest.json, so nothing in it can be verified"):
+        md.read_manifest(str(root))  # unless asked for, a directory without a manifest is refused
+    entries = md.read_manifest(str(root), plain_dump=True)
     assert [(e["collection"], e["md5"], e["count"]) for e in entries] == [("task", None, None)]
     md.check_backup(str(root), entries)
     assert md.read_metadata(str(root), entries[0])[1] == [{"key": {"a": 1}, "name": "a_1"}]
@@ -85,3 +90,45 @@ def test_backup_specs_are_checked_before_connecting():
         md.parse_specs([], [{"db": "b", "name": "t", "qeury": {}}])
     spec = md.parse_specs([], [{"db": "b", "name": "t", "query": {"_id": {"$oid": "5f0c5f0c5f0c5f0c5f0c5f0c"}}}])[0]
     assert isinstance(spec.query["_id"], bson.ObjectId)
+
+
+@pytest.mark.parametrize("change,complaint", [
+    ({"md5": None}, "md5 is None, not an md5"),
+    ({"count": None}, "count is None, not a document count"),
+    ({"metadata_md5": None}, "metadata_md5 is None"),
+    ({"file": "../../outside.bson"}, "climbs out of its directory"),
+    ({"file": "/etc/passwd"}, "not a plain relative path"),
+    ({"metadata": "db/../../x.json"}, "climbs out of its directory"),
+])
+def test_a_manifest_cannot_switch_verification_off_or_point_outside(tmp_path, change, complaint):
+    entry = write_backup(str(tmp_path), DOCS[:3])
+    with open(tmp_path / md.MANIFEST, "w", encoding="utf-8") as handle:
+        handle.write(md.render_manifest([dict(entry, **change)]))
+    with pytest.raises(MongoError, match=complaint):
+        md.read_manifest(str(tmp_path))
+
+
+def test_an_edited_metadata_file_is_refused(tmp_path):
+    write_backup(str(tmp_path), DOCS[:3])
+    ttl = {"indexes": [{"key": {"created": 1}, "name": "gone", "expireAfterSeconds": 0}]}
+    (tmp_path / "db" / "c.metadata.json").write_text(json.dumps(ttl))
+    with pytest.raises(MongoError, match="db/c.metadata.json: md5 differs from the manifest's"):
+        md.check_backup(str(tmp_path), md.read_manifest(str(tmp_path)))
+
+
+@pytest.mark.parametrize("name,expected", [
+    ("task", "task"), ("../../../X", "%2E.%2F..%2F..%2FX"), ("a/b", "a%2Fb"), ("100%", "100%25"),
+    (".hidden", "%2Ehidden")])
+def test_names_are_one_path_component(name, expected):
+    assert md.file_name(name) == expected and "/" not in md.file_name(name)
+
+
+def test_stale_files_outside_the_backup_are_never_removed(tmp_path):
+    outside = tmp_path / "outside.bson"
+    outside.write_bytes(b"keep")
+    dest = tmp_path / "backup"
+    (dest / "db").mkdir(parents=True)
+    (dest / "db" / "old.bson").write_bytes(b"stale")
+    old = [{"file": "../outside.bson", "metadata": str(outside)}, {"file": "db/old.bson"}]
+    md._remove_stale(str(dest), old, [])  # pylint: disable=protected-access
+    assert outside.read_bytes() == b"keep" and not (dest / "db" / "old.bson").exists()
