@@ -34,13 +34,34 @@ class BsonError(MigrationError):
     """Bytes that are not a well-formed BSON document."""
 
 
+def document_end(raw, start):
+    """The offset of the terminating zero of the document at ``start``; BsonError when its size is impossible."""
+    if start < 0 or start + 5 > len(raw):
+        raise BsonError(f"a document at byte {start} is cut off")
+    size = _INT32.unpack_from(raw, start)[0]
+    if size < 5 or start + size > len(raw) or raw[start + size - 1] != 0:
+        raise BsonError(f"the document at byte {start} claims {size} bytes, which its bytes do not hold")
+    return start + size - 1
+
+
+def _bad_element(pos, end, name_end, value_end):
+    """Why the element at ``pos`` is malformed (it would run past its document or not move on), or None."""
+    if name_end < 0 or name_end >= end:
+        return f"the name of the element at byte {pos} runs past the end of its document"
+    if value_end > end:
+        return f"element at byte {pos} runs past the end of its document"
+    if value_end <= name_end:
+        return f"element at byte {pos} has a negative length"
+    return None
+
+
 def elements(raw, start=0):
     """Yield (type, element start, name end, value end) for each element of the document at ``start``."""
-    end = start + _INT32.unpack_from(raw, start)[0] - 1
+    end = document_end(raw, start)
     pos = start + 4
     while pos < end:
         kind = raw[pos]
-        name_end = raw.index(b"\x00", pos + 1)
+        name_end = raw.find(b"\x00", pos + 1, end)
         value = name_end + 1
         size = _SIZE[kind]
         if size >= 0:
@@ -51,8 +72,9 @@ def elements(raw, start=0):
             value_end = value + _INT32.unpack_from(raw, value)[0]
         else:
             value_end = _other_end(raw, kind, value, pos)
-        if value_end > end:
-            raise BsonError(f"element at byte {pos} runs past the end of its document")
+        problem = _bad_element(pos, end, name_end, value_end)
+        if problem:
+            raise BsonError(problem)
         yield kind, pos, name_end, value_end
         pos = value_end
 
@@ -61,8 +83,10 @@ def _other_end(raw, kind, value, pos):
     """End of the value of the rarer element types."""
     if kind == 0x05:  # binary: length, subtype, bytes
         return value + 5 + _INT32.unpack_from(raw, value)[0]
-    if kind == 0x0B:  # regex: two C strings
-        return raw.index(b"\x00", raw.index(b"\x00", value) + 1) + 1
+    if kind == 0x0B:  # regex: two C strings (past the end when a terminator is missing)
+        first = raw.find(b"\x00", value)
+        second = raw.find(b"\x00", first + 1) if first >= 0 else -1
+        return second + 1 if second >= 0 else len(raw) + 1
     if kind == 0x0C:  # DBPointer: string then 12-byte id
         return value + 4 + _INT32.unpack_from(raw, value)[0] + 12
     raise BsonError(f"unknown BSON element type 0x{kind:02x} at byte {pos}")
@@ -154,7 +178,7 @@ class Editor:
         Elements are only sized, not decoded, unless a path leads into them or the next
         occurrence of a rule's text lies inside them.
         """
-        end = start + _INT32.unpack_from(raw, start)[0] - 1
+        end = document_end(raw, start)
         children = node.children if node is not None else None
         hit = self._next_hit(raw, start + 4, end) if self.everywhere else -1
         each = is_array and node is not None  # the node applies to every element
@@ -163,14 +187,14 @@ class Editor:
         parts, last, pos = [], start + 4, start + 4
         # The sizing of elements() written out inline: this loop runs for every element the
         # restore looks at, and the generator costs about 10% of the whole pipeline.
-        sizes, unpack, index = _SIZE, _INT32.unpack_from, raw.index
+        sizes, unpack, find = _SIZE, _INT32.unpack_from, raw.find
         lengths = {len(name) for name in children} if children else ()
         pending = len(children) if children else 0  # paths not reached yet
         while pos < end:
             if not pending and hit == -1 and not each:
                 break  # nothing further in this container can change
             kind = raw[pos]
-            name_end = index(b"\x00", pos + 1)
+            name_end = find(b"\x00", pos + 1, end)
             value = name_end + 1
             size = sizes[kind]
             if size >= 0:
@@ -181,8 +205,8 @@ class Editor:
                 value_end = value + unpack(raw, value)[0]
             else:
                 value_end = _other_end(raw, kind, value, pos)
-            if value_end > end:
-                raise BsonError(f"element at byte {pos} runs past the end of its document")
+            if value_end > end or value_end <= name_end or name_end < 0:
+                raise BsonError(_bad_element(pos, end, name_end, value_end))
             if hit != -1 and hit < value:
                 hit = self._next_hit(raw, value, end)
             child = children.get(raw[pos + 1:name_end]) if name_end - pos - 1 in lengths else None

@@ -142,3 +142,27 @@ def test_corrupt_bytes_are_reported():
     raw[4] = 0x42  # no such element type
     with pytest.raises(be.BsonError, match="unknown BSON element type 0x42"):
         list(be.elements(bytes(raw)))
+
+
+def _with_string_length(length):
+    """{"a": "hello", "b": 1} with the string's length field replaced."""
+    raw = bytearray(bson.encode({"a": "hello", "b": 1}))
+    raw[7:11] = length.to_bytes(4, "little", signed=True)
+    return bytes(raw)
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize("raw", [
+    _with_string_length(-7), _with_string_length(-4), _with_string_length(2 ** 31 - 1),
+    b"\x05\x00\x00\x00",  # cut off before its terminator
+    b"\xff\xff\xff\x7f\x00",  # claims 2 GiB
+    b"\x0c\x00\x00\x00\x03a\x00\x01\x00\x00\x00\x00",  # a nested document of impossible size
+    b"\x0c\x00\x00\x00\x0ba\x00xy\x00\x00",  # a regex without its second terminator
+    b"\x08\x00\x00\x00\x02abc",  # a name without its terminator
+])
+def test_malformed_elements_are_errors_never_loops(raw):
+    rewriter = Rewriter(parse_rules([{"from": "hel", "to": "x", "match": "substring"}]))
+    editor = be.Editor(be.plan(["zzz"], rewriter.path_rules), rewriter.everywhere, rewriter.needles)
+    for attempt in (lambda: list(be.elements(raw)), lambda: editor.edit(raw)):
+        with pytest.raises((be.BsonError, IndexError, ValueError)):
+            attempt()
