@@ -54,11 +54,23 @@ CHUNK = 1024 * 1024
 ETAG_FORMAT = re.compile(r'^"?[0-9a-fA-F]{32}(-[1-9][0-9]{0,4})?"?$')
 
 
-def unsafe_key_reason(rel):
+NAME_MAX = 255  # bytes in one path component on the file systems bundles are written to
+PART_SUFFIX = ".part"
+
+
+def unsafe_key_reason(rel, size=0):
     """Why a key (below the prefix) cannot be written as a path, or None."""
     parts = rel.rstrip("/").split("/")
     if rel.startswith("/") or any(part in ("", ".", "..") for part in parts):
         return "the key has an empty, '.' or '..' path segment and cannot be written as a file"
+    if "\0" in rel:
+        return "the key holds a NUL character, which no file name can"
+    if rel.endswith("/") and size:
+        return f"the key ends in '/' but holds {size} bytes: a file system cannot hold it as a file"
+    longest = max(len(part.encode("utf-8", "surrogateescape")) for part in parts)
+    if longest > NAME_MAX or len(parts[-1].encode("utf-8", "surrogateescape")) + len(PART_SUFFIX) > NAME_MAX:
+        return (f"a path segment of the key is {longest} bytes; file names hold at most "
+                f"{NAME_MAX - len(PART_SUFFIX)} here (with the {PART_SUFFIX} of a download in progress)")
     return None
 
 
@@ -90,18 +102,18 @@ def download(src, info, path):
             for chunk in iter(lambda: body.read(CHUNK), b""):
                 check.update(chunk)
                 out.write(chunk)
+        reason = check.mismatch()
+        if reason:
+            os.unlink(partial)
+            raise S3Error(f"{label}: {reason}")
+        os.replace(partial, path)
     except OSError as exc:
-        if os.path.exists(partial):
+        if os.path.isfile(partial):
             os.unlink(partial)
         cause = "disk full" if exc.errno == 28 else (exc.strerror or str(exc))
         raise S3Error(f"cannot write {path} for {label}: {cause}") from exc
     finally:
         body.close()
-    reason = check.mismatch()
-    if reason:
-        os.unlink(partial)
-        raise S3Error(f"{label}: {reason}")
-    os.replace(partial, path)
     return check.md5
 
 
@@ -131,10 +143,12 @@ def export_bucket(source, dest, include=(), exclude=(), parallel=8, check_mode=F
         rel = info.key[len(source.prefix):]
         if rel.endswith("/") and info.size == 0:
             return "marker", None
-        reason = unsafe_key_reason(rel)
+        reason = unsafe_key_reason(rel, info.size)
         if reason:
             return "failed", reason
         path = os.path.join(objects_dir, rel)
+        if os.path.isdir(path):
+            return "failed", f"a directory stands where the file {rel} would go (a marker or other keys below {rel}/)"
         if os.path.isfile(path) and os.path.getsize(path) == info.size:
             if old_etags.get(rel) == info.etag and rel in old_entries:
                 return "present", old_entries[rel]
@@ -155,17 +169,27 @@ def export_bucket(source, dest, include=(), exclude=(), parallel=8, check_mode=F
         report.found += 1
         if outcome == "marker":
             markers.append(rel)
-            report.record("present", rel, 0)
         elif outcome == "failed":
             report.fail(info.key, value)
         else:
             report.record(outcome, rel, info.size, "multipart-etag" if info.multipart else "md5")
             if value:
                 entries[rel], etags[rel] = value, info.etag
+    for rel in list(markers):  # a marker is a directory in the bundle; one that cannot be fails alone
+        reason = unsafe_key_reason(rel)
+        try:
+            if not reason and not check_mode:
+                os.makedirs(os.path.join(objects_dir, rel), exist_ok=True)
+        except OSError as exc:
+            reason = f"the marker cannot be a directory here ({exc.strerror or exc}: the object " \
+                     f"{rel.rstrip('/')} is a file)"
+        if reason:
+            markers.remove(rel)
+            report.fail(source.prefix + rel, reason)
+        else:
+            report.record("present", rel, 0)
     changed = report.copied > 0
     if not check_mode:
-        for rel in markers:
-            os.makedirs(os.path.join(objects_dir, rel), exist_ok=True)
         removed = _remove_stale(objects_dir, entries)
         changed = changed or bool(removed)
         info_text = json.dumps({"bucket": source.bucket, "prefix": source.prefix, "endpoint": source.endpoint.label,

@@ -237,3 +237,34 @@ def test_an_edited_export_json_is_refused_before_any_upload(playbook, s3_pair, s
     msg = run.task("import")["result"]["msg"]
     assert complaint in msg and "nothing was uploaded" in msg
     assert contents(s3_pair["target"].client(), target_bucket) == {}
+
+
+def test_keys_no_file_system_can_hold_fail_one_by_one_and_the_rest_exports(playbook, s3_pair, ssh_stack):
+    bucket = f"fs-{uuid.uuid4().hex[:10]}"
+    client = s3_pair["source"].client()
+    client.create_bucket(Bucket=bucket)
+    fine = {"ok/a.txt": b"a", "ok/b.txt": b"b", "clash": b"a file"}
+    for key, data in fine.items():
+        client.put_object(Bucket=bucket, Key=key, Body=data)
+    awkward = {}  # each server refuses some of these itself (SeaweedFS: clash/, MinIO: content-dir/)
+    for key, data, complaint in (("clash/", b"", "is a file"),
+                                 ("long/" + "x" * 252, b"too long with .part", "file names hold at most 250"),
+                                 ("content-dir/", b"bytes under a marker's name", "ends in '/' but holds")):
+        try:
+            client.put_object(Bucket=bucket, Key=key, Body=data)
+        except Exception:  # pylint: disable=broad-except
+            continue
+        if client.head_object(Bucket=bucket, Key=key)["ContentLength"] == len(data):
+            awkward[key] = complaint
+        else:  # kept as something else (SeaweedFS makes content-dir/ an empty directory): an ordinary marker
+            fine[key] = b""
+    assert awkward, "the server took none of the awkward keys"
+    dest = os.path.join(ssh_stack["ssh"]["source"].root, f"bundle-{bucket}")
+    run = playbook(export_play(s3_pair["source"], bucket, dest), expect_rc=2)
+    result = run.task("export")["result"]
+    failed = {f["key"]: f["reason"] for f in result["failures"]}
+    assert result["found"] == len(fine) + len(awkward) and set(failed) == set(awkward)
+    assert all(complaint in failed[key] for key, complaint in awkward.items()), failed
+    with open(os.path.join(dest, "MD5SUMS"), encoding="utf-8") as handle:
+        listed = {line.split("  ", 1)[1].rstrip("\n") for line in handle}
+    assert listed == {k for k in fine if not k.endswith("/")} | {"../export.json"}  # the rest, and the manifest
