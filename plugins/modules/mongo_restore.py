@@ -199,12 +199,11 @@ seconds:
   type: float
 """
 
-import tempfile
 import time
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.mlops.migration.plugins.module_utils.archives import open_bundle
+from ansible_collections.mlops.migration.plugins.module_utils.archives import opened_bundle
 from ansible_collections.mlops.migration.plugins.module_utils.common import MigrationError, protect_uri_secrets
 from ansible_collections.mlops.migration.plugins.module_utils import progress as progress_file
 from ansible_collections.mlops.migration.plugins.module_utils.mongo import HAS_PYMONGO, connect, connection_options
@@ -230,8 +229,7 @@ def selected_entries(entries, include, named):
 
 
 def run(module, params):
-    with tempfile.TemporaryDirectory(prefix="mlops-mongo-restore-") as scratch:
-        root = open_bundle(params["src"], scratch)
+    with opened_bundle(params["src"], "mlops-mongo-restore-") as root:
         settings_for = parse_settings(params["collections"], params["rewrite"], params["on_duplicate"])
         entries = selected_entries(read_manifest(root, params["plain_dump"]), params["include"], settings_for.named)
         metadata = [read_metadata(root, e) for e in entries]

@@ -135,7 +135,6 @@ seconds:
   sample: 20.1
 """
 
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -146,7 +145,7 @@ from ansible_collections.mlops.migration.plugins.module_utils.s3 import (
     connection_options,
     ensure_bucket,
 )
-from ansible_collections.mlops.migration.plugins.module_utils.archives import open_bundle
+from ansible_collections.mlops.migration.plugins.module_utils.archives import opened_bundle
 from ansible_collections.mlops.migration.plugins.module_utils.s3_bundle import check_bundle, import_bundle
 from ansible_collections.mlops.migration.plugins.module_utils.s3_sync import Bucket
 
@@ -169,8 +168,7 @@ def main():
     params = module.params
     created = False
     try:
-        with tempfile.TemporaryDirectory(prefix="mlops-s3-import-") as scratch:
-            root = open_bundle(params["src"], scratch)
+        with opened_bundle(params["src"], "mlops-s3-import-") as root:
             files = check_bundle(root, manifest=params["manifest"])  # refuse a corrupt bundle before any write
             endpoint = Endpoint.from_params(params)
             client = endpoint.client(max_pool=params["parallel"] + 2)
