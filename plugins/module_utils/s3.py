@@ -195,15 +195,20 @@ class ObjectInfo:
 
 def list_objects(client, endpoint, bucket, prefix=""):
     """Stream the objects under a prefix, page by page, in the server's key order."""
-    token = None
+    token, seen = None, set()
     try:
         while True:
             page = client.list_objects_v2(Bucket=bucket, Prefix=prefix, **({"ContinuationToken": token} if token else {}))
             for item in page.get("Contents", ()):
                 yield ObjectInfo(item["Key"], int(item["Size"]), normalize_etag(item["ETag"]))
-            token = page.get("NextContinuationToken")
-            if not page.get("IsTruncated") or not token:
+            if not page.get("IsTruncated"):
                 return
+            token = page.get("NextContinuationToken")
+            if not token or token in seen:  # a listing we cannot finish is never taken as complete
+                raise S3Error(f"the listing of bucket {bucket} at {endpoint.label} says more keys follow but gives "
+                              + ("no continuation token" if not token else "a continuation token it gave before")
+                              + "; the listing is incomplete, so nothing is taken as missing or extra")
+            seen.add(token)
     except ApiError as exc:
         raise S3Error(explain(exc, endpoint, bucket)) from exc
 

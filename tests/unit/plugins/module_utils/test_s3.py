@@ -207,3 +207,57 @@ def test_multipart_copy_of_tampered_bytes_is_aborted():
     with pytest.raises(s3.S3Error, match="content gives ETag"):
         s3.copy_object((source, ENDPOINT, "src"), (target, ENDPOINT, "dst"), obj, "big.pt", threshold=8 * mib)
     assert target.aborted and target.completed is None
+
+
+class PagedListing:
+    """list_objects_v2 answered from scripted pages."""
+
+    def __init__(self, pages):
+        self.pages, self.calls = list(pages), 0
+
+    def list_objects_v2(self, **_kwargs):
+        self.calls += 1
+        return self.pages.pop(0) if self.pages else {"Contents": [], "IsTruncated": False}
+
+
+def item(key):
+    return {"Key": key, "Size": 1, "ETag": '"' + "0" * 32 + '"'}
+
+
+@pytest.mark.parametrize("second_page,complaint", [
+    ({"Contents": [item("b")], "IsTruncated": True}, "gives no continuation token"),
+    ({"Contents": [item("b")], "IsTruncated": True, "NextContinuationToken": "t1"}, "a continuation token it gave before"),
+])
+def test_a_listing_that_cannot_be_finished_is_an_error_not_the_end(second_page, complaint):
+    from ansible_collections.mlops.migration.plugins.module_utils.s3 import Endpoint, S3Error, list_objects
+
+    client = PagedListing([{"Contents": [item("a")], "IsTruncated": True, "NextContinuationToken": "t1"}, second_page])
+    keys = []
+    with pytest.raises(S3Error, match=complaint):
+        for info in list_objects(client, Endpoint("http://127.0.0.1:9", "k", "s"), "bucket"):
+            keys.append(info.key)
+    assert keys == ["a", "b"]  # what was listed was seen, and the caller learns the listing is cut
+
+
+def test_delete_extra_deletes_nothing_when_the_source_listing_is_cut_short():
+    """The source says it has more keys but gives no token: before, every target key after its
+    first page looked extra and was deleted."""
+    from ansible_collections.mlops.migration.plugins.module_utils.s3 import Endpoint, S3Error
+    from ansible_collections.mlops.migration.plugins.module_utils.s3_sync import Bucket, sync
+
+    class Target(PagedListing):
+        deleted = []
+
+        def head_object(self, **_kwargs):
+            return {"ETag": '"' + "0" * 32 + '"', "ContentLength": 1, "Metadata": {}}
+
+        def delete_objects(self, Delete, **_kwargs):  # noqa: N803
+            self.deleted.extend(o["Key"] for o in Delete["Objects"])
+            return {}
+
+    endpoint = Endpoint("http://127.0.0.1:9", "k", "s")
+    source = PagedListing([{"Contents": [item("a")], "IsTruncated": True}])
+    target = Target([{"Contents": [item(k) for k in ("a", "b", "c")], "IsTruncated": False}])
+    with pytest.raises(S3Error, match="gives no continuation token"):
+        sync(Bucket(source, endpoint, "src"), Bucket(target, endpoint, "dst"), parallel=2, delete_extra=True)
+    assert target.deleted == []
