@@ -373,13 +373,21 @@ def put_verified(body, check, source_label, md5, dst, target_key, part_size=8 * 
         raise S3Error(explain(exc, dst_endpoint, dst_bucket, target_key)) from exc
 
 
+MAX_REUSED_PART = 64 * MIB  # a part is held in memory while it uploads (two per copy at most)
+
+
 def reusable_parts(sizes):
     """The source's part sizes when the copy can be uploaded in the same parts, else None.
 
     Then each part's md5, computed once to check the source, is also its Content-MD5, and
-    the copy gets the source's very ETag.
+    the copy gets the source's very ETag. Parts over MAX_REUSED_PART (a source uploaded in
+    parts of up to 5 GiB) are not reused: the copy is re-chunked into ``part_size`` parts,
+    the source is still checked against its own ETag by the md5 of each source part, hashed
+    as the bytes stream past (nothing of it held whole), and the copy is checked against the
+    multipart ETag of the parts it was uploaded in.
     """
-    if sizes and len(sizes) <= 10000 and all(size >= 5 * MIB for size in sizes[:-1]):
+    if sizes and len(sizes) <= 10000 and all(5 * MIB <= size <= MAX_REUSED_PART for size in sizes[:-1]) \
+            and sizes[-1] <= MAX_REUSED_PART:
         return sizes
     return None
 

@@ -184,9 +184,11 @@ class MultipartFake(FakeClient):
 @pytest.mark.parametrize("source_part_mib,uploaded", [
     (5, [5, 5, 2]),  # parts of at least 5 MiB: copied in the same parts, the source's ETag kept
     (1, [6, 6]),     # smaller parts cannot be reused: part_size parts, checked by their own md5s
+    (7, [6, 6]),     # parts above the cap (7 MiB here, 64 MiB by default) are re-chunked, never held whole
 ])
-def test_multipart_copy_parts(source_part_mib, uploaded):
+def test_multipart_copy_parts(source_part_mib, uploaded, monkeypatch):
     mib = 1024 * 1024
+    monkeypatch.setattr(s3, "MAX_REUSED_PART", 6 * mib)
     data = bytes(range(256)) * (12 * mib // 256)
     obj = info("big.pt", data, parts=source_part_mib * mib)
     sizes = [len(data[o:o + source_part_mib * mib]) for o in range(0, len(data), source_part_mib * mib)]
