@@ -207,3 +207,21 @@ def test_bad_uri_and_bad_token_are_explained(playbook, mlflow_pair, tmp_path):
         server.shutdown()
         server.server_close()
     assert not os.path.exists(os.path.join(state, "migration-state.sqlite"))
+
+
+def test_models_with_quotes_in_their_names_are_copied(playbook, mlflow_pair, tmp_path):
+    """MLflow filter strings have no escapes: such names must be quoted right, never spliced into a filter."""
+    name = f"quotes-{uuid.uuid4().hex[:8]}"
+    _exp_id, ids = mlflow_records.seed(mlflow_pair["source"].tracking_uri, name, runs=1, metrics=1, steps=3,
+                                       artifacts=1, nested=False, model=False)
+    source = MlflowClient(mlflow_pair["source"].tracking_uri)
+    models = [f"{name} bob's model", f'{name} say "hi"', f"{name} x' OR name LIKE '%", f"{name} both ' and \""]
+    for model in models:
+        source.create_registered_model(model)
+        source.create_model_version(model, f"runs:/{ids[0]}/outputs/set0", run_id=ids[0])
+    result = playbook(play(mlflow_pair, str(tmp_path / "state"), experiments=[name])).task(TASK)["result"]
+    assert result["models"]["copied"] == len(models) and result["failed_count"] == 0
+    target = MlflowClient(mlflow_pair["target"].tracking_uri)
+    for model in models:
+        versions = target.get_registered_model(model).latest_versions
+        assert [v.version for v in versions] == ["1"], model

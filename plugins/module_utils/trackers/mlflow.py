@@ -77,6 +77,20 @@ def call(what, func, *args, **kwargs):
     raise TrackerError(f"{what}: gave up")  # not reached
 
 
+def filter_literal(value):
+    """``value`` as a string literal of an MLflow search filter, or None when none can hold it.
+
+    MLflow's filter strings have no escapes: a value is quoted with whichever quote it does not
+    contain (a name with both cannot be searched for, and is looked up another way).
+    """
+    value = str(value)
+    if "'" not in value:
+        return f"'{value}'"
+    if '"' not in value:
+        return f'"{value}"'
+    return None
+
+
 def _short(exc):
     text = getattr(exc, "message", None) or str(exc)
     return text.split("\n")[0][:400]
@@ -262,11 +276,27 @@ class MlflowSource(_Client, SourceAdapter):
                 return
 
     def model_versions(self, model):
-        found = call(f"MLflow at {self.uri}: versions of model {model.name}", self.client.search_model_versions,
-                     f"name='{model.name}'")
+        literal = filter_literal(model.name)
+        if literal is not None:
+            found = call(f"MLflow at {self.uri}: versions of model {model.name}", self.client.search_model_versions,
+                         f"name={literal}")
+        else:  # a name with both quotes: every version, paged, kept by exact name
+            found = _every_model_version_pages(self.client, self.uri)
         versions = [ModelVersion(v.name, v.version, v.source, v.run_id, v.description, dict(v.tags),
-                                 v.current_stage, list(getattr(v, "aliases", []) or [])) for v in found]
+                                 v.current_stage, list(getattr(v, "aliases", []) or [])) for v in found
+                    if v.name == model.name]
         return sorted(versions, key=lambda v: int(v.version))
+
+
+def _every_model_version_pages(client, uri):
+    token = None
+    while True:
+        page = call(f"MLflow at {uri}: listing model versions", client.search_model_versions, None,
+                    max_results=1000, page_token=token)
+        yield from page
+        token = page.token
+        if not token:
+            return
 
 
 def chunks(items, size):
@@ -293,8 +323,11 @@ class MlflowTarget(MlflowSource, TargetAdapter):
         return exp_id, True
 
     def find_runs_by_tag(self, experiment_id, key, value):
+        literal = filter_literal(value)
+        if literal is None or "`" in key:
+            raise TrackerError(f"MLflow at {self.uri}: runs cannot be searched by the tag {key!r} = {value!r}")
         page = call(f"MLflow at {self.uri}: searching runs", self.client.search_runs, [experiment_id],
-                    filter_string=f"tags.`{key}` = '{value}'", run_view_type=ViewType.ALL, max_results=100)
+                    filter_string=f"tags.`{key}` = {literal}", run_view_type=ViewType.ALL, max_results=100)
         return [r.info.run_id for r in page]
 
     def create_run(self, experiment_id, run, tags):
