@@ -225,3 +225,24 @@ def test_models_with_quotes_in_their_names_are_copied(playbook, mlflow_pair, tmp
     for model in models:
         versions = target.get_registered_model(model).latest_versions
         assert [v.version for v in versions] == ["1"], model
+
+
+def test_runs_of_one_experiment_log_the_same_dataset_at_once(mlflow_pair):
+    """Eight copies in parallel, one dataset: the server's create-once race never fails a run."""
+    from concurrent.futures import ThreadPoolExecutor  # pylint: disable=import-outside-toplevel
+
+    from mlflow.entities import Dataset, DatasetInput  # pylint: disable=import-outside-toplevel
+
+    from ansible_collections.mlops.migration.plugins.module_utils.trackers.mlflow import (  # pylint: disable=C0415
+        MlflowTarget,
+    )
+
+    client = MlflowClient(mlflow_pair["target"].tracking_uri)
+    exp_id = client.create_experiment(f"race-{uuid.uuid4().hex[:8]}")
+    runs = [client.create_run(exp_id).info.run_id for _ in range(8)]
+    dataset = DatasetInput(Dataset("shared", "d0000001", "local", source="s3://b/train.csv"), [])
+    target = MlflowTarget(mlflow_pair["target"].tracking_uri)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda run_id: target.log_inputs(run_id, [dataset]), runs))
+    for run_id in runs:
+        assert [d.dataset.name for d in client.get_run(run_id).inputs.dataset_inputs] == ["shared"]

@@ -46,6 +46,7 @@ except ImportError:  # reported by the module with missing_required_lib
 MAX_METRICS, MAX_PARAMS, MAX_TAGS, MAX_ENTITIES = 1000, 100, 100, 1000
 PAGE = 5000
 RETRIES = 6
+DATASET_RACE_RETRIES = 3
 
 
 def _is_transient(exc):
@@ -310,6 +311,7 @@ class MlflowTarget(MlflowSource, TargetAdapter):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.artifact_uris = {}
+        self.inputs_lock = threading.Lock()
 
     def ensure_experiment(self, name, tags):
         found = call(f"MLflow at {self.uri}: looking up experiment {name}", self.client.get_experiment_by_name, name)
@@ -353,9 +355,23 @@ class MlflowTarget(MlflowSource, TargetAdapter):
             call(f"MLflow at {self.uri}: metrics of run {run_id}", self.client.log_batch, run_id, metrics=batch)
 
     def log_inputs(self, run_id, inputs):
-        if inputs:
-            call(f"MLflow at {self.uri}: inputs of run {run_id}", self.client.log_inputs, run_id,
-                 [DatasetInput(i.dataset, i.tags) for i in inputs])
+        """Log a run's dataset inputs. The server creates a dataset the first time one is logged in an
+        experiment; two runs logging it at once race to create it (one gets a UNIQUE-constraint error).
+        This adapter logs inputs one call at a time, and a call that lost the race to another writer is
+        made again, when the dataset exists and is only linked."""
+        if not inputs:
+            return
+        entities = [DatasetInput(i.dataset, i.tags) for i in inputs]
+        for attempt in range(DATASET_RACE_RETRIES):
+            try:
+                with self.inputs_lock:
+                    call(f"MLflow at {self.uri}: inputs of run {run_id}", self.client.log_inputs, run_id, entities)
+                return
+            except TrackerError as exc:
+                if "UNIQUE constraint failed" not in str(exc) and "duplicate key" not in str(exc) \
+                        or attempt == DATASET_RACE_RETRIES - 1:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
 
     def upload(self, run_id, artifact, path):
         uri = self.artifact_uris.get(run_id) or self.run(run_id).artifact_uri

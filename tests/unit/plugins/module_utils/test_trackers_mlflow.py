@@ -57,3 +57,36 @@ def test_connection_errors_are_retried():
         return 1
 
     assert adapter.call("listing", reset) == 1 and state["calls"] == 3
+
+
+def test_dataset_inputs_are_logged_one_call_at_a_time_and_a_lost_race_is_logged_again(no_sleep):
+    """Two runs of one experiment logging a new dataset at once race the server's create-once insert."""
+    import threading  # pylint: disable=import-outside-toplevel
+    from concurrent.futures import ThreadPoolExecutor  # pylint: disable=import-outside-toplevel
+
+    from mlflow.entities import Dataset, DatasetInput  # pylint: disable=import-outside-toplevel
+
+    class Client:
+        def __init__(self):
+            self.inside, self.most, self.calls, self.lock = 0, 0, [], threading.Lock()
+
+        def log_inputs(self, run_id, _entities):
+            with self.lock:
+                self.inside += 1
+                self.most = max(self.most, self.inside)
+                self.calls.append(run_id)
+                first_of_r2 = self.calls.count("r2") == 1 and run_id == "r2"
+            threading.Event().wait(0.02)  # (time.sleep is a no-op under no_sleep)
+            with self.lock:
+                self.inside -= 1
+            if first_of_r2:  # as another process's insert would make it fail
+                raise MlflowException("UNIQUE constraint failed: datasets.experiment_id, datasets.name, "
+                                      "datasets.digest", error_code="INVALID_PARAMETER_VALUE")  # HTTP 400
+
+    target = adapter.MlflowTarget.__new__(adapter.MlflowTarget)
+    target.uri, target.client, target.inputs_lock = "http://mlflow", Client(), threading.Lock()
+    dataset = DatasetInput(Dataset("shared", "d1", "local", source="s3://b/x"), [])
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(lambda run_id: target.log_inputs(run_id, [dataset]), ["r1", "r2", "r3", "r4"]))
+    assert target.client.most == 1
+    assert sorted(target.client.calls) == ["r1", "r2", "r2", "r3", "r4"]
