@@ -160,6 +160,15 @@ def _cell(value):
     return "-" if value is None else str(value)
 
 
+def md_text(value):
+    """Text that stays inside one Markdown table cell or list item: line breaks folded into spaces
+    (so it never starts a line of its own), and ``|``, HTML and emphasis characters escaped."""
+    text = " ".join(str(value).split())
+    for char in "\\|<>`*[]":
+        text = text.replace(char, "\\" + char)
+    return text
+
+
 def step_rows(plan, steps):
     """``(name, state, started, duration)`` for the planned steps, in order (``not run`` when unknown)."""
     rows = []
@@ -183,16 +192,18 @@ def object_rows(plan, steps):
 
 
 def render_markdown(title, plan, steps):
-    lines = [f"# {title}", "", "## Steps", "", "| step | status | started | took |", "|---|---|---|---|"]
-    lines += [f"| {name} | {state} | {started} | {took} |" for name, state, started, took in step_rows(plan, steps)]
+    m = md_text
+    lines = [f"# {m(title)}", "", "## Steps", "", "| step | status | started | took |", "|---|---|---|---|"]
+    lines += [f"| {m(name)} | {m(state)} | {started} | {took} |"
+              for name, state, started, took in step_rows(plan, steps)]
     lines += ["", "## Objects", "",
               "| step | kind | " + " | ".join(HEADINGS[c] for c in COLUMNS) + " |",
               "|---|---|" + "---:|" * len(COLUMNS)]
     failures = []
     for step, kind, counts in object_rows(plan, steps):
-        lines.append(f"| {step} | {kind} | " + " | ".join(_cell(counts.get(c)) for c in COLUMNS) + " |")
-        failures += [f"- {step} / {kind}: {text}" for text in counts.get("failures") or []]
-    errors = [f"- {name}: {(steps[name].get('summary') or {}).get('error')}" for name in plan
+        lines.append(f"| {m(step)} | {m(kind)} | " + " | ".join(m(_cell(counts.get(c))) for c in COLUMNS) + " |")
+        failures += [f"- {m(step)} / {m(kind)}: {m(text)}" for text in counts.get("failures") or []]
+    errors = [f"- {m(name)}: {m((steps[name].get('summary') or {}).get('error'))}" for name in plan
               if name in steps and (steps[name].get("summary") or {}).get("error")]
     lines += ["", "## First failures", ""] + (failures + errors or ["none"])
     return "\n".join(lines) + "\n"
@@ -207,14 +218,14 @@ def render_html(title, plan, steps):
            "</head><body>", f"<h1>{esc(title)}</h1>", "<h2>Steps</h2>",
            "<table><tr><th>step</th><th>status</th><th>started</th><th>took</th></tr>"]
     for name, state, started, took in step_rows(plan, steps):
-        out.append(f"<tr><td>{esc(name)}</td><td class=\"{esc(state)}\">{esc(state)}</td>"
+        out.append(f"<tr><td>{esc(name)}</td><td class=\"{esc(state, quote=True)}\">{esc(state)}</td>"
                    f"<td>{esc(started)}</td><td>{esc(took)}</td></tr>")
     out += ["</table>", "<h2>Objects</h2>",
             "<table><tr><th>step</th><th>kind</th>" + "".join(f"<th>{HEADINGS[c]}</th>" for c in COLUMNS) + "</tr>"]
     failures = []
     for step, kind, counts in object_rows(plan, steps):
         out.append(f"<tr><td>{esc(step)}</td><td>{esc(kind)}</td>"
-                   + "".join(f"<td class=\"n\">{_cell(counts.get(c))}</td>" for c in COLUMNS) + "</tr>")
+                   + "".join(f"<td class=\"n\">{esc(_cell(counts.get(c)))}</td>" for c in COLUMNS) + "</tr>")
         failures += [f"{step} / {kind}: {text}" for text in counts.get("failures") or []]
     failures += [f"{name}: {(steps[name].get('summary') or {}).get('error')}" for name in plan
                  if name in steps and (steps[name].get("summary") or {}).get("error")]

@@ -82,7 +82,7 @@ def test_markdown_html_and_table_show_every_planned_step():
     assert "| files_bulk | done | 2023-11-14 22:13:20 UTC | 2.5 s |" in text
     assert "| trackers | not run |  |  |" in text
     assert "| files_bulk | s3 objects | 10 | - | 4 | 6 | 4 | 0 |" in text
-    assert "- s3: bucket <x> does not exist" in text
+    assert "- s3: bucket \\<x\\> does not exist" in text  # no HTML gets into the Markdown
     page = render_html("Report", PLAN, STEPS)
     assert "bucket &lt;x&gt; does not exist" in page and "<td class=\"failed\">failed</td>" in page
     table = render_table(PLAN, STEPS)
@@ -103,3 +103,22 @@ def test_status_shows_the_progress_of_a_running_step():
     assert mongo.split()[:6] == ["mongo", "running", "500/2000", "3.0", "MiB", "250.0/s"]
     assert "6 s" in mongo
     assert next(line for line in lines if line.startswith("trackers")).split() == ["trackers", "not", "run"]
+
+
+def test_names_and_failures_cannot_break_the_markdown_or_the_html():
+    from ansible_collections.mlops.migration.plugins.module_utils.report import render_html, render_markdown
+
+    hostile = "key|with pipe\n# Heading\n<script>alert(1)</script>"
+    steps = {"s3": {"state": "failed", "started": 0, "finished": 1, "summary": {
+        "error": hostile, "objects": {hostile: {"found": "<b>5</b>", "failures": [hostile]}}}}}
+    text = render_markdown("report", ["s3"], steps)
+    assert "\n# Heading" not in text and "<script>" not in text
+    import re  # pylint: disable=import-outside-toplevel
+
+    from ansible_collections.mlops.migration.plugins.module_utils.report import COLUMNS  # pylint: disable=C0415
+
+    rows = [line for line in text.splitlines() if line.startswith("| s3 |")]
+    assert [len(re.findall(r"(?<!\\)\|", line)) for line in rows] == [5, len(COLUMNS) + 3]  # no cell added
+    assert "key\\|with pipe # Heading \\<script\\>" in text
+    page = render_html("report", ["s3"], steps)
+    assert "<script>" not in page and "<b>5</b>" not in page and "&lt;b&gt;5&lt;/b&gt;" in page
