@@ -15,6 +15,7 @@ is retried alone, so each failure is recorded with its reason and nothing else i
 
 from __future__ import annotations
 
+import hashlib
 import struct
 import time
 
@@ -176,8 +177,53 @@ def encoded(doc):
     return doc.raw if isinstance(doc, RawBSONDocument) else bson.encode(doc)
 
 
+SCAN_LIMIT = 500_000  # documents whose md5s a restore may keep in memory (about 100 bytes each)
+SAME = object()  # what TargetLookup.present gives for a document the target holds byte for byte
+
+
+class TargetLookup:
+    """Which documents of a batch the target collection holds, and theirs.
+
+    By default each batch is looked up (one ``_id`` range or ``$in`` query: an index scan on
+    MongoDB). When the collection holds documents already but not many more than the backup
+    brings (a re-run, a resumed restore: at most twice the backup's count and SCAN_LIMIT), it is
+    read once instead and each document's md5 kept by ``_id``; a batch then costs no query but
+    for a document whose bytes differ. Servers that answer those queries by scanning the whole
+    collection (FerretDB v1) so read it once per restore, not once per batch.
+    """
+
+    def __init__(self, collection, expected=None):
+        """``expected``: how many documents the backup brings (None: look up every batch, read nothing now)."""
+        self.collection, self.digests, self.empty = collection, None, False
+        if expected is None:
+            return
+        self.empty = collection.find_one({}, {"_id": 1}) is None
+        if not self.empty and collection.estimated_document_count() <= min(SCAN_LIMIT, 2 * max(expected, 1000)):
+            self.digests = {id_key(doc["_id"]): hashlib.md5(encoded(doc)).digest()
+                            for doc in collection.find({}, batch_size=1000)}
+
+    def present(self, batch, ids):
+        """``{id_key: SAME or their document}`` for the batch's documents the target holds."""
+        if self.digests is None:
+            return existing(self.collection, ids, full=True)
+        found, fetch = {}, []
+        for doc, ident in zip(batch, ids):
+            digest = self.digests.get(id_key(ident))
+            if digest is None:
+                continue
+            if hashlib.md5(encoded(doc)).digest() == digest:
+                found[id_key(ident)] = SAME
+            else:
+                fetch.append(ident)
+        if fetch:  # the bytes differ: theirs, to compare field by field (or to report a collision)
+            found.update(existing(self.collection, fetch, full=True))
+        return found
+
+
 def same_document(ours, theirs):
     """Whether the target's document equals the one we would write (field order aside)."""
+    if theirs is SAME:
+        return True
     theirs = encoded(theirs)
     if encoded(ours) == theirs:
         return True
@@ -188,25 +234,27 @@ def same_document(ours, theirs):
 class Loader:
     """Writes prepared documents to one target collection in batches, as the module docs describe.
 
-    With ``precheck``, a batch's ``_id``s are looked up before its insert while lookups find
-    something: they are skipped in a collection that held no documents when the restore began,
-    and after a batch of which none was present (a resumed restore has left a prefix of the
-    backup's ``_id`` order), until an insert meets a duplicate key again; check mode looks up every
-    batch. A duplicate an insert meets is resolved one by one, so a skipped lookup skips no check.
+    With ``precheck``, a batch's ``_id``s are looked up (``target``, a TargetLookup) before its
+    insert while lookups find something: not in a collection that held no documents when the
+    restore began, and, when each lookup is a query, not after a batch of which none was present
+    (a resumed restore has left a prefix of the backup's ``_id`` order) until an insert meets a
+    duplicate key again; check mode looks up every batch. A duplicate an insert meets is resolved
+    one by one, so a skipped lookup skips no check.
     """
 
-    def __init__(self, collection, settings, report, check_mode=False, precheck=True, target_empty=False):
+    def __init__(self, collection, settings, report, check_mode=False, precheck=True, target=None):
         self.collection = collection  # reads come back faster as RawBSONDocument (restore_collection)
         self.settings, self.report = settings, report
         self.check_mode, self.precheck = check_mode, precheck
-        self.lookup = precheck and not target_empty
+        self.target = target or TargetLookup(collection)
+        self.lookup = precheck and not self.target.empty
 
     def load(self, batch):
         report = self.report
         ids = [doc_id(d) for d in batch]
-        present = existing(self.collection, ids, full=True) if self.lookup else {}
-        if self.lookup and not present and not self.check_mode:  # (check mode writes nothing to meet)
-            self.lookup = False
+        present = self.target.present(batch, ids) if self.lookup else {}
+        if self.lookup and not present and not self.check_mode and self.target.digests is None:
+            self.lookup = False  # (check mode writes nothing to meet; a digest lookup costs nothing)
         new = []
         for doc, ident in zip(batch, ids):
             theirs = present.get(id_key(ident))
@@ -333,8 +381,8 @@ def restore_collection(client, root, entry, target_db, settings, metadata, batch
         if indexes and indexes_first:
             report["indexes_created"] = restore_indexes(collection, index_specs, check_mode)
         transform = Transform(settings, report)
-        empty = collection.find_one({}, {"_id": 1}) is None
-        loader = Loader(collection, settings, report, check_mode, precheck, target_empty=empty)
+        target = TargetLookup(collection, entry.get("count") or 0) if precheck else None
+        loader = Loader(collection, settings, report, check_mode, precheck, target)
         with documents(root, entry) as raw_docs:
             for batch in batches((transform.prepare(raw) for raw in raw_docs), batch_size):
                 loader.load(batch)
@@ -357,10 +405,11 @@ def verify_collection(client, root, entry, target_db, settings, batch_size=1000)
     collection = client[target_db].get_collection(entry["collection"], codec_options=raw_codec_options())
     transform = Transform(settings, report)
     try:
+        target = TargetLookup(collection, entry.get("count") or 0)
         with documents(root, entry) as raw_docs:
             for batch in batches((transform.prepare(raw) for raw in raw_docs), batch_size):
                 ids = [doc_id(d) for d in batch]
-                present = existing(collection, ids, full=True)
+                present = target.present(batch, ids)
                 for doc, ident in zip(batch, ids):
                     report["expected"] += 1
                     theirs = present.get(id_key(ident))

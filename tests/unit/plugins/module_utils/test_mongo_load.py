@@ -186,7 +186,9 @@ class CountingFinds:
 def adaptive_load(coll, documents, target_empty, check_mode=False):
     counted = CountingFinds(coll)
     report = ml.Report("db.coll")
-    loader = ml.Loader(counted, ml.Settings(), report, check_mode, True, target_empty=target_empty)
+    lookup = ml.TargetLookup(counted)  # a query per batch (what a collection too large to read once gets)
+    lookup.empty = target_empty
+    loader = ml.Loader(counted, ml.Settings(), report, check_mode, True, lookup)
     for batch in ml.batches(documents, 3):
         loader.load(batch)
     return report, counted.finds
@@ -212,3 +214,25 @@ def test_check_mode_looks_up_every_batch(coll):
     report, finds = adaptive_load(coll, docs(9), target_empty=False, check_mode=True)
     assert (report["inserted"], report["skipped_duplicates"], finds) == (6, 3, 3)
     assert coll.count_documents({}) == 3
+
+
+def test_a_rerun_reads_the_target_once_and_fetches_only_what_differs(coll):
+    coll.insert_many(docs(30, a=1, b=2))
+    coll.replace_one({"_id": 4}, {"_id": 4, "value": 4, "b": 2, "a": 1})  # the same fields in another order
+    coll.replace_one({"_id": 7}, {"_id": 7, "value": "theirs", "a": 1, "b": 2})  # another document, same _id
+    counted = CountingFinds(coll)
+    lookup = ml.TargetLookup(counted, expected=30)
+    assert lookup.digests is not None and counted.finds == 1  # one read of the whole collection
+    report = ml.Report("db.coll")
+    loader = ml.Loader(counted, ml.Settings(), report, False, True, lookup)
+    for batch in ml.batches(docs(30, a=1, b=2), 10):
+        loader.load(batch)
+    assert (report["inserted"], report["skipped_duplicates"], report["collisions"]) == (0, 30, 1)
+    assert counted.finds == 1 + 1  # then one query, for the two documents of one batch whose bytes differ
+
+
+def test_a_target_much_larger_than_the_backup_is_not_read_whole(coll):
+    coll.insert_many(docs(3000))
+    counted = CountingFinds(coll)
+    lookup = ml.TargetLookup(counted, expected=10)
+    assert lookup.digests is None and counted.finds == 0  # per-batch queries, as before
