@@ -16,7 +16,7 @@ import secrets
 from dataclasses import dataclass, field
 
 from tests.stack import builds
-from tests.stack.process import LOOPBACK, ManagedProcess, StackError, free_ports, require_loopback
+from tests.stack.process import LOOPBACK, CommandServer, ManagedProcess, StackError, free_ports
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_PYTHON = os.path.join(builds.REPO, ".venv-mongo", "bin", "python")
@@ -31,7 +31,7 @@ def wire_python():
 
 
 @dataclass
-class MongoEndpoint:
+class MongoEndpoint(CommandServer):
     name: str
     workdir: str
     host: str = LOOPBACK
@@ -66,17 +66,7 @@ class MongoEndpoint:
         if self.external_uri:
             self.client().admin.command("ping")
             return self
-        require_loopback(self.host)
-        os.makedirs(self.workdir, exist_ok=True)
-        argv, env, log_name = self.command()
-        self.process = ManagedProcess(f"{self.implementation} {self.name}", argv,
-                                      os.path.join(self.workdir, log_name), env=env, cwd=self.workdir)
-        self.process.start().wait_ready(self._answers, timeout=timeout, interval=0.3)
-        return self
-
-    def command(self):
-        """``(argv, env, log file name)`` of the server; sets ``self.port``."""
-        raise NotImplementedError
+        return self.launch(timeout)
 
     def client(self, **kwargs):
         import pymongo  # pylint: disable=import-outside-toplevel
@@ -87,10 +77,6 @@ class MongoEndpoint:
     def _answers(self):
         with self.client() as client:
             return client.admin.command("ping").get("ok") == 1.0
-
-    def stop(self):
-        if self.process:
-            self.process.stop()
 
     def describe(self):
         return {"uri": self.uri, "server": self.server,

@@ -109,6 +109,34 @@ class ManagedProcess:
         self.pid = None
 
 
+class CommandServer:
+    """A server whose subclass says how to run it (``command``) and how to tell it answers (``_answers``).
+
+    Subclasses are dataclasses with ``name``, ``workdir``, ``host`` and ``process`` fields and an
+    ``implementation`` class attribute.
+    """
+
+    def launch(self, timeout):
+        require_loopback(self.host)
+        os.makedirs(self.workdir, exist_ok=True)
+        argv, env, log_name = self.command()
+        self.process = ManagedProcess(f"{self.implementation} {self.name}", argv,
+                                      os.path.join(self.workdir, log_name), env=env, cwd=self.workdir)
+        self.process.start().wait_ready(self._answers, timeout=timeout, interval=0.3)
+        return self
+
+    def command(self):
+        """``(argv, env, log file name)`` of the server; sets ``self.port``."""
+        raise NotImplementedError
+
+    def _answers(self):
+        raise NotImplementedError
+
+    def stop(self):
+        if self.process:
+            self.process.stop()
+
+
 def pid_alive(pid):
     """True while ``pid`` runs; a zombie left for a non-reaping init counts as gone."""
     try:

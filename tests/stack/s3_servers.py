@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass, field
 
 from tests.stack import builds
-from tests.stack.process import LOOPBACK, ManagedProcess, StackError, free_ports, require_loopback
+from tests.stack.process import LOOPBACK, CommandServer, ManagedProcess, StackError, free_ports
 
 
 def weed_binary():
@@ -27,7 +27,7 @@ def weed_binary():
 
 
 @dataclass
-class S3Endpoint:
+class S3Endpoint(CommandServer):
     """One S3 endpoint. ``endpoint_url``, ``access_key`` and ``secret_key`` reach it."""
 
     name: str
@@ -44,17 +44,8 @@ class S3Endpoint:
         return f"http://{self.host}:{self.port}"
 
     def start(self, timeout=60.0):
-        require_loopback(self.host)
         os.makedirs(os.path.join(self.workdir, "data"), exist_ok=True)
-        argv, env, log_name = self.command()
-        self.process = ManagedProcess(f"{self.implementation} {self.name}", argv,
-                                      os.path.join(self.workdir, log_name), env=env, cwd=self.workdir)
-        self.process.start().wait_ready(self._answers, timeout=timeout, interval=0.3)
-        return self
-
-    def command(self):
-        """``(argv, env, log file name)`` of the server; sets ``self.port``."""
-        raise NotImplementedError
+        return self.launch(timeout)
 
     def client(self):
         import boto3  # pylint: disable=import-outside-toplevel
@@ -68,10 +59,6 @@ class S3Endpoint:
     def _answers(self):
         self.client().list_buckets()
         return True
-
-    def stop(self):
-        if self.process:
-            self.process.stop()
 
     def describe(self):
         return {"endpoint_url": self.endpoint_url, "access_key": self.access_key,
