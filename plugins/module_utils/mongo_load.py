@@ -198,9 +198,18 @@ class TargetLookup:
         if expected is None:
             return
         self.empty = collection.find_one({}, {"_id": 1}) is None
-        if not self.empty and collection.estimated_document_count() <= min(SCAN_LIMIT, 2 * max(expected, 1000)):
-            self.digests = {id_key(doc["_id"]): hashlib.md5(encoded(doc)).digest()
-                            for doc in collection.find({}, batch_size=1000)}
+        if self.empty:
+            return
+        cap, digests = min(SCAN_LIMIT, 2 * max(expected, 1000)), {}
+        cursor = collection.find({}, batch_size=1000)  # (a count first would cost a second pass on some servers)
+        try:
+            for doc in cursor:
+                digests[id_key(doc["_id"])] = hashlib.md5(encoded(doc)).digest()
+                if len(digests) > cap:
+                    return  # much larger than the backup: per-batch queries read less
+        finally:
+            cursor.close()
+        self.digests = digests
 
     def present(self, batch, ids):
         """``{id_key: SAME or their document}`` for the batch's documents the target holds."""
