@@ -179,8 +179,9 @@ def report(implementation, rows, cpu, rounds):
           f"verified {first['verified']} ({first['verified_by']}), failed {first['failed_count']}")
     print("what each tool verified: s3_sync every object (md5 of the bytes streamed against the source's ETag, "
           "multipart sources by their multipart ETag); rclone --checksum the single-part objects by md5 (the 4 "
-          "multipart sources have no md5 to check against); s5cmd none by md5 (sync --size-only compares sizes, "
-          "and its uploads carry no Content-MD5).\n")
+          "multipart sources have no md5 to check against); s5cmd the upload leg only (its SDK, aws-sdk-go v1, "
+          "sends Content-MD5 with each PUT and part, so the target checks what it receives; downloads are not "
+          "checked against the source's ETag, and sync --size-only compares sizes), so nothing end to end.\n")
     print(f"medians of {rounds} rounds, seconds; ratio = s3_sync's time / the baseline's")
     print(f"{'pass':<7}{'rclone':>8}{'s5cmd':>8}{'utils':>8}{'/rclone':>9}{'/s5cmd':>8}{'play':>8}{'/rclone':>9}"
           f"{'utils RSS':>11}{'rclone RSS':>12}{'s5cmd RSS':>11}")
