@@ -29,8 +29,8 @@ class UnsafeHeader(ValueError):
 
 def refuse_control_characters(target, headers):
     """Raise UnsafeHeader when the request target or any header name or value holds CR, LF or NUL."""
-    for what, text in [("request target", target)] + [(f"header {name!r}", f"{name}{value}")
-                                                       for name, value in headers.items()]:
+    fields = [("request target", target)] + [(f"header {name!r}", f"{name}{value}") for name, value in headers.items()]
+    for what, text in fields:
         if any(c in str(text) for c in "\r\n\0"):
             raise UnsafeHeader(f"the {what} carries a CR, LF or NUL character: {str(text)[:80]!r}")
 

@@ -239,7 +239,7 @@ def test_runs_of_one_experiment_log_the_same_dataset_at_once(mlflow_pair):
 
     client = MlflowClient(mlflow_pair["target"].tracking_uri)
     exp_id = client.create_experiment(f"race-{uuid.uuid4().hex[:8]}")
-    runs = [client.create_run(exp_id).info.run_id for _ in range(8)]
+    runs = [client.create_run(exp_id).info.run_id for _run in range(8)]
     dataset = DatasetInput(Dataset("shared", "d0000001", "local", source="s3://b/train.csv"), [])
     target = MlflowTarget(mlflow_pair["target"].tracking_uri)
     with ThreadPoolExecutor(max_workers=8) as pool:
