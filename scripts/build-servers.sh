@@ -44,8 +44,9 @@ build_opensearch() {
   command -v mvn >/dev/null || { log "no 'mvn' on PATH: the OpenSearch runner needs Maven and JDK 17"; exit 1; }
   log "building the OpenSearch $OPENSEARCH_VERSION runner with Maven"
   rm -rf "$out"
+  case $out in /*) ;; *) out=$PWD/$out ;; esac
   mvn -q -B -Dstyle.color=never -f tests/stack/opensearch/pom.xml package \
-    -Dopensearch.version="$OPENSEARCH_VERSION" -Dstack.build.dir="$PWD/$out"
+    -Dopensearch.version="$OPENSEARCH_VERSION" -Dstack.build.dir="$out"
   rm -rf "$out/maven-archiver" "$out/maven-status" "$out/generated-sources"
   touch "$out/.built"
 }
