@@ -59,7 +59,7 @@ print(count, time.monotonic() - started)
 PIPELINE = """
 import json, sys, time
 sys.path.insert(0, sys.argv[1])
-from ansible_collections.mlops.migration.plugins.module_utils import mongo_dump, mongo_load
+from ansible_collections.mlops.migration.plugins.module_utils.mongo import dump as mongo_dump, load as mongo_load
 from ansible_collections.mlops.migration.plugins.module_utils.rewrite import parse_rules
 cfg = json.loads(sys.argv[2])
 settings = mongo_load.Settings(cfg["filter"], cfg["unset"], parse_rules(cfg["rules"]))
@@ -151,7 +151,7 @@ def restore_benchmark(count):
     import pymongo  # pylint: disable=import-outside-toplevel
     from bson.raw_bson import RawBSONDocument  # pylint: disable=import-outside-toplevel
 
-    from ansible_collections.mlops.migration.plugins.module_utils import mongo_load  # pylint: disable=C0415
+    from ansible_collections.mlops.migration.plugins.module_utils.mongo import load as mongo_load  # pylint: disable=C0415
 
     with tempfile.TemporaryDirectory(prefix="mlops-bench-mongo-load-", dir=os.environ.get("BENCH_SCRATCH")) as work:
         stack = Stack(os.path.join(work, "stack"), ["mongo"])

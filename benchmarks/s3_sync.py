@@ -43,8 +43,8 @@ MIB = 1024 * 1024
 UTILS_RUN = """
 import json, sys
 sys.path.insert(0, sys.argv[1])
-from ansible_collections.mlops.migration.plugins.module_utils.s3 import Endpoint
-from ansible_collections.mlops.migration.plugins.module_utils.s3_sync import Bucket, sync
+from ansible_collections.mlops.migration.plugins.module_utils.s3.connection import Endpoint
+from ansible_collections.mlops.migration.plugins.module_utils.s3.sync import Bucket, sync
 cfg = json.loads(sys.argv[2])
 ends = []
 for side in ("source", "target"):

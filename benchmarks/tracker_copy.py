@@ -31,8 +31,8 @@ from tests.stack.stack import Stack  # noqa: E402  pylint: disable=wrong-import-
 
 
 def ours(source_uri, target_uri, name, state_dir):
-    from ansible_collections.mlops.migration.plugins.module_utils.ledger import Ledger  # pylint: disable=C0415
-    from ansible_collections.mlops.migration.plugins.module_utils.tracker_copy import Copier  # pylint: disable=C0415
+    from ansible_collections.mlops.migration.plugins.module_utils.state.ledger import Ledger  # pylint: disable=C0415
+    from ansible_collections.mlops.migration.plugins.module_utils.trackers.copy import Copier  # pylint: disable=C0415
     from ansible_collections.mlops.migration.plugins.module_utils.trackers.mlflow import (  # pylint: disable=C0415
         MlflowSource,
         MlflowTarget,

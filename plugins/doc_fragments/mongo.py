@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: mlops.migration contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Documentation of the MongoDB connection options (module_utils/mongo.py: connection_options).
+"""Documentation of the MongoDB connection options (module_utils/mongo/connection.py: connection_options).
 
 Keep it in step with ``connection_options()``.
 """

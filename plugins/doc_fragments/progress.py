@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: mlops.migration contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Documentation of the progress option (module_utils/progress.py: PROGRESS_OPTIONS)."""
+"""Documentation of the progress option (module_utils/state/progress.py: PROGRESS_OPTIONS)."""
 
 from __future__ import annotations
 

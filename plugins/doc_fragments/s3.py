@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: mlops.migration contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Documentation of the S3 connection options (module_utils/s3.py: connection_options).
+"""Documentation of the S3 connection options (module_utils/s3/objects.py: connection_options).
 
 ansible-test reads doc fragments as string literals, so the options are written out for
 each place they appear. Keep them in step with ``connection_options()``.

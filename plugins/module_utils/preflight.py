@@ -13,9 +13,9 @@ import os
 import shutil
 
 from ansible_collections.mlops.migration.plugins.module_utils.common import MigrationError
-from ansible_collections.mlops.migration.plugins.module_utils.s3 import Endpoint, S3Error, check_bucket
-from ansible_collections.mlops.migration.plugins.module_utils.mongo import connect, describe
-from ansible_collections.mlops.migration.plugins.module_utils.trackers.adapters import adapter
+from ansible_collections.mlops.migration.plugins.module_utils.s3.connection import check_bucket, Endpoint, S3Error
+from ansible_collections.mlops.migration.plugins.module_utils.mongo.connection import connect, describe
+from ansible_collections.mlops.migration.plugins.module_utils.trackers.registry import adapter
 
 
 def check_s3(params):

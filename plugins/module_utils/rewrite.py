@@ -7,7 +7,7 @@ from the source's file server or S3 to the target's.
 A rule is ``{from, to, match: prefix|substring, paths: [dotted paths]}``; without ``paths`` it
 applies to every string anywhere in the document. A string gets the rules whose paths lead
 to it, then the rules without paths; it counts once however many rules changed it. The
-documents are edited as encoded bytes by module_utils/bson_edit.py.
+documents are edited as encoded bytes by module_utils/mongo/bson_edit.py.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def parse_rules(rules, where="rewrite"):
 
 
 class Rewriter:
-    """A list of rules sorted for module_utils/bson_edit.py: rules with paths, and rules for every string."""
+    """A list of rules sorted for module_utils/mongo/bson_edit.py: rules with paths, and rules for every string."""
 
     def __init__(self, rules):
         self.rules = list(rules)

@@ -240,15 +240,15 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.mlops.migration.plugins.module_utils.filesync import (
+from ansible_collections.mlops.migration.plugins.module_utils.files.sync import (
+    check_relative,
+    read_file_list,
+    rsync,
     RsyncOptions,
+    shared_connection,
     Side,
     SshTarget,
     SyncError,
-    check_relative,
-    read_file_list,
-    shared_connection,
-    rsync,
     tar_copy,
     tar_plan,
     transfer_set,

@@ -154,17 +154,16 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.mlops.migration.plugins.module_utils.checksums import (
-    ManifestError,
+from ansible_collections.mlops.migration.plugins.module_utils.atomic import read_text_if_exists, write_text_atomic
+from ansible_collections.mlops.migration.plugins.module_utils.files.manifest import (
     compare_manifests,
     hash_archive_members,
     hash_file,
     hash_tree,
     is_archive,
+    ManifestError,
     read_manifest,
-    read_text_if_exists,
     render_manifest,
-    write_text_atomic,
 )
 
 

@@ -101,12 +101,13 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.mlops.migration.plugins.module_utils.common import MigrationError
-from ansible_collections.mlops.migration.plugins.module_utils.checksums import read_text_if_exists, write_text_atomic
-from ansible_collections.mlops.migration.plugins.module_utils.ledger import STATE_FILE, StepLog
-from ansible_collections.mlops.migration.plugins.module_utils.report import (
+from ansible_collections.mlops.migration.plugins.module_utils.atomic import read_text_if_exists, write_text_atomic
+from ansible_collections.mlops.migration.plugins.module_utils.state.steps import StepLog
+from ansible_collections.mlops.migration.plugins.module_utils.state.store import STATE_FILE
+from ansible_collections.mlops.migration.plugins.module_utils.state.report import (
+    progress_by_step,
     render_html,
     render_markdown,
-    progress_by_step,
     render_table,
     status_lines,
 )

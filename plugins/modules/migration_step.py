@@ -107,9 +107,10 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.mlops.migration.plugins.module_utils.common import MigrationError
-from ansible_collections.mlops.migration.plugins.module_utils.ledger import STATE_FILE, StepLog
-from ansible_collections.mlops.migration.plugins.module_utils.progress import log_event
-from ansible_collections.mlops.migration.plugins.module_utils.report import ReportError, render_table, summarize
+from ansible_collections.mlops.migration.plugins.module_utils.state.steps import StepLog
+from ansible_collections.mlops.migration.plugins.module_utils.state.store import STATE_FILE
+from ansible_collections.mlops.migration.plugins.module_utils.state.progress import log_event
+from ansible_collections.mlops.migration.plugins.module_utils.state.report import render_table, ReportError, summarize
 
 
 def step_event(name, state, summary):

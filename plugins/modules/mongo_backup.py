@@ -158,11 +158,15 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.mlops.migration.plugins.module_utils.archives import pack
+from ansible_collections.mlops.migration.plugins.module_utils.files.archives import pack
 from ansible_collections.mlops.migration.plugins.module_utils.checksums import md5_file
 from ansible_collections.mlops.migration.plugins.module_utils.common import MigrationError, protect_uri_secrets
-from ansible_collections.mlops.migration.plugins.module_utils.mongo import HAS_PYMONGO, connect, connection_options
-from ansible_collections.mlops.migration.plugins.module_utils.mongo_dump import MANIFEST, backup, parse_specs
+from ansible_collections.mlops.migration.plugins.module_utils.mongo.connection import (
+    connect,
+    connection_options,
+    HAS_PYMONGO,
+)
+from ansible_collections.mlops.migration.plugins.module_utils.mongo.dump import backup, MANIFEST, parse_specs
 
 
 def main():

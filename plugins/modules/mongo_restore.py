@@ -203,12 +203,20 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.mlops.migration.plugins.module_utils.archives import opened_bundle
+from ansible_collections.mlops.migration.plugins.module_utils.files.archives import opened_bundle
 from ansible_collections.mlops.migration.plugins.module_utils.common import MigrationError, protect_uri_secrets
-from ansible_collections.mlops.migration.plugins.module_utils import progress as progress_file
-from ansible_collections.mlops.migration.plugins.module_utils.mongo import HAS_PYMONGO, connect, connection_options
-from ansible_collections.mlops.migration.plugins.module_utils.mongo_dump import check_backup, read_manifest, read_metadata
-from ansible_collections.mlops.migration.plugins.module_utils.mongo_load import (
+from ansible_collections.mlops.migration.plugins.module_utils.state import progress as progress_file
+from ansible_collections.mlops.migration.plugins.module_utils.mongo.connection import (
+    connect,
+    connection_options,
+    HAS_PYMONGO,
+)
+from ansible_collections.mlops.migration.plugins.module_utils.mongo.dump import (
+    check_backup,
+    read_manifest,
+    read_metadata,
+)
+from ansible_collections.mlops.migration.plugins.module_utils.mongo.load import (
     parse_settings,
     restore_collection,
     verify_collection,

@@ -154,16 +154,16 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.mlops.migration.plugins.module_utils.common import MigrationError, failure_summary
-from ansible_collections.mlops.migration.plugins.module_utils import progress as progress_file
+from ansible_collections.mlops.migration.plugins.module_utils.state import progress as progress_file
 from ansible_collections.mlops.migration.plugins.module_utils.checksums import md5_file
-from ansible_collections.mlops.migration.plugins.module_utils.s3 import (
-    Endpoint,
+from ansible_collections.mlops.migration.plugins.module_utils.s3.connection import (
     check_bucket,
     connection_options,
+    Endpoint,
 )
-from ansible_collections.mlops.migration.plugins.module_utils.archives import pack
-from ansible_collections.mlops.migration.plugins.module_utils.s3_bundle import MANIFEST, export_bucket
-from ansible_collections.mlops.migration.plugins.module_utils.s3_sync import Bucket
+from ansible_collections.mlops.migration.plugins.module_utils.files.archives import pack
+from ansible_collections.mlops.migration.plugins.module_utils.s3.bundle import export_bucket, MANIFEST
+from ansible_collections.mlops.migration.plugins.module_utils.s3.sync import Bucket
 
 
 def main():

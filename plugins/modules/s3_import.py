@@ -139,15 +139,15 @@ seconds:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.mlops.migration.plugins.module_utils.common import MigrationError, failure_summary
-from ansible_collections.mlops.migration.plugins.module_utils import progress as progress_file
-from ansible_collections.mlops.migration.plugins.module_utils.s3 import (
-    Endpoint,
+from ansible_collections.mlops.migration.plugins.module_utils.state import progress as progress_file
+from ansible_collections.mlops.migration.plugins.module_utils.s3.connection import (
     connection_options,
+    Endpoint,
     ensure_bucket,
 )
-from ansible_collections.mlops.migration.plugins.module_utils.archives import opened_bundle
-from ansible_collections.mlops.migration.plugins.module_utils.s3_bundle import check_bundle, import_bundle
-from ansible_collections.mlops.migration.plugins.module_utils.s3_sync import Bucket
+from ansible_collections.mlops.migration.plugins.module_utils.files.archives import opened_bundle
+from ansible_collections.mlops.migration.plugins.module_utils.s3.bundle import check_bundle, import_bundle
+from ansible_collections.mlops.migration.plugins.module_utils.s3.sync import Bucket
 
 
 def main():

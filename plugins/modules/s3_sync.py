@@ -170,14 +170,14 @@ seconds:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.mlops.migration.plugins.module_utils.common import failure_summary
-from ansible_collections.mlops.migration.plugins.module_utils import progress as progress_file
-from ansible_collections.mlops.migration.plugins.module_utils.s3 import (
-    Endpoint,
-    S3Error,
+from ansible_collections.mlops.migration.plugins.module_utils.state import progress as progress_file
+from ansible_collections.mlops.migration.plugins.module_utils.s3.connection import (
     connection_options,
+    Endpoint,
     ensure_bucket,
+    S3Error,
 )
-from ansible_collections.mlops.migration.plugins.module_utils.s3_sync import Bucket, sync
+from ansible_collections.mlops.migration.plugins.module_utils.s3.sync import Bucket, sync
 
 MIB = 1024 * 1024
 

@@ -188,10 +188,11 @@ import os
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.mlops.migration.plugins.module_utils.common import MigrationError, protect_uri_secrets
-from ansible_collections.mlops.migration.plugins.module_utils import progress as progress_file
-from ansible_collections.mlops.migration.plugins.module_utils.ledger import STATE_FILE, Ledger
-from ansible_collections.mlops.migration.plugins.module_utils.tracker_copy import INCLUDE, Copier, RunFilter
-from ansible_collections.mlops.migration.plugins.module_utils.trackers.adapters import adapter, tracker_spec
+from ansible_collections.mlops.migration.plugins.module_utils.state import progress as progress_file
+from ansible_collections.mlops.migration.plugins.module_utils.state.ledger import Ledger
+from ansible_collections.mlops.migration.plugins.module_utils.state.store import STATE_FILE
+from ansible_collections.mlops.migration.plugins.module_utils.trackers.copy import Copier, INCLUDE, RunFilter
+from ansible_collections.mlops.migration.plugins.module_utils.trackers.registry import adapter, tracker_spec
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.mlflow import HAS_MLFLOW
 
 

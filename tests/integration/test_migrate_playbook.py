@@ -23,7 +23,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from ansible_collections.mlops.migration.plugins.module_utils.concurrency import bounded_map
-from ansible_collections.mlops.migration.plugins.module_utils.s3_client import S3Client
+from ansible_collections.mlops.migration.plugins.module_utils.s3.client import S3Client
 from tests import clearml_documents
 from tests.integration.ansible_run import run_playbook, start_playbook
 from tests.stack import demo_platform

@@ -1,4 +1,4 @@
-"""The built-in S3 client (module_utils/s3_client.py) against a real SeaweedFS, checked with boto3."""
+"""The built-in S3 client (module_utils/s3/client.py) against a real SeaweedFS, checked with boto3."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import uuid
 
 import pytest
 
-from ansible_collections.mlops.migration.plugins.module_utils.s3 import Endpoint, S3Error, check_bucket, list_objects
-from ansible_collections.mlops.migration.plugins.module_utils.s3_client import (
+from ansible_collections.mlops.migration.plugins.module_utils.s3.connection import check_bucket, Endpoint, S3Error
+from ansible_collections.mlops.migration.plugins.module_utils.s3.objects import list_objects
+from ansible_collections.mlops.migration.plugins.module_utils.s3.client import (
     BotoClient,
     ClientError,
     EndpointConnectionError,

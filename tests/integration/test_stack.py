@@ -13,10 +13,7 @@ import urllib.request
 import psutil
 import pytest
 
-from ansible_collections.mlops.migration.plugins.module_utils.checksums import (
-    multipart_etag_of_fileobj,
-    normalize_etag,
-)
+from ansible_collections.mlops.migration.plugins.module_utils.checksums import multipart_etag_of_fileobj, normalize_etag
 
 pytestmark = pytest.mark.integration
 S3_IMPLEMENTATIONS = ("seaweedfs", "minio")

@@ -146,8 +146,8 @@ def test_killed_copy_resumes_without_duplicates(playbook, mlflow_pair, tmp_path)
     script.write_text(textwrap.dedent(f"""
         import sys
         sys.path.insert(0, {os.path.join(os.getcwd(), ".build", "collections")!r})
-        from ansible_collections.mlops.migration.plugins.module_utils.ledger import Ledger
-        from ansible_collections.mlops.migration.plugins.module_utils.tracker_copy import Copier
+        from ansible_collections.mlops.migration.plugins.module_utils.state.ledger import Ledger
+        from ansible_collections.mlops.migration.plugins.module_utils.trackers.copy import Copier
         from ansible_collections.mlops.migration.plugins.module_utils.trackers.mlflow import MlflowSource, MlflowTarget
         source = MlflowSource({mlflow_pair["source"].tracking_uri!r})
         target = MlflowTarget({mlflow_pair["target"].tracking_uri!r})

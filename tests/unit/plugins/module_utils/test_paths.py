@@ -5,7 +5,7 @@ import os
 import pytest
 
 from ansible_collections.mlops.migration.plugins.module_utils.paths import UnsafePath, confined
-from ansible_collections.mlops.migration.plugins.module_utils.tracker_copy import Copier
+from ansible_collections.mlops.migration.plugins.module_utils.trackers.copy import Copier
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.base import Artifact, Run, TrackerError
 
 

@@ -1,4 +1,4 @@
-"""Unit tests of module_utils/rewrite.py: parsing and sorting rules (applying them: test_bson_edit.py)."""
+"""Unit tests of module_utils/rewrite.py: parsing and sorting rules (applying them: mongo/test_bson_edit.py)."""
 
 import pytest
 

@@ -1,0 +1,311 @@
+# -*- coding: utf-8 -*-
+# Copyright: mlops.migration contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""S3 objects: streamed listings and object copies verified by md5 at both ends.
+
+Verification rules (see STYLE.md: a multipart ETag is not an md5):
+  - bytes read from a source object are checked against its ETag: a plain md5, or for a
+    multipart object the md5 of its part md5s, with the part sizes the server reports
+    (``HEAD ?partNumber=N``), never an assumed chunk size;
+  - every PUT and every uploaded part carries Content-MD5, so the target checks each byte;
+  - the target's resulting ETag is checked against the md5 (single part) or the multipart
+    ETag of the parts we sent.
+Importable without Ansible. Calls go through module_utils/s3/client.py: its own small SigV4
+client when an endpoint URL and keys are given (fast to start, cheap per request), or boto3
+(imported only then) for AWS's default endpoint and boto3's credential chain.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from ansible_collections.mlops.migration.plugins.module_utils.checksums import (
+    etag_part_count,
+    is_multipart_etag,
+    multipart_etag,
+    new_md5,
+    normalize_etag,
+)
+from ansible_collections.mlops.migration.plugins.module_utils.s3.client import ApiError
+from ansible_collections.mlops.migration.plugins.module_utils.s3.connection import S3Error, explain
+
+
+MIB = 1024 * 1024
+MD5_METADATA = "md5chksum"  # whole-object md5, base64, as rclone stores it: each tool reads the other's
+SOURCE_ETAG_METADATA = "mlops-source-etag"  # the source ETag a copy was made from, for re-runs
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    etag: str
+
+    @property
+    def multipart(self):
+        return is_multipart_etag(self.etag)
+
+
+def list_objects(client, endpoint, bucket, prefix=""):
+    """Stream the objects under a prefix, page by page, in the server's key order."""
+    token, seen = None, set()
+    try:
+        while True:
+            page = client.list_objects_v2(Bucket=bucket, Prefix=prefix, **({"ContinuationToken": token} if token else {}))
+            for item in page.get("Contents", ()):
+                yield ObjectInfo(item["Key"], int(item["Size"]), normalize_etag(item["ETag"]))
+            if not page.get("IsTruncated"):
+                return
+            token = page.get("NextContinuationToken")
+            if not token or token in seen:  # a listing we cannot finish is never taken as complete
+                raise S3Error(f"the listing of bucket {bucket} at {endpoint.label} says more keys follow but gives "
+                              + ("no continuation token" if not token else "a continuation token it gave before")
+                              + "; the listing is incomplete, so nothing is taken as missing or extra")
+            seen.add(token)
+    except ApiError as exc:
+        raise S3Error(explain(exc, endpoint, bucket)) from exc
+
+
+def in_shard(key, shard_index, shard_count):
+    """Whether a key belongs to this host's shard (a stable hash, the same on every host)."""
+    return shard_count <= 1 or zlib.crc32(key.encode("utf-8", "surrogatepass")) % shard_count == shard_index
+
+
+def b64_to_hex(value):
+    try:
+        return binascii.hexlify(base64.b64decode(value, validate=True)).decode()
+    except (binascii.Error, ValueError):
+        return None
+
+
+def hex_to_b64(value):
+    return base64.b64encode(binascii.unhexlify(value)).decode()
+
+
+def stored_md5(head):
+    """The whole-object md5 an uploader stored as metadata, or None."""
+    value = (head.get("Metadata") or {}).get(MD5_METADATA)
+    md5 = b64_to_hex(value) if value else None
+    return md5 if md5 and len(md5) == 32 else None
+
+
+def known_md5(etag, head=None):
+    """The md5 of an object when it can be known without reading it."""
+    if not is_multipart_etag(etag):
+        return normalize_etag(etag)
+    return stored_md5(head) if head else None
+
+
+def part_sizes(client, bucket, key, size, etag):
+    """Sizes of the parts a multipart object was uploaded in, as the server reports them."""
+    parts = etag_part_count(etag)
+    first = int(client.head_object(Bucket=bucket, Key=key, PartNumber=1)["ContentLength"])
+    if parts == 1:
+        return [size]
+    if first * (parts - 1) < size <= first * parts:
+        return [first] * (parts - 1) + [size - first * (parts - 1)]
+    return [int(client.head_object(Bucket=bucket, Key=key, PartNumber=n)["ContentLength"])
+            for n in range(1, parts + 1)]
+
+
+class SourceCheck:
+    """Feeds on the bytes read from a source object and tells whether they match its ETag.
+
+    With ``whole=False`` (a multipart source whose part md5s are enough) no whole-object md5
+    is kept, saving a pass over the bytes; :attr:`md5` is then None.
+    """
+
+    def __init__(self, info, sizes=None, whole=True):
+        self.info = info
+        self.whole = new_md5() if whole or not (info.multipart and sizes) else None
+        self.sizes = list(sizes or [])
+        self.part_digests = []
+        self.part = new_md5()
+        self.in_part = 0
+        self.length = 0
+
+    def update(self, data):
+        if self.whole is not None:
+            self.whole.update(data)
+        self.length += len(data)
+        view = memoryview(data)
+        while view and len(self.part_digests) < len(self.sizes):  # bytes past the parts only count
+            want = self.sizes[len(self.part_digests)] - self.in_part
+            take = view[:want]
+            self.part.update(take)
+            self.in_part += len(take)
+            view = view[len(take):]
+            if self.in_part == self.sizes[len(self.part_digests)]:
+                self.part_digests.append(self.part.digest())
+                self.part, self.in_part = new_md5(), 0
+
+    def mismatch(self):
+        """None when the bytes match the source's size and ETag, else the reason."""
+        if self.length != self.info.size:
+            return f"read {self.length} bytes of {self.info.size}"
+        if self.info.multipart:
+            got = multipart_etag(self.part_digests) if self.part_digests else None
+        else:
+            got = self.whole.hexdigest()
+        return None if got == self.info.etag else f"content gives ETag {got}, the source says {self.info.etag}"
+
+    @property
+    def md5(self):
+        return self.whole.hexdigest() if self.whole is not None else None
+
+
+@dataclass
+class CopyResult:
+    bytes: int
+    method: str  # how the target was verified: "md5" (single part ETag) or "multipart-etag"
+
+
+def _read_exact(body, size):
+    chunks, left = [], size
+    while left:
+        chunk = body.read(left)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def copy_object(src, dst, info, target_key, part_size=8 * MIB, threshold=16 * MIB):
+    """Stream one object from ``src`` to ``dst`` (each a (client, endpoint, bucket) triple), verified."""
+    src_client, src_endpoint, src_bucket = src
+    try:
+        head = src_client.head_object(Bucket=src_bucket, Key=info.key) if info.multipart else None
+        sizes = part_sizes(src_client, src_bucket, info.key, info.size, info.etag) if info.multipart else None
+        body = src_client.get_object(Bucket=src_bucket, Key=info.key)["Body"]
+    except ApiError as exc:
+        raise S3Error(explain(exc, src_endpoint, src_bucket, info.key)) from exc
+    try:
+        # a multipart source copied in parts is vouched for by its part md5s: no whole-object md5 pass
+        check = SourceCheck(info, sizes, whole=info.size <= threshold)
+        return put_verified(body, check, f"s3://{src_bucket}/{info.key} at {src_endpoint.label}",
+                            known_md5(info.etag, head), dst, target_key, part_size, threshold)
+    finally:
+        body.close()
+
+
+def put_verified(body, check, source_label, md5, dst, target_key, part_size=8 * MIB, threshold=16 * MIB,
+                 source_etag=None):
+    """Upload what ``body`` yields to ``dst``, verified at both ends; ``check`` vouches for the source.
+
+    Nothing is left at the target unless every check passed: a single PUT is refused by the
+    server on a Content-MD5 mismatch, and a multipart upload is completed only after the
+    source bytes matched what ``check`` expects (and aborted otherwise). ``md5`` is the
+    whole-object md5 when known up front; it is stored as metadata, with ``source_etag`` (the
+    ETag of the object the bytes first came from; by default the one ``check`` holds). A
+    single-part copy whose ETag will equal the source's needs neither and gets no metadata.
+    """
+    dst_client, dst_endpoint, dst_bucket = dst
+    metadata = {SOURCE_ETAG_METADATA: source_etag or check.info.etag}
+    if md5:
+        metadata[MD5_METADATA] = hex_to_b64(md5)
+    try:
+        if check.info.size <= threshold:
+            data = _read_exact(body, check.info.size + 1)
+            check.update(data)
+            reason = check.mismatch()
+            if reason:
+                raise S3Error(f"{source_label}: {reason}")
+            if metadata[SOURCE_ETAG_METADATA] == check.md5:
+                metadata = {}  # a single-part copy of a single-part source: its ETag is the md5 and the source's
+            else:
+                metadata[MD5_METADATA] = hex_to_b64(check.md5)
+            reply = dst_client.put_object(Bucket=dst_bucket, Key=target_key, Body=data,
+                                          ContentMD5=hex_to_b64(check.md5), Metadata=metadata)
+            if normalize_etag(reply.get("ETag")) != check.md5:
+                raise S3Error(f"s3://{dst_bucket}/{target_key} at {dst_endpoint.label}: stored ETag "
+                              f"{normalize_etag(reply.get('ETag'))} is not the md5 {check.md5}")
+            return CopyResult(check.info.size, "md5")
+        return _copy_multipart(body, check, metadata, dst, target_key, part_size)
+    except ApiError as exc:
+        raise S3Error(explain(exc, dst_endpoint, dst_bucket, target_key)) from exc
+
+
+MAX_REUSED_PART = 64 * MIB  # a part is held in memory while it uploads (two per copy at most)
+
+
+def reusable_parts(sizes):
+    """The source's part sizes when the copy can be uploaded in the same parts, else None.
+
+    Then each part's md5, computed once to check the source, is also its Content-MD5, and
+    the copy gets the source's very ETag. Parts over MAX_REUSED_PART (a source uploaded in
+    parts of up to 5 GiB) are not reused: the copy is re-chunked into ``part_size`` parts,
+    the source is still checked against its own ETag by the md5 of each source part, hashed
+    as the bytes stream past (nothing of it held whole), and the copy is checked against the
+    multipart ETag of the parts it was uploaded in.
+    """
+    if sizes and len(sizes) <= 10000 and all(5 * MIB <= size <= MAX_REUSED_PART for size in sizes[:-1]) \
+            and sizes[-1] <= MAX_REUSED_PART:
+        return sizes
+    return None
+
+
+def _copy_multipart(body, check, metadata, dst, target_key, part_size):
+    """Upload in parts; while one part uploads the next is read, so at most two parts are in memory."""
+    dst_client, dst_endpoint, dst_bucket = dst
+    plan = reusable_parts(check.sizes)
+    upload = dst_client.create_multipart_upload(Bucket=dst_bucket, Key=target_key, Metadata=metadata)
+    upload_id = upload["UploadId"]
+
+    def send(number, data, digest):
+        reply = dst_client.upload_part(Bucket=dst_bucket, Key=target_key, UploadId=upload_id, PartNumber=number,
+                                       Body=data, ContentMD5=base64.b64encode(digest).decode())
+        return {"ETag": reply["ETag"], "PartNumber": number}
+
+    try:
+        parts, digests, pending = [], [], None
+        with ThreadPoolExecutor(max_workers=1) as uploader:
+            while True:
+                number = len(digests) + 1
+                data = _read_exact(body, plan[number - 1] if plan and number <= len(plan) else part_size)
+                if not data:
+                    break
+                check.update(data)
+                if plan and len(check.part_digests) == number and len(data) == plan[number - 1]:
+                    digest = check.part_digests[-1]  # this part is exactly the source's part
+                else:
+                    digest = new_md5()
+                    digest.update(data)
+                    digest = digest.digest()
+                digests.append(digest)
+                if pending is not None:
+                    parts.append(pending.result())
+                pending = uploader.submit(send, number, data, digest)
+            if pending is not None:
+                parts.append(pending.result())
+        reason = check.mismatch()
+        if reason:
+            raise S3Error(f"source of s3://{dst_bucket}/{target_key}: {reason}")
+        reply = dst_client.complete_multipart_upload(Bucket=dst_bucket, Key=target_key, UploadId=upload_id,
+                                                     MultipartUpload={"Parts": parts})
+    except BaseException:
+        dst_client.abort_multipart_upload(Bucket=dst_bucket, Key=target_key, UploadId=upload_id)
+        raise
+    expected = multipart_etag(digests)
+    if normalize_etag(reply.get("ETag")) != expected:
+        dst_client.delete_object(Bucket=dst_bucket, Key=target_key)
+        raise S3Error(f"s3://{dst_bucket}/{target_key} at {dst_endpoint.label}: stored ETag "
+                      f"{normalize_etag(reply.get('ETag'))} is not the multipart ETag {expected}; removed")
+    return CopyResult(check.length, "multipart-etag")
+
+
+def same_content(source, target, head_target):
+    """Whether a target object already holds the source's bytes (``head_target()`` only if needed)."""
+    if target is None or target.size != source.size:
+        return False
+    if target.etag == source.etag:
+        return True
+    head = head_target()
+    if (head.get("Metadata") or {}).get(SOURCE_ETAG_METADATA) == source.etag:
+        return True
+    source_md5 = known_md5(source.etag)
+    return source_md5 is not None and source_md5 == known_md5(target.etag, head)

@@ -1,0 +1,189 @@
+# -*- coding: utf-8 -*-
+# Copyright: mlops.migration contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Bucket-to-bucket sync between two S3 endpoints: streamed, verified, resumable, shardable.
+
+Both listings are streamed in key order and merged, so a bucket of any size is compared
+holding one page of each at a time. The target itself is the resume state: an object
+exists there only once every check of :func:`s3.copy_object` passed, so a killed run
+re-run copies exactly what is missing or different.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from ansible_collections.mlops.migration.plugins.module_utils.concurrency import bounded_map, prefetch
+from ansible_collections.mlops.migration.plugins.module_utils.s3.connection import ApiError, explain, S3Error
+from ansible_collections.mlops.migration.plugins.module_utils.s3.objects import (
+    copy_object,
+    in_shard,
+    list_objects,
+    same_content,
+)
+
+FAILURE_LIMIT = 20
+LIST_LIMIT = 100
+
+
+@dataclass
+class TransferReport:
+    """Counts of one transfer, as every S3 module returns them."""
+
+    found: int = 0
+    copied: int = 0
+    already_present: int = 0  # not 'skipped': Ansible reserves that result key
+    verified: int = 0
+    failed_count: int = 0  # not 'failed': Ansible reserves that result key for the task status
+    deleted: int = 0
+    bytes: int = 0
+    verified_by: dict = field(default_factory=dict)
+    failures: list = field(default_factory=list)
+    to_copy: list = field(default_factory=list)
+    to_delete: list = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+    progress: object = None  # a module_utils.state.progress.Progress, told after every object
+
+    def tick(self):
+        if self.progress is not None:
+            self.progress.update(done=self.copied + self.already_present + self.failed_count, size=self.bytes)
+
+    def fail(self, key, reason):
+        self.failed_count += 1
+        if len(self.failures) < FAILURE_LIMIT:
+            self.failures.append({"key": key, "reason": reason})
+        if self.progress is not None:
+            self.progress.event(f"{self.progress.what}: {key} failed: {reason}")
+        self.tick()
+
+    def record(self, outcome, rel, size, method=None):
+        """Count one object: ``present``, ``would-copy`` (check mode) or ``copied`` (verified by ``method``)."""
+        if outcome == "present":
+            self.already_present += 1
+            self.tick()
+            return
+        self.copied += 1
+        self.bytes += size
+        if outcome == "would-copy":
+            if len(self.to_copy) < LIST_LIMIT:
+                self.to_copy.append(rel)
+        else:
+            self.verified += 1
+            self.verified_by[method] = self.verified_by.get(method, 0) + 1
+        self.tick()
+
+    def as_dict(self):
+        result = {name: getattr(self, name) for name in (
+            "found", "copied", "already_present", "verified", "failed_count", "deleted", "bytes",
+            "verified_by", "failures", "to_copy", "to_delete")}
+        result["seconds"] = round(time.monotonic() - self.started, 3)
+        return result
+
+
+def merge_listings(source, target, source_prefix, target_prefix):
+    """Pair source and target objects by their key below the prefixes, streaming both listings.
+
+    Yields ``(relative key, source info or None, target info or None)``. S3 lists keys in
+    UTF-8 byte order, which is Python's str order; a listing out of order is an error, not
+    a silent mismatch.
+    """
+    def relative(items, prefix, side):
+        last = None
+        for info in items:
+            rel = info.key[len(prefix):]
+            if last is not None and rel <= last:
+                raise S3Error(f"the {side} listing is not in key order ({last!r} then {rel!r}); "
+                              "this endpoint cannot be synced by a streamed merge")
+            last = rel
+            yield rel, info
+
+    src_iter, dst_iter = relative(source, source_prefix, "source"), relative(target, target_prefix, "target")
+    src, dst = next(src_iter, None), next(dst_iter, None)
+    while src or dst:
+        if dst is None or (src is not None and src[0] < dst[0]):
+            yield src[0], src[1], None
+            src = next(src_iter, None)
+        elif src is None or dst[0] < src[0]:
+            yield dst[0], None, dst[1]
+            dst = next(dst_iter, None)
+        else:
+            yield src[0], src[1], dst[1]
+            src, dst = next(src_iter, None), next(dst_iter, None)
+
+
+@dataclass
+class Bucket:
+    """One end of a sync: a client, its endpoint (for messages) and a bucket/prefix."""
+
+    client: object
+    endpoint: object
+    bucket: str
+    prefix: str = ""
+
+    def triple(self):
+        return self.client, self.endpoint, self.bucket
+
+
+def sync(source, target, parallel=8, shard_index=0, shard_count=1, delete_extra=False, check_mode=False,
+         part_size=8 * 1024 * 1024, threshold=16 * 1024 * 1024, progress=None):
+    """Make ``target`` hold every object of ``source`` (keys mapped prefix to prefix)."""
+    report = TransferReport(progress=progress)
+    pairs = (pair for pair in merge_listings(
+        list_objects(source.client, source.endpoint, source.bucket, source.prefix),
+        prefetch(list_objects(target.client, target.endpoint, target.bucket, target.prefix)),
+        source.prefix, target.prefix) if in_shard(pair[0], shard_index, shard_count))
+
+    def work(pair):
+        rel, src, dst = pair
+        target_key = target.prefix + rel
+        if src is None:
+            return "extra", None
+        try:
+            if same_content(src, dst, lambda: target.client.head_object(Bucket=target.bucket, Key=target_key)):
+                return "present", None
+            if check_mode:
+                return "would-copy", None
+            return "copied", copy_object(source.triple(), target.triple(), src, target_key, part_size, threshold)
+        except S3Error as exc:
+            return "failed", str(exc)
+        except ApiError as exc:
+            return "failed", explain(exc, target.endpoint, target.bucket, target_key)
+
+    extras = []
+    for (rel, src, _dst), (outcome, value) in bounded_map(work, pairs, parallel):
+        if src is not None:
+            report.found += 1
+        if outcome in ("present", "would-copy"):
+            report.record(outcome, rel, src.size)
+        elif outcome == "copied":
+            report.record(outcome, rel, value.bytes, value.method)
+        elif outcome == "failed":
+            report.fail(source.prefix + rel, value)
+        elif outcome == "extra" and delete_extra:
+            extras.append(target.prefix + rel)
+            if len(extras) == 1000:
+                delete_keys(target, extras, check_mode, report)
+    delete_keys(target, extras, check_mode, report)
+    return report.as_dict()
+
+
+def delete_keys(target, keys, check_mode, report):
+    """Delete target keys the source does not have, 1,000 a request; empties ``keys``."""
+    if not keys:
+        return
+    report.to_delete.extend(keys[:max(0, LIST_LIMIT - len(report.to_delete))])
+    if check_mode:
+        report.deleted += len(keys)
+        keys.clear()
+        return
+    try:
+        reply = target.client.delete_objects(Bucket=target.bucket, Delete={
+            "Objects": [{"Key": key} for key in keys], "Quiet": True})
+    except ApiError as exc:
+        raise S3Error(explain(exc, target.endpoint, target.bucket)) from exc
+    errors = reply.get("Errors", [])
+    for error in errors:
+        report.fail(error.get("Key"), f"delete failed: {error.get('Code')} {error.get('Message', '')}")
+    report.deleted += len(keys) - len(errors)
+    keys.clear()

@@ -1,0 +1,287 @@
+# -*- coding: utf-8 -*-
+# Copyright: mlops.migration contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The migration report: module results turned into counts per object kind, and rendered.
+
+``summarize`` reads the results a step's modules returned (as the playbook registered them)
+and gives, per object kind, how many were found at the source, filtered out, copied, skipped as
+already present, verified at the target and failed, with the first failures. ``render_markdown``,
+``render_html`` and ``render_table`` show the steps of the state file with those counts.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import html
+import json
+import os
+import re
+
+COLUMNS = ("found", "filtered_out", "copied", "present", "verified", "failed")
+HEADINGS = {"found": "found", "filtered_out": "filtered out", "copied": "copied", "present": "present",
+            "verified": "verified", "failed": "failed"}
+FAILURES_KEPT = 5
+
+
+class ReportError(ValueError):
+    pass
+
+
+def _counts(**values):
+    counts = {column: values.get(column) for column in COLUMNS}
+    counts["failures"] = list(values.get("failures") or [])[:FAILURES_KEPT]
+    return counts
+
+
+def _transfer(result, verification):
+    failures = [f"{f.get('key')}: {f.get('reason')}" for f in result.get("failures") or []]
+    if verification:  # a check-mode pass after the copy: what is present is what verified
+        return _counts(found=result.get("found"), verified=result.get("already_present"),
+                       failed=(result.get("copied") or 0) + (result.get("failed_count") or 0),
+                       failures=failures + [f"{key}: not at the target" for key in result.get("to_copy") or []])
+    return _counts(found=result.get("found"), copied=result.get("copied"), present=result.get("already_present"),
+                   verified=result.get("verified"), failed=result.get("failed_count"), failures=failures)
+
+
+def _files(result, verification):
+    bad = list(result.get("mismatched") or []) + list(result.get("missing") or [])
+    failures = [f"{path}: differs" for path in result.get("mismatched") or []] + \
+        [f"{path}: missing at the target" for path in result.get("missing") or []]
+    verified = result.get("verified")
+    return _counts(found=verified + len(bad) if isinstance(verified, int) else None,
+                   copied=None if verification else result.get("transferred"),
+                   verified=verified, failed=len(bad), failures=failures)
+
+
+def _mongo(result, verification):
+    kinds = {}
+    for coll in result.get("collections") or []:
+        failures = [f"{f.get('id')}: {f.get('reason')}" for f in coll.get("failures") or []]
+        if "expected" in coll:  # state=verified
+            kinds[f"documents {coll['collection']}"] = _counts(
+                found=coll.get("found"), filtered_out=coll.get("filtered_out"), verified=coll.get("present"),
+                failed=(coll.get("missing") or 0) + (coll.get("differing") or 0), failures=failures)
+        else:
+            kinds[f"documents {coll['collection']}"] = _counts(
+                found=coll.get("found"), filtered_out=coll.get("filtered_out"),
+                copied=(coll.get("inserted") or 0) + (coll.get("replaced") or 0),
+                present=coll.get("skipped_duplicates"), failed=coll.get("failed"), failures=failures)
+    return kinds
+
+
+def _backup(result, verification):
+    """A backup (what check mode gets to): documents found at the source, per collection."""
+    return {f"documents {entry['db']}.{entry['collection']}": _counts(found=entry.get("count"))
+            for entry in result.get("collections") or []}
+
+
+TRACKER_KINDS = {"experiments": "tracker experiments", "runs": "tracker runs", "models": "tracker models",
+                 "versions": "tracker model versions"}
+
+
+def _tracker(result, verification):
+    kinds = {}
+    for key, label in TRACKER_KINDS.items():
+        counts = result.get(key)
+        if not isinstance(counts, dict):
+            continue
+        failures = [f"{f.get('id')}: {f.get('reason')}" for f in result.get("failures") or [] if f.get("kind") == key]
+        moved = (counts.get("copied") or 0) + (counts.get("updated") or 0)
+        if verification:
+            kinds[label] = _counts(found=counts.get("found"), verified=(counts.get("skipped") or 0),
+                                   failed=moved + (counts.get("failed") or 0), failures=failures)
+        else:
+            kinds[label] = _counts(found=counts.get("found"), copied=moved, present=counts.get("skipped"),
+                                   verified=moved if result.get("verify", True) else None,
+                                   failed=counts.get("failed"), failures=failures)
+    return kinds
+
+
+ADAPTERS = {
+    "s3_sync": lambda r, v: {"s3 objects": _transfer(r, v)},
+    "s3_import": lambda r, v: {"s3 objects": _transfer(r, v)},
+    "s3_export": lambda r, v: {"s3 objects": _transfer(r, v)},
+    "file_sync": lambda r, v: {"files": _files(r, v)},
+    "mongo_restore": _mongo,
+    "mongo_backup": _backup,
+    "tracker_copy": _tracker,
+}
+
+
+def _add(into, counts, fields=COLUMNS):
+    for column in fields:
+        if counts[column] is not None:
+            into[column] = (into[column] or 0) + counts[column]
+    room = FAILURES_KEPT - len(into["failures"])
+    into["failures"].extend(counts["failures"][:max(room, 0)])
+
+
+def summarize(results):
+    """``{kind: counts}`` from ``[{module, result, kind?, verification?, fields?}]``; counts of one kind add up.
+
+    ``fields`` limits the columns an entry adds to (a check after a copy adds only verified and failed).
+    """
+    objects = {}
+    for index, entry in enumerate(results or []):
+        if not isinstance(entry, dict) or "module" not in entry:
+            raise ReportError(f"results[{index}] must be a dict with module and result")
+        module = entry["module"].rsplit(".", 1)[-1]
+        if module not in ADAPTERS:
+            raise ReportError(f"results[{index}]: no report of {entry['module']} results "
+                              f"(known: {', '.join(sorted(ADAPTERS))})")
+        result = entry.get("result") or {}
+        # a task with a loop registers its items' results under "results"
+        for one in result["results"] if isinstance(result.get("results"), list) else [result]:
+            if not isinstance(one, dict) or one.get("skipped"):
+                continue
+            for kind, counts in ADAPTERS[module](one, bool(entry.get("verification"))).items():
+                label = f"{entry['kind']} {kind}" if entry.get("kind") else kind
+                _add(objects.setdefault(label, _counts()), counts, entry.get("fields") or COLUMNS)
+    return objects
+
+
+# rendering -------------------------------------------------------------------------------------
+
+def _when(stamp):
+    if not stamp:
+        return ""
+    return datetime.datetime.fromtimestamp(stamp, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _duration(step):
+    if not step.get("started") or not step.get("finished"):
+        return ""
+    seconds = step["finished"] - step["started"]
+    return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+def _cell(value):
+    return "-" if value is None else str(value)
+
+
+def md_text(value):
+    """Text that stays inside one Markdown table cell or list item: line breaks folded into spaces
+    (so it never starts a line of its own), and ``|``, HTML and emphasis characters escaped."""
+    text = " ".join(str(value).split())
+    for char in "\\|<>`*[]":
+        text = text.replace(char, "\\" + char)
+    return text
+
+
+def step_rows(plan, steps):
+    """``(name, state, started, duration)`` for the planned steps, in order (``not run`` when unknown)."""
+    rows = []
+    for name in plan:
+        step = steps.get(name)
+        if step is None:
+            rows.append((name, "not run", "", ""))
+        else:
+            rows.append((name, step["state"], _when(step.get("started")), _duration(step)))
+    return rows
+
+
+def object_rows(plan, steps):
+    """``(step, kind, counts)`` for every object kind a planned step recorded."""
+    rows = []
+    for name in plan:
+        objects = ((steps.get(name) or {}).get("summary") or {}).get("objects") or {}
+        for kind in sorted(objects):
+            rows.append((name, kind, objects[kind]))
+    return rows
+
+
+def render_markdown(title, plan, steps):
+    m = md_text
+    lines = [f"# {m(title)}", "", "## Steps", "", "| step | status | started | took |", "|---|---|---|---|"]
+    lines += [f"| {m(name)} | {m(state)} | {started} | {took} |"
+              for name, state, started, took in step_rows(plan, steps)]
+    lines += ["", "## Objects", "",
+              "| step | kind | " + " | ".join(HEADINGS[c] for c in COLUMNS) + " |",
+              "|---|---|" + "---:|" * len(COLUMNS)]
+    failures = []
+    for step, kind, counts in object_rows(plan, steps):
+        lines.append(f"| {m(step)} | {m(kind)} | " + " | ".join(m(_cell(counts.get(c))) for c in COLUMNS) + " |")
+        failures += [f"- {m(step)} / {m(kind)}: {m(text)}" for text in counts.get("failures") or []]
+    errors = [f"- {m(name)}: {m((steps[name].get('summary') or {}).get('error'))}" for name in plan
+              if name in steps and (steps[name].get("summary") or {}).get("error")]
+    lines += ["", "## First failures", ""] + (failures + errors or ["none"])
+    return "\n".join(lines) + "\n"
+
+
+def render_html(title, plan, steps):
+    esc = html.escape
+    out = ["<!DOCTYPE html>", "<html><head><meta charset=\"utf-8\">", f"<title>{esc(title)}</title>",
+           "<style>body{font-family:sans-serif}table{border-collapse:collapse}"
+           "td,th{border:1px solid #999;padding:2px 8px}td.n{text-align:right}"
+           ".failed{color:#b00}.done{color:#070}</style>",
+           "</head><body>", f"<h1>{esc(title)}</h1>", "<h2>Steps</h2>",
+           "<table><tr><th>step</th><th>status</th><th>started</th><th>took</th></tr>"]
+    for name, state, started, took in step_rows(plan, steps):
+        out.append(f"<tr><td>{esc(name)}</td><td class=\"{esc(state, quote=True)}\">{esc(state)}</td>"
+                   f"<td>{esc(started)}</td><td>{esc(took)}</td></tr>")
+    out += ["</table>", "<h2>Objects</h2>",
+            "<table><tr><th>step</th><th>kind</th>" + "".join(f"<th>{HEADINGS[c]}</th>" for c in COLUMNS) + "</tr>"]
+    failures = []
+    for step, kind, counts in object_rows(plan, steps):
+        out.append(f"<tr><td>{esc(step)}</td><td>{esc(kind)}</td>"
+                   + "".join(f"<td class=\"n\">{esc(_cell(counts.get(c)))}</td>" for c in COLUMNS) + "</tr>")
+        failures += [f"{step} / {kind}: {text}" for text in counts.get("failures") or []]
+    failures += [f"{name}: {(steps[name].get('summary') or {}).get('error')}" for name in plan
+                 if name in steps and (steps[name].get("summary") or {}).get("error")]
+    out += ["</table>", "<h2>First failures</h2>", "<ul>"]
+    out += [f"<li>{esc(text)}</li>" for text in failures] or ["<li>none</li>"]
+    out += ["</ul>", "</body></html>"]
+    return "\n".join(out) + "\n"
+
+
+def render_table(plan, steps):
+    """The compact table printed at the end of a play: one line per step, then one per object kind."""
+    lines = [f"{'step':<12} {'status':<8} {'took':>9}"]
+    lines += [f"{name:<12} {state:<8} {took:>9}" for name, state, _started, took in step_rows(plan, steps)]
+    lines.append("")
+    lines.append(f"{'step':<12} {'kind':<30} " + " ".join(f"{HEADINGS[c]:>12}" for c in COLUMNS))
+    for step, kind, counts in object_rows(plan, steps):
+        lines.append(f"{step:<12} {kind[:30]:<30} " + " ".join(f"{_cell(counts.get(c)):>12}" for c in COLUMNS))
+    return lines
+
+
+def _size(value):
+    if value is None:
+        return "-"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return "-"
+
+
+def progress_by_step(files):
+    """``{step: record}`` from slurped progress files (``source`` path, base64 ``content``); newest wins."""
+    latest = {}
+    for item in files or []:
+        try:
+            record = json.loads(base64.b64decode(item.get("content") or ""))
+        except (ValueError, TypeError):
+            continue
+        step = re.sub(r"(\.progress)?\.json$", "", os.path.basename(item.get("source") or ""))
+        if isinstance(record, dict) and record.get("updated", 0) >= latest.get(step, {}).get("updated", 0):
+            latest[step] = record
+    return latest
+
+
+def status_lines(plan, steps, progress):
+    """The status table: every planned step with its state and, for running ones, the progress
+    ``progress[step]`` holds (a module_utils.state.progress record): done/total, bytes, rate, ETA."""
+    lines = [f"{'step':<12} {'status':<8} {'done/total':>15} {'bytes':>11} {'rate':>12} {'eta':>8}  started or updated"]
+    for name, state, started, took in step_rows(plan, steps):
+        record = (progress or {}).get(name) or {}
+        if state == "running" and record:
+            total = "?" if record.get("total") is None else record["total"]
+            eta = "-" if record.get("eta_seconds") is None else f"{record['eta_seconds']:.0f} s"
+            lines.append(f"{name:<12} {state:<8} {str(record.get('done')) + '/' + str(total):>15} "
+                         f"{_size(record.get('bytes')):>11} {str(record.get('rate')) + '/s':>12} {eta:>8}  "
+                         f"{_when(record.get('updated'))} ({record.get('what', '')})")
+        else:
+            lines.append(f"{name:<12} {state:<8} {'':>15} {'':>11} {'':>12} {took:>8}  {started}")
+    return lines

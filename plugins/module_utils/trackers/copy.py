@@ -1,0 +1,387 @@
+# -*- coding: utf-8 -*-
+# Copyright: mlops.migration contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Copy experiment-tracker records from a source adapter to a target adapter, driven by the ledger.
+
+Per run: create it at the target with its original name, start time and tags (the parent run
+tag remapped, the source ids added as tags), log params, tags, dataset inputs and every metric
+point with its step and timestamp, carry each artifact (md5 taken on the way), set the
+original status and end time, then verify and only then mark it complete in the ledger. A
+run whose source was still running is completed again later by appending the new points.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import threading
+import time
+
+from ansible_collections.mlops.migration.plugins.module_utils.checksums import md5_file
+from ansible_collections.mlops.migration.plugins.module_utils.concurrency import bounded_map
+from ansible_collections.mlops.migration.plugins.module_utils.paths import UnsafePath, confined
+from ansible_collections.mlops.migration.plugins.module_utils.trackers.base import (
+    OUR_TAGS,
+    SOURCE_EXPERIMENT_TAG,
+    SOURCE_RUN_TAG,
+    SOURCE_URI_TAG,
+    TrackerError,
+)
+
+KINDS = ("experiments", "runs", "models", "versions")
+INCLUDE = ("params", "metrics", "tags", "artifacts", "models", "inputs")
+LISTED = 20
+PARENT_TAG = "mlflow.parentRunId"
+
+
+class CopyReport:
+    """Counts per kind, points and bytes copied, and the first failures."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.counts = {kind: dict(found=0, copied=0, skipped=0, updated=0, failed=0) for kind in KINDS}
+        self.points = self.bytes = 0
+        self.failures = []
+
+    def add(self, kind, what, n=1):
+        with self.lock:
+            self.counts[kind][what] += n
+
+    def fail(self, kind, ident, reason):
+        with self.lock:
+            self.counts[kind]["failed"] += 1
+            if len(self.failures) < LISTED:
+                self.failures.append({"kind": kind, "id": ident, "reason": reason})
+
+    def moved(self, points=0, size=0):
+        with self.lock:
+            self.points += points
+            self.bytes += size
+
+    @property
+    def changed(self):
+        return any(c["copied"] or c["updated"] for c in self.counts.values())
+
+    def result(self):
+        out = {kind: dict(counts) for kind, counts in self.counts.items()}
+        out.update(points_copied=self.points, bytes=self.bytes, failures=self.failures,
+                   failed_count=sum(c["failed"] for c in self.counts.values()))
+        return out
+
+
+class RunFilter:
+    """Which source runs to copy: statuses, start-time range (ms since the epoch), tag values."""
+
+    def __init__(self, statuses=None, started_after=None, started_before=None, tags=None):
+        self.statuses = {s.upper() for s in statuses or []}
+        self.after, self.before = started_after, started_before
+        self.tags = dict(tags or {})
+
+    def wants(self, run):
+        if self.statuses and run.status not in self.statuses:
+            return False
+        if self.after is not None and (run.start_time or 0) < self.after:
+            return False
+        if self.before is not None and (run.start_time or 0) >= self.before:
+            return False
+        return all(run.tags.get(k) == v for k, v in self.tags.items())
+
+
+def _depths(runs):
+    """Runs grouped by nesting depth, so parents are copied before their children."""
+    by_id = {r.id: r for r in runs}
+    depth = {}
+
+    def level(run, seen=()):
+        if run.id in depth:
+            return depth[run.id]
+        parent = by_id.get(run.parent_id)
+        depth[run.id] = 0 if parent is None or parent.id in seen else level(parent, seen + (run.id,)) + 1
+        return depth[run.id]
+
+    waves = {}
+    for run in runs:
+        waves.setdefault(level(run), []).append(run)
+    return [waves[k] for k in sorted(waves)]
+
+
+class Copier:
+    def __init__(self, source, target, ledger, include=INCLUDE, run_filter=None, max_runs=None, parallel=4,
+                 verify=True, check_mode=False, name_prefix="", include_deleted=False, progress=None):
+        self.source, self.target, self.ledger = source, target, ledger
+        self.include = set(include)
+        self.run_filter = run_filter or RunFilter()
+        self.max_runs, self.parallel, self.verify = max_runs, max(1, parallel), verify
+        self.check_mode, self.name_prefix, self.include_deleted = check_mode, name_prefix, include_deleted
+        self.report = CopyReport()
+        self.progress = progress  # a module_utils.state.progress.Progress, told after every run
+        self.runs_done = 0
+
+    # experiments and runs ---------------------------------------------------------------------
+
+    def copy(self, selectors):
+        started = time.monotonic()
+        taken = 0
+        for experiment in self.source.experiments(selectors, self.include_deleted):
+            self.report.add("experiments", "found")
+            try:
+                target_exp = self._experiment(experiment)
+            except TrackerError as exc:
+                self.report.fail("experiments", experiment.name, str(exc))
+                continue
+            runs = [r for r in self.source.runs(experiment, self.include_deleted) if self.run_filter.wants(r)]
+            if self.max_runs is not None:
+                runs = runs[:max(0, self.max_runs - taken)]
+            taken += len(runs)
+            if self.progress is not None:
+                self.progress.update(total=(self.progress.total or 0) + len(runs), force=True)
+            for wave in _depths(runs):
+                for _result in bounded_map(lambda run, e=experiment, t=target_exp: self._run_safely(run, e, t),
+                                           wave, self.parallel):
+                    pass
+            if experiment.lifecycle == "deleted" and target_exp and not self.check_mode:
+                self.target.delete_experiment(target_exp)
+        if "models" in self.include:
+            self._models()
+        result = self.report.result()
+        result["seconds"] = round(time.monotonic() - started, 3)
+        return result
+
+    def _experiment(self, experiment):
+        entry = self.ledger.get("experiment", experiment.id)
+        if entry is not None:
+            self.report.add("experiments", "skipped")
+            return entry.target_id
+        name = self.name_prefix + experiment.name
+        if self.check_mode:
+            self.report.add("experiments", "copied")
+            return None
+        # MLflow's own experiment tags are set by the server, except the description
+        tags = {k: v for k, v in experiment.tags.items() if not k.startswith("mlflow.") or k == "mlflow.note.content"}
+        tags[SOURCE_EXPERIMENT_TAG] = experiment.id
+        tags[SOURCE_URI_TAG] = self.source.uri
+        target_id, created = self.target.ensure_experiment(name, tags)
+        self.ledger.record("experiment", experiment.id, target_id, "complete")
+        self.report.add("experiments", "copied" if created else "skipped")
+        return target_id
+
+    def _run_safely(self, run, experiment, target_exp):
+        self.report.add("runs", "found")
+        try:
+            self._run(run, experiment, target_exp)
+        except TrackerError as exc:  # a permanent error fails this run, not the job
+            self.report.fail("runs", run.id, str(exc))
+            if self.progress is not None:
+                self.progress.event(f"{self.progress.what}: run {run.id} failed: {exc}")
+        if self.progress is not None:
+            with self.report.lock:
+                self.runs_done += 1
+                done = self.runs_done
+            self.progress.update(done=done, size=self.report.bytes)
+
+    def _run(self, run, experiment, target_exp):
+        entry = self.ledger.get("run", run.id)
+        if entry is not None and entry.complete:
+            if entry.detail.get("running"):
+                self._update(run, entry)
+            else:
+                self.report.add("runs", "skipped")
+            return
+        if self.check_mode:
+            self.report.add("runs", "copied")
+            return
+        stale = [entry.target_id] if entry is not None else self.target.find_runs_by_tag(
+            target_exp, SOURCE_RUN_TAG, run.id)
+        for old in stale:  # a half-written copy from an interrupted run: redo it
+            self.target.delete_run(old)
+        tags = {k: v for k, v in run.tags.items() if k != PARENT_TAG} if "tags" in self.include else {}
+        if run.parent_id:
+            parent = self.ledger.target_id("run", run.parent_id)
+            if parent:
+                tags[PARENT_TAG] = parent
+        if run.user and "tags" in self.include:
+            tags.setdefault("mlflow.user", run.user)
+        tags.update({SOURCE_RUN_TAG: run.id, SOURCE_EXPERIMENT_TAG: experiment.id, SOURCE_URI_TAG: self.source.uri})
+        new_id = self.target.create_run(target_exp, run, tags)
+        self.ledger.record("run", run.id, new_id, "started")
+        if "params" in self.include and run.params:
+            self.target.log_batch(new_id, params=sorted(run.params.items()))
+        if "inputs" in self.include and run.inputs:
+            self.target.log_inputs(new_id, run.inputs)
+        points = self._metrics(run, new_id, {}) if "metrics" in self.include else {}
+        digests = self._artifacts(run, new_id) if "artifacts" in self.include else {}
+        if run.finished:
+            self.target.finish_run(new_id, run.status, run.end_time)
+        if self.verify:
+            self._verify(run, new_id, points, digests)
+        if run.lifecycle == "deleted":  # copied with include_deleted: deleted at the target too
+            self.target.delete_run(new_id)
+        self.ledger.record("run", run.id, new_id, "complete", {"points": points, "running": not run.finished,
+                                                               "experiment": [experiment.id, target_exp]})
+        self.report.add("runs", "copied")
+
+    def _metrics(self, run, new_id, already):
+        """Copy every metric's points after the first ``already[key]``; returns the point counts."""
+        counts = {}
+        for key in run.metric_keys:
+            skip = already.get(key, 0)
+            tally = _Tally()
+            self.target.log_batch(new_id, points=tally.after(self.source.metric_history(run, key), skip))
+            counts[key] = tally.seen
+            self.report.moved(points=tally.seen - skip)
+        return counts
+
+    def _artifacts(self, run, new_id):
+        digests = {}
+        with tempfile.TemporaryDirectory(prefix="mlops-tracker-") as scratch:
+            for artifact in self.source.artifacts(run):
+                local = self._scratch_path(os.path.join(scratch, "a"), artifact, run)
+                os.makedirs(os.path.dirname(local), exist_ok=True)
+                self.source.download(run, artifact, local)
+                digests[artifact.path] = md5_file(local)[0]
+                self.target.upload(new_id, artifact, local)
+                self.report.moved(size=os.path.getsize(local))
+                os.unlink(local)
+        return digests
+
+    @staticmethod
+    def _scratch_path(scratch, artifact, run):
+        """Where an artifact lands in the scratch directory; a name that would leave it fails the run."""
+        try:
+            return confined(scratch, artifact.path, "artifact")
+        except UnsafePath as exc:
+            raise TrackerError(f"run {run.id}: {exc}") from exc
+
+    def _update(self, run, entry):
+        """The source run was still running when copied: append what it logged since."""
+        fresh = self.source.run(run.id)
+        if self.check_mode:
+            self.report.add("runs", "updated" if fresh != run or not fresh.finished else "skipped")
+            return
+        new_id = entry.target_id
+        before = dict(entry.detail.get("points", {}))
+        counts = self._metrics(fresh, new_id, before) if "metrics" in self.include else before
+        extra_tags = sorted((k, v) for k, v in fresh.tags.items() if k not in OUR_TAGS and k != PARENT_TAG)
+        if "tags" in self.include:
+            self.target.log_batch(new_id, tags=extra_tags)
+        if "params" in self.include:
+            self.target.log_batch(new_id, params=sorted(fresh.params.items()))
+        if fresh.finished:
+            self.target.finish_run(new_id, fresh.status, fresh.end_time)
+        appended = sum(counts.values()) - sum(before.values())
+        self.ledger.record("run", run.id, new_id, "complete", dict(entry.detail, points=counts,
+                                                                   running=not fresh.finished))
+        self.report.add("runs", "updated" if appended or fresh.finished else "skipped")
+
+    def _verify(self, run, new_id, points, digests):
+        copy = self.target.run(new_id)
+        problems = []
+        if "params" in self.include and copy.params != run.params:
+            problems.append("params differ")
+        if "tags" in self.include:
+            theirs = {k: v for k, v in copy.tags.items() if k not in OUR_TAGS and k != PARENT_TAG}
+            ours = {k: v for k, v in run.tags.items() if k != PARENT_TAG}
+            missing = {k for k in ours if theirs.get(k) != ours[k]}
+            if missing:
+                problems.append(f"tags differ: {', '.join(sorted(missing)[:5])}")
+        if "metrics" in self.include:
+            for key, count in points.items():
+                last, n = None, 0
+                for point in self.target.metric_history(copy, key):
+                    n, last = n + 1, point
+                if n != count:
+                    problems.append(f"metric {key}: {n} points at the target, {count} at the source")
+        if digests:
+            listed = list(self.target.artifacts(copy))
+            paths = {a.path for a in listed}
+            if paths != set(digests):
+                problems.append(f"artifacts differ: {sorted(set(digests) ^ paths)[:5]}")
+            else:
+                with tempfile.TemporaryDirectory(prefix="mlops-tracker-verify-") as scratch:
+                    for artifact in listed:
+                        local = self._scratch_path(scratch, artifact, copy)
+                        os.makedirs(os.path.dirname(local), exist_ok=True)
+                        self.target.download(copy, artifact, local)
+                        if md5_file(local)[0] != digests[artifact.path]:
+                            problems.append(f"artifact {artifact.path}: md5 differs")
+        if problems:
+            raise TrackerError(f"run {run.id} copied to {new_id} but does not verify: {'; '.join(problems)}")
+
+    # registered models ------------------------------------------------------------------------
+
+    def _models(self):
+        for model in self.source.registered_models():
+            try:
+                self._model(model)
+            except TrackerError as exc:
+                self.report.fail("models", model.name, str(exc))
+
+    def _model(self, model):
+        """Copy a registered model whose versions come from runs this ledger copied; other versions stay out."""
+        versions = [v for v in self.source.model_versions(model)
+                    if v.run_id and self.ledger.target_id("run", v.run_id) is not None]
+        if not versions:
+            return  # none of its versions come from a run in this copy
+        self.report.add("models", "found")
+        todo = [v for v in versions if not (self.ledger.get("version", f"{v.name}/{v.version}") or _Never).complete]
+        if self.ledger.get("model", model.name) is not None and not todo:
+            self.report.add("models", "skipped")
+            self.report.add("versions", "found", len(versions))
+            self.report.add("versions", "skipped", len(versions))
+            return
+        if self.check_mode:
+            self.report.add("models", "copied")
+            self.report.add("versions", "found", len(versions))
+            self.report.add("versions", "copied", len(todo))
+            return
+        created = self.target.ensure_registered_model(model)
+        self.ledger.record("model", model.name, model.name, "complete")
+        self.report.add("models", "copied" if created else "updated")
+        mapping = {}
+        for version in versions:
+            self.report.add("versions", "found")
+            key = f"{version.name}/{version.version}"
+            entry = self.ledger.get("version", key)
+            if entry is not None and entry.complete:
+                mapping[version.version] = entry.target_id
+                self.report.add("versions", "skipped")
+                continue
+            run_id = self.ledger.target_id("run", version.run_id) if version.run_id else None
+            source = self._remap_source(version, run_id)
+            new_version = self.target.create_model_version(version, source, run_id)
+            mapping[version.version] = new_version
+            self.ledger.record("version", key, new_version, "complete",
+                               {"renumbered": new_version != version.version})
+            self.report.add("versions", "copied")
+        for alias, number in model.aliases.items():
+            if str(number) in mapping:
+                self.target.set_alias(model.name, alias, mapping[str(number)])
+
+    def _remap_source(self, version, new_run):
+        """The version's source with the copied run's id (and experiment id, in artifact paths)."""
+        source = version.source
+        if version.run_id and new_run:
+            source = source.replace(version.run_id, new_run)
+            entry = self.ledger.get("run", version.run_id)
+            old_exp, new_exp = (entry.detail.get("experiment") or [None, None]) if entry else (None, None)
+            if old_exp and new_exp:
+                source = re.sub(rf"/{re.escape(old_exp)}/{new_run}/", f"/{new_exp}/{new_run}/", source)
+        return source
+
+
+class _Tally:
+    """Counts a stream of points while passing on those after the first ``skip``."""
+
+    def __init__(self):
+        self.seen = 0
+
+    def after(self, points, skip):
+        for point in points:
+            self.seen += 1
+            if self.seen > skip:
+                yield point
+
+
+class _Never:
+    complete = False

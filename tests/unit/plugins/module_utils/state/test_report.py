@@ -1,0 +1,124 @@
+"""Unit tests of module_utils/state/report.py: module results summed per object kind, and rendered."""
+
+import base64
+import json
+
+import pytest
+
+from ansible_collections.mlops.migration.plugins.module_utils.state.report import (
+    progress_by_step,
+    render_html,
+    render_markdown,
+    render_table,
+    ReportError,
+    status_lines,
+    summarize,
+)
+
+S3 = {"found": 10, "copied": 4, "already_present": 6, "verified": 4, "failed_count": 0, "failures": []}
+
+
+def test_s3_and_loop_results_add_up():
+    looped = {"results": [dict(S3), dict(S3, copied=1, already_present=8, verified=1, failed_count=1,
+                                         failures=[{"key": "a b.png", "reason": "BadDigest"}]), {"skipped": True}]}
+    objects = summarize([{"module": "mlops.migration.s3_sync", "result": looped}])
+    counts = objects["s3 objects"]
+    assert (counts["found"], counts["copied"], counts["present"], counts["verified"], counts["failed"]) == (20, 5, 14, 5, 1)
+    assert counts["filtered_out"] is None
+    assert counts["failures"] == ["a b.png: BadDigest"]
+
+
+def test_verification_counts_present_objects_as_verified_and_the_rest_as_failed():
+    objects = summarize([{"module": "s3_sync", "verification": True,
+                          "result": dict(S3, copied=2, already_present=8, to_copy=["x", "y"])}])
+    counts = objects["s3 objects"]
+    assert (counts["verified"], counts["failed"], counts["copied"]) == (8, 2, None)
+    assert counts["failures"] == ["x: not at the target", "y: not at the target"]
+
+
+def test_mongo_restore_and_its_check_by_collection_with_fields():
+    restore = {"collections": [{"collection": "backend.task", "found": 30, "filtered_out": 15, "inserted": 10,
+                                "replaced": 1, "skipped_duplicates": 4, "failed": 0, "failures": []}]}
+    check = {"collections": [{"collection": "backend.task", "found": 30, "filtered_out": 15, "expected": 15,
+                              "present": 15, "missing": 0, "differing": 0, "failures": []}]}
+    objects = summarize([{"module": "mongo_restore", "result": restore},
+                         {"module": "mongo_restore", "result": check, "verification": True,
+                          "fields": ["verified", "failed"]}])
+    counts = objects["documents backend.task"]
+    assert (counts["found"], counts["filtered_out"], counts["copied"], counts["present"], counts["verified"],
+            counts["failed"]) == (30, 15, 11, 4, 15, 0)
+
+
+def test_tracker_kinds_files_and_labels():
+    copy = {"runs": {"found": 6, "copied": 5, "updated": 1, "skipped": 0, "failed": 0},
+            "experiments": {"found": 2, "copied": 2, "updated": 0, "skipped": 0, "failed": 0},
+            "failures": []}
+    files = {"transferred": 3, "verified": 7, "mismatched": ["a"], "missing": []}
+    objects = summarize([{"module": "tracker_copy", "result": copy},
+                         {"module": "file_sync", "kind": "models", "result": files}])
+    assert objects["tracker runs"]["copied"] == 6 and objects["tracker runs"]["verified"] == 6
+    assert objects["models files"]["found"] == 8 and objects["models files"]["failed"] == 1
+    assert objects["models files"]["failures"] == ["a: differs"]
+
+
+@pytest.mark.parametrize("entry", [{"result": {}}, {"module": "rsync", "result": {}}, "s3_sync"])
+def test_unknown_or_malformed_results_are_refused(entry):
+    with pytest.raises(ReportError):
+        summarize([entry])
+
+
+STEPS = {
+    "files_bulk": {"state": "done", "started": 1_700_000_000, "finished": 1_700_000_002.5,
+                   "summary": {"objects": summarize([{"module": "s3_sync", "result": S3}])}, "progress": {}},
+    "s3": {"state": "failed", "started": 1_700_000_003, "finished": 1_700_000_010,
+           "summary": {"error": "bucket <x> does not exist"}, "progress": {}},
+    "mongo": {"state": "running", "started": 1_700_000_011, "finished": None, "summary": {}, "progress": {}},
+}
+PLAN = ["files_bulk", "s3", "mongo", "trackers"]
+
+
+def test_markdown_html_and_table_show_every_planned_step():
+    text = render_markdown("Report", PLAN, STEPS)
+    assert "| files_bulk | done | 2023-11-14 22:13:20 UTC | 2.5 s |" in text
+    assert "| trackers | not run |  |  |" in text
+    assert "| files_bulk | s3 objects | 10 | - | 4 | 6 | 4 | 0 |" in text
+    assert "- s3: bucket \\<x\\> does not exist" in text  # no HTML gets into the Markdown
+    page = render_html("Report", PLAN, STEPS)
+    assert "bucket &lt;x&gt; does not exist" in page and "<td class=\"failed\">failed</td>" in page
+    table = render_table(PLAN, STEPS)
+    assert table[1].split() == ["files_bulk", "done", "2.5", "s"]
+    assert any(line.split()[:3] == ["files_bulk", "s3", "objects"] for line in table)
+
+
+def test_status_shows_the_progress_of_a_running_step():
+    record = {"what": "mongo_restore x", "done": 500, "total": 2000, "bytes": 3 * 1024 * 1024, "rate": 250.0,
+              "eta_seconds": 6.0, "updated": 1_700_000_020}
+    older = dict(record, done=100, updated=1_700_000_015)
+    files = [{"source": "/state/mongo.progress.json", "content": base64.b64encode(json.dumps(r).encode()).decode()}
+             for r in (record, older)] + [{"source": "/state/s3.progress.json", "content": "bm90IGpzb24="}]
+    progress = progress_by_step(files)
+    assert progress == {"mongo": record}
+    lines = status_lines(PLAN, STEPS, progress)
+    mongo = next(line for line in lines if line.startswith("mongo"))
+    assert mongo.split()[:6] == ["mongo", "running", "500/2000", "3.0", "MiB", "250.0/s"]
+    assert "6 s" in mongo
+    assert next(line for line in lines if line.startswith("trackers")).split() == ["trackers", "not", "run"]
+
+
+def test_names_and_failures_cannot_break_the_markdown_or_the_html():
+    from ansible_collections.mlops.migration.plugins.module_utils.state.report import render_html, render_markdown
+
+    hostile = "key|with pipe\n# Heading\n<script>alert(1)</script>"
+    steps = {"s3": {"state": "failed", "started": 0, "finished": 1, "summary": {
+        "error": hostile, "objects": {hostile: {"found": "<b>5</b>", "failures": [hostile]}}}}}
+    text = render_markdown("report", ["s3"], steps)
+    assert "\n# Heading" not in text and "<script>" not in text
+    import re  # pylint: disable=import-outside-toplevel
+
+    from ansible_collections.mlops.migration.plugins.module_utils.state.report import COLUMNS  # pylint: disable=C0415
+
+    rows = [line for line in text.splitlines() if line.startswith("| s3 |")]
+    assert [len(re.findall(r"(?<!\\)\|", line)) for line in rows] == [5, len(COLUMNS) + 3]  # no cell added
+    assert "key\\|with pipe # Heading \\<script\\>" in text
+    page = render_html("report", ["s3"], steps)
+    assert "<script>" not in page and "<b>5</b>" not in page and "&lt;b&gt;5&lt;/b&gt;" in page

@@ -1,0 +1,42 @@
+"""Unit tests of the copy logic (module_utils/trackers/copy.py) that needs no server."""
+
+from ansible_collections.mlops.migration.plugins.module_utils.trackers.copy import _depths, CopyReport, RunFilter
+from ansible_collections.mlops.migration.plugins.module_utils.trackers.base import Run
+
+
+def run(ident, parent=None, status="FINISHED", start=0, tags=None):
+    tags = dict(tags or {})
+    if parent:
+        tags["mlflow.parentRunId"] = parent
+    return Run(ident, "1", ident, start, None, status, "u", tags=tags)
+
+
+def test_parents_come_in_earlier_waves_than_their_children():
+    runs = [run("c", "b"), run("a"), run("b", "a"), run("x", "missing"), run("loop1", "loop2"), run("loop2", "loop1")]
+    waves = [[r.id for r in wave] for wave in _depths(runs)]
+    order = {ident: n for n, wave in enumerate(waves) for ident in wave}
+    assert order["a"] < order["b"] < order["c"]
+    assert order["x"] == 0  # a parent outside the copy does not hold a run back
+    assert set(order) == {"a", "b", "c", "x", "loop1", "loop2"}
+
+
+def test_run_filter():
+    wanted = RunFilter(["finished"], started_after=10, started_before=20, tags={"team": "a"})
+    assert wanted.wants(run("r", start=10, tags={"team": "a"}))
+    assert not wanted.wants(run("r", start=20, tags={"team": "a"}))
+    assert not wanted.wants(run("r", start=15, status="FAILED", tags={"team": "a"}))
+    assert not wanted.wants(run("r", start=15, tags={"team": "b"}))
+    assert RunFilter().wants(run("r", status="RUNNING"))
+    assert not run("r", status="RUNNING").finished
+
+
+def test_report_counts_and_lists_failures():
+    report = CopyReport()
+    report.add("runs", "found", 3)
+    report.add("runs", "copied")
+    report.fail("runs", "r2", "boom")
+    report.moved(points=10, size=5)
+    result = report.result()
+    assert result["runs"] == {"found": 3, "copied": 1, "skipped": 0, "updated": 0, "failed": 1}
+    assert (result["points_copied"], result["bytes"], result["failed_count"]) == (10, 5, 1)
+    assert result["failures"] == [{"kind": "runs", "id": "r2", "reason": "boom"}] and report.changed
