@@ -43,13 +43,13 @@ MIB = 1024 * 1024
 UTILS_RUN = """
 import json, sys
 sys.path.insert(0, sys.argv[1])
-from ansible_collections.mlops.migration.plugins.module_utils.s3.connection import Endpoint
-from ansible_collections.mlops.migration.plugins.module_utils.s3.sync import Bucket, sync
+from ansible_collections.mlops.migration.plugins.module_utils.s3.connection import Endpoint, Location
+from ansible_collections.mlops.migration.plugins.module_utils.s3.sync import sync
 cfg = json.loads(sys.argv[2])
 ends = []
 for side in ("source", "target"):
     e = Endpoint(cfg[side]["endpoint_url"], cfg[side]["access_key"], cfg[side]["secret_key"])
-    ends.append(Bucket(e.client(max_pool=10), e, cfg[side]["bucket"]))
+    ends.append(Location(e.client(max_pool=10), e, cfg[side]["bucket"]))
 print(json.dumps(sync(ends[0], ends[1], parallel=8)))
 """
 

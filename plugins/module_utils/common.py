@@ -1,19 +1,56 @@
 # -*- coding: utf-8 -*-
 # Copyright: mlops.migration contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Errors and result conventions shared by every module of the collection."""
+"""Errors, and the runner every module's work goes through.
+
+Typed errors say what kind of failure it was (something missing, credentials refused, an endpoint
+unreachable), so callers such as the preflight checks decide on the type, never on the text.
+"""
 
 from __future__ import annotations
+
+import time
 
 
 class MigrationError(Exception):
     """A failure a module reports with ``fail_json``: the message names the object and the cause."""
 
 
-def failure_summary(result, what):
-    """``N object(s) <what> (key: reason; ...)`` from a transfer result's count and first failures."""
-    first = "; ".join(f"{f['key']}: {f['reason']}" for f in result["failures"][:5])
-    return f"{result['failed_count']} object(s) {what} ({first})"
+class NotFound(MigrationError):
+    """A bucket, key, database, collection, index, experiment or file that is not there."""
+
+
+class CredentialsRefused(MigrationError):
+    """The endpoint answered and refused the credentials (or has none to check)."""
+
+
+class Unreachable(MigrationError):
+    """The endpoint did not answer: DNS, connection refused, timeout, TLS."""
+
+
+def failure_summary(counts, what="object(s) failed"):
+    """``N <what> (object: reason; ...)`` from a counts record's ``failed`` and first failures."""
+    first = "; ".join(f"{f['object']}: {f['reason']}" for f in counts["failures"][:5])
+    return f"{counts['failed']} {what} ({first})"
+
+
+def run_module(module, work, what="object(s) failed"):
+    """Run ``work()`` (which returns the result dict) and end the module with it.
+
+    A MigrationError fails the module with its message (and the partial result the error carries
+    as ``result``, if any); the result gets ``seconds`` when it has none; a result whose ``counts``
+    record failures fails through ``failure_summary`` with the whole result attached.
+    """
+    started = time.monotonic()
+    try:
+        result = work()
+    except MigrationError as exc:
+        module.fail_json(msg=str(exc), **(getattr(exc, "result", None) or {}))
+    result.setdefault("seconds", round(time.monotonic() - started, 3))
+    counts = result.get("counts") or {}
+    if counts.get("failed"):
+        module.fail_json(msg=failure_summary(counts, what), **result)
+    module.exit_json(**result)
 
 
 def split_userinfo(uri):

@@ -240,8 +240,10 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.mlops.migration.plugins.module_utils.counts import by_kind
 from ansible_collections.mlops.migration.plugins.module_utils.files.sync import (
     check_relative,
+    file_counts,
     read_file_list,
     rsync,
     RsyncOptions,
@@ -348,7 +350,14 @@ def main():
     except SyncError as exc:
         module.fail_json(msg=str(exc), rc=exc.rc, stderr=exc.stderr, **result)
     result["seconds"] = round(time.monotonic() - started, 3)
-    module.exit_json(**result)
+    module.exit_json(**with_counts(module, result))
+
+
+def with_counts(module, result):
+    """``result`` with its ``kinds``/``counts`` (module_utils/counts.py)."""
+    result.update(by_kind({"files": file_counts(result, module.params["state"] == "verified", module.check_mode)},
+                          result.get("seconds")))
+    return result
 
 
 def transfer(module, src, dest, scratch, result, started):
@@ -378,7 +387,8 @@ def transfer(module, src, dest, scratch, result, started):
         result.update(verified=len(diff.verified), mismatched=diff.mismatched, missing=diff.missing)
         if not diff.ok:
             result["seconds"] = round(time.monotonic() - started, 3)
-            module.fail_json(msg=f"{dest.label} does not match {src.label}: {diff.summary()}", **result)
+            module.fail_json(msg=f"{dest.label} does not match {src.label}: {diff.summary()}",
+                             **with_counts(module, result))
 
 
 if __name__ == "__main__":

@@ -154,13 +154,13 @@ seconds:
 """
 
 import os
-import time
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.mlops.migration.plugins.module_utils.files.archives import pack
 from ansible_collections.mlops.migration.plugins.module_utils.checksums import md5_file
-from ansible_collections.mlops.migration.plugins.module_utils.common import MigrationError, protect_uri_secrets
+from ansible_collections.mlops.migration.plugins.module_utils.common import protect_uri_secrets, run_module
+from ansible_collections.mlops.migration.plugins.module_utils.counts import by_kind, Counts
 from ansible_collections.mlops.migration.plugins.module_utils.mongo.connection import (
     connect,
     connection_options,
@@ -194,31 +194,30 @@ def main():
     protect_uri_secrets(module, module.params["uri"])
     if not HAS_PYMONGO:
         module.fail_json(msg=missing_required_lib("pymongo"))
-    params = module.params
-    started = time.monotonic()
-    dest = params["dest"]
-    try:
-        specs = parse_specs(params["databases"], [
-            {k: v for k, v in entry.items() if v is not None} for entry in params["collections"]])
-        client = connect(params)
-        try:
-            entries, changed, manifest_changed = backup(client, specs, dest, params["compress"],
-                                                        module.check_mode, params["batch_size"])
-        finally:
-            client.close()
-        result = dict(changed=bool(changed or manifest_changed), collections=entries, changed_collections=changed,
-                      documents=sum(e["count"] for e in entries), bytes=sum(e["bytes"] for e in entries),
-                      manifest=os.path.join(dest, MANIFEST))
-        if params["archive"] == "zip" and not module.check_mode:
-            zip_path = dest.rstrip("/") + ".zip"
-            before = md5_file(zip_path)[0] if os.path.isfile(zip_path) else None
-            result["archive"], result["archive_md5"] = pack(dest, "zip")
-            result["changed"] = result["changed"] or before != result["archive_md5"]
-    except MigrationError as exc:
-        module.fail_json(msg=str(exc))
-    result["seconds"] = round(time.monotonic() - started, 3)
-    module.exit_json(**result)
+    run_module(module, lambda: back_up(module, module.params))
 
+
+def back_up(module, params):
+    dest = params["dest"]
+    specs = parse_specs(params["databases"], [
+        {k: v for k, v in entry.items() if v is not None} for entry in params["collections"]])
+    client = connect(params)
+    try:
+        entries, changed, manifest_changed = backup(client, specs, dest, params["compress"],
+                                                    module.check_mode, params["batch_size"])
+    finally:
+        client.close()
+    kinds = {f"documents {e['db']}.{e['collection']}": Counts(dry_run=module.check_mode, found=e["count"])
+             for e in entries}
+    result = dict(changed=bool(changed or manifest_changed), collections=entries, changed_collections=changed,
+                  documents=sum(e["count"] for e in entries), bytes=sum(e["bytes"] for e in entries),
+                  manifest=os.path.join(dest, MANIFEST), **by_kind(kinds))
+    if params["archive"] == "zip" and not module.check_mode:
+        zip_path = dest.rstrip("/") + ".zip"
+        before = md5_file(zip_path)[0] if os.path.isfile(zip_path) else None
+        result["archive"], result["archive_md5"] = pack(dest, "zip")
+        result["changed"] = result["changed"] or before != result["archive_md5"]
+    return result
 
 if __name__ == "__main__":
     main()

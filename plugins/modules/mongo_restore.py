@@ -199,12 +199,11 @@ seconds:
   type: float
 """
 
-import time
-
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.mlops.migration.plugins.module_utils.files.archives import opened_bundle
-from ansible_collections.mlops.migration.plugins.module_utils.common import MigrationError, protect_uri_secrets
+from ansible_collections.mlops.migration.plugins.module_utils.common import NotFound, protect_uri_secrets, run_module
+from ansible_collections.mlops.migration.plugins.module_utils.counts import by_kind
 from ansible_collections.mlops.migration.plugins.module_utils.state import progress as progress_file
 from ansible_collections.mlops.migration.plugins.module_utils.mongo.connection import (
     connect,
@@ -217,6 +216,7 @@ from ansible_collections.mlops.migration.plugins.module_utils.mongo.dump import 
     read_metadata,
 )
 from ansible_collections.mlops.migration.plugins.module_utils.mongo.load import (
+    collection_counts,
     parse_settings,
     restore_collection,
     verify_collection,
@@ -227,11 +227,11 @@ COUNTS = ("found", "inserted", "skipped_duplicates", "collisions", "replaced", "
 
 
 def selected_entries(entries, include, named):
-    """The manifest entries to restore; MigrationError when a named collection is not in the backup."""
+    """The manifest entries to restore; NotFound when a named collection is not in the backup."""
     available = {f"{e['db']}.{e['collection']}" for e in entries}
     unknown = sorted((set(include) | named) - available)
     if unknown:
-        raise MigrationError(f"the backup holds no collection {', '.join(unknown)} "
+        raise NotFound(f"the backup holds no collection {', '.join(unknown)} "
                              f"(it holds {', '.join(sorted(available)) or 'nothing'})")
     return [e for e in entries if not include or f"{e['db']}.{e['collection']}" in include]
 
@@ -298,25 +298,20 @@ def main():
         module.fail_json(msg=missing_required_lib("pymongo"))
     if module.params["batch_size"] < 1:
         module.fail_json(msg="batch_size must be at least 1")
-    started = time.monotonic()
-    try:
-        reports = run(module, module.params)
-    except MigrationError as exc:
-        module.fail_json(msg=str(exc))
+    run_module(module, lambda: restore(module), "document(s) are missing or differ at the target"
+               if module.params["state"] == "verified" else "document(s) could not be restored")
+
+
+def restore(module):
+    reports = run(module, module.params)
     totals = {key: sum(r[key] for r in reports) for key in COUNTS}
     verifying = module.params["state"] == "verified"
     if verifying:
         totals.update({key: sum(r[key] for r in reports) for key in ("expected", "present", "missing", "differing")})
     changed = not verifying and any(r["inserted"] or r["replaced"] or r["indexes_created"] or r.get("created")
                                     for r in reports)
-    result = dict(changed=changed, collections=reports, totals=totals,
-                  seconds=round(time.monotonic() - started, 3))
-    if totals["failed"]:
-        bad = [f"{r['collection']}: {f['id']}: {f['reason']}" for r in reports for f in r["failures"]][:5]
-        what = "are missing or differ at the target" if verifying else "could not be restored"
-        module.fail_json(msg=f"{totals['failed']} document(s) {what} ({'; '.join(bad)})", **result)
-    module.exit_json(**result)
-
+    kinds = {f"documents {r['collection']}": collection_counts(r, module.check_mode) for r in reports}
+    return dict(changed=changed, collections=reports, totals=totals, **by_kind(kinds))
 
 if __name__ == "__main__":
     main()

@@ -11,7 +11,7 @@ module: s3_export
 short_description: Export the objects under a bucket prefix to a bundle directory (and archive) with an md5 manifest
 version_added: 0.1.0
 description:
-  - Writes every object under O(bucket)/O(prefix) to C(<dest>/objects/<key below the prefix>),
+  - Writes every object under O(source.bucket)/O(source.prefix) to C(<dest>/objects/<key below the prefix>),
     keys kept byte for byte as paths (spaces, unicode, C(+), C(%), deep nesting, zero-byte
     objects); directory-marker keys (ending in C(/)) become directories and are recorded in
     C(<dest>/export.json) so M(mlops.migration.s3_import) recreates them.
@@ -24,17 +24,9 @@ description:
 author:
   - mlops.migration developers (@mlops-migration)
 extends_documentation_fragment:
-  - mlops.migration.s3
+  - mlops.migration.s3.source
   - mlops.migration.progress
 options:
-  bucket:
-    description: Bucket to export from.
-    type: str
-    required: true
-  prefix:
-    description: Only keys under this prefix; it is not part of the exported paths.
-    type: str
-    default: ""
   dest:
     description: Bundle directory on the host that runs the module.
     type: path
@@ -70,11 +62,12 @@ attributes:
 EXAMPLES = r"""
 - name: Export a project's ClearML data for the air gap
   mlops.migration.s3_export:
-    endpoint_url: https://minio.old.example.com
-    access_key: "{{ s3_access_key }}"
-    secret_key: "{{ s3_secret_key }}"
-    bucket: clearml
-    prefix: clearml-data/ProjectA/
+    source:
+      endpoint_url: https://minio.old.example.com
+      access_key: "{{ s3_access_key }}"
+      secret_key: "{{ s3_secret_key }}"
+      bucket: clearml
+      prefix: clearml-data/ProjectA/
     dest: /srv/export/projecta
     archive: zip
   register: exported
@@ -153,25 +146,18 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.mlops.migration.plugins.module_utils.common import MigrationError, failure_summary
-from ansible_collections.mlops.migration.plugins.module_utils.state import progress as progress_file
 from ansible_collections.mlops.migration.plugins.module_utils.checksums import md5_file
-from ansible_collections.mlops.migration.plugins.module_utils.s3.connection import (
-    check_bucket,
-    connection_options,
-    Endpoint,
-)
+from ansible_collections.mlops.migration.plugins.module_utils.common import run_module
 from ansible_collections.mlops.migration.plugins.module_utils.files.archives import pack
 from ansible_collections.mlops.migration.plugins.module_utils.s3.bundle import export_bucket, MANIFEST
-from ansible_collections.mlops.migration.plugins.module_utils.s3.sync import Bucket
+from ansible_collections.mlops.migration.plugins.module_utils.s3.connection import location_options, open_bucket
+from ansible_collections.mlops.migration.plugins.module_utils.state import progress as progress_file
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            connection_options(),
-            bucket=dict(type="str", required=True),
-            prefix=dict(type="str", default=""),
+            source=dict(type="dict", required=True, options=location_options()),
             dest=dict(type="path", required=True),
             include=dict(type="list", elements="str", default=[]),
             exclude=dict(type="list", elements="str", default=[]),
@@ -181,32 +167,28 @@ def main():
         ),
         supports_check_mode=True,
     )
-    params = module.params
+    run_module(module, lambda: export(module, module.params), "object(s) not exported")
+
+
+def export(module, params):
     dest = params["dest"].rstrip("/")
-    try:
-        endpoint = Endpoint.from_params(params)
-        client = endpoint.client(max_pool=params["parallel"] + 2)
-        check_bucket(client, endpoint, params["bucket"])
-        progress = progress_file.start(module, f"s3_export {params['bucket']}/{params['prefix']} -> {dest}")
-        result = export_bucket(Bucket(client, endpoint, params["bucket"], params["prefix"]), dest,
-                               params["include"], params["exclude"], params["parallel"], module.check_mode,
-                               progress=progress)
-        progress_file.finish(progress, result)
-        result["manifest"] = os.path.join(dest, MANIFEST)
-        if result["failed_count"]:
-            module.fail_json(msg=failure_summary(result, "not exported"), **result)
-        if params["archive"] != "none":
-            archive = dest + (".zip" if params["archive"] == "zip" else ".tar.gz")
-            if not module.check_mode and (result["changed"] or not os.path.exists(archive)):
-                archive, archive_md5 = pack(dest, params["archive"])
-                result["changed"] = True
-            else:
-                archive_md5 = md5_file(archive)[0] if os.path.exists(archive) else None
-                result["changed"] = result["changed"] or not os.path.exists(archive)
-            result.update(archive=archive, archive_md5=archive_md5)
-    except MigrationError as exc:
-        module.fail_json(msg=str(exc))
-    module.exit_json(**result)
+    source, _created = open_bucket(params["source"], params["parallel"] + 2)
+    progress = progress_file.start(module, f"s3_export {source.bucket}/{source.prefix} -> {dest}")
+    result = export_bucket(source, dest, params["include"], params["exclude"], params["parallel"], module.check_mode,
+                           progress=progress)
+    progress_file.finish(progress, result)
+    result["manifest"] = os.path.join(dest, MANIFEST)
+    if result["failed_count"] or params["archive"] == "none":
+        return result  # a bundle with failures is not packed
+    archive = dest + (".zip" if params["archive"] == "zip" else ".tar.gz")
+    if not module.check_mode and (result["changed"] or not os.path.exists(archive)):
+        archive, archive_md5 = pack(dest, params["archive"])
+        result["changed"] = True
+    else:
+        archive_md5 = md5_file(archive)[0] if os.path.exists(archive) else None
+        result["changed"] = result["changed"] or not os.path.exists(archive)
+    result.update(archive=archive, archive_md5=archive_md5)
+    return result
 
 
 if __name__ == "__main__":

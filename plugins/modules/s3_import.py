@@ -21,7 +21,7 @@ description:
 author:
   - mlops.migration developers (@mlops-migration)
 extends_documentation_fragment:
-  - mlops.migration.s3
+  - mlops.migration.s3.target
   - mlops.migration.progress
 options:
   src:
@@ -36,14 +36,6 @@ options:
         O(src), for trees that are not bundles, such as a ClearML fileserver's files moved by
         M(mlops.migration.file_sync). Every file is checked against it before anything is uploaded.
     type: path
-  bucket:
-    description: Bucket to upload into.
-    type: str
-    required: true
-  prefix:
-    description: Prefix the bundle's paths get as keys.
-    type: str
-    default: ""
   overwrite:
     description:
       - V(different) replaces objects whose md5 differs and skips identical ones; V(never)
@@ -71,12 +63,13 @@ attributes:
 EXAMPLES = r"""
 - name: Import the carried bundle into the enclave's S3
   mlops.migration.s3_import:
-    endpoint_url: https://s3.enclave.example.com
-    access_key: "{{ s3_access_key }}"
-    secret_key: "{{ s3_secret_key }}"
+    target:
+      endpoint_url: https://s3.enclave.example.com
+      access_key: "{{ s3_access_key }}"
+      secret_key: "{{ s3_secret_key }}"
+      bucket: clearml
+      prefix: clearml-data/ProjectA/
     src: /incoming/projecta.zip
-    bucket: clearml
-    prefix: clearml-data/ProjectA/
     create_bucket: true
 """
 
@@ -138,25 +131,19 @@ seconds:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.mlops.migration.plugins.module_utils.common import MigrationError, failure_summary
-from ansible_collections.mlops.migration.plugins.module_utils.state import progress as progress_file
-from ansible_collections.mlops.migration.plugins.module_utils.s3.connection import (
-    connection_options,
-    Endpoint,
-    ensure_bucket,
-)
+from ansible_collections.mlops.migration.plugins.module_utils.common import run_module
 from ansible_collections.mlops.migration.plugins.module_utils.files.archives import opened_bundle
 from ansible_collections.mlops.migration.plugins.module_utils.s3.bundle import check_bundle, import_bundle
-from ansible_collections.mlops.migration.plugins.module_utils.s3.sync import Bucket
+from ansible_collections.mlops.migration.plugins.module_utils.s3.connection import location_options, open_bucket
+from ansible_collections.mlops.migration.plugins.module_utils.s3.objects import TransferReport
+from ansible_collections.mlops.migration.plugins.module_utils.state import progress as progress_file
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            connection_options(),
+            target=dict(type="dict", required=True, options=location_options()),
             src=dict(type="path", required=True),
-            bucket=dict(type="str", required=True),
-            prefix=dict(type="str", default=""),
             overwrite=dict(type="str", choices=["never", "different", "always"], default="different"),
             create_bucket=dict(type="bool", default=False),
             parallel=dict(type="int", default=8),
@@ -165,28 +152,23 @@ def main():
         ),
         supports_check_mode=True,
     )
-    params = module.params
-    created = False
-    try:
-        with opened_bundle(params["src"], "mlops-s3-import-") as root:
-            files = check_bundle(root, manifest=params["manifest"])  # refuse a corrupt bundle before any write
-            endpoint = Endpoint.from_params(params)
-            client = endpoint.client(max_pool=params["parallel"] + 2)
-            created = ensure_bucket(client, endpoint, params["bucket"], params["create_bucket"], module.check_mode)
-            if created and module.check_mode:
-                module.exit_json(changed=True, msg=f"bucket {params['bucket']} would be created", found=0,
-                                 copied=0, already_present=0, verified=0, failed_count=0, failures=[], bytes=0)
-            progress = progress_file.start(module, f"s3_import {params['src']} -> {params['bucket']}/{params['prefix']}")
-            result = import_bundle(root, Bucket(client, endpoint, params["bucket"], params["prefix"]),
-                                   params["overwrite"], params["parallel"], module.check_mode, files=files,
-                                   manifest=params["manifest"], progress=progress)
-            progress_file.finish(progress, result)
-    except MigrationError as exc:
-        module.fail_json(msg=str(exc))
+    run_module(module, lambda: upload(module, module.params), "object(s) not imported")
+
+
+def upload(module, params):
+    with opened_bundle(params["src"], "mlops-s3-import-") as root:
+        files = check_bundle(root, manifest=params["manifest"])  # refuse a corrupt bundle before any write
+        target, created = open_bucket(params["target"], params["parallel"] + 2, params["create_bucket"],
+                                      module.check_mode)
+        if created and module.check_mode:
+            return dict(TransferReport(dry_run=True).as_dict(), changed=True,
+                        msg=f"bucket {target.bucket} would be created")
+        progress = progress_file.start(module, f"s3_import {params['src']} -> {target.bucket}/{target.prefix}")
+        result = import_bundle(root, target, params["overwrite"], params["parallel"], module.check_mode, files=files,
+                               manifest=params["manifest"], progress=progress)
+        progress_file.finish(progress, result)
     result["changed"] = result["changed"] or created
-    if result["failed_count"]:
-        module.fail_json(msg=failure_summary(result, "not imported"), **result)
-    module.exit_json(**result)
+    return result
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ short_description: Copy a bucket (or a prefix of it) to another S3 endpoint, eve
 version_added: 0.1.0
 description:
   - Streams objects from O(source) to O(target) without staging them on disk, mapping keys
-    under O(source_prefix) to the same keys under O(target_prefix).
+    under O(source.prefix) to the same keys under O(target.prefix).
   - Every copied object is verified end to end. The bytes read are checked against the
     source ETag; for a multipart source that is the md5 of its part md5s, computed with the
     part sizes the source reports for the object, so multipart objects whose md5 is unknown
@@ -27,23 +27,15 @@ description:
 author:
   - mlops.migration developers (@mlops-migration)
 extends_documentation_fragment:
-  - mlops.migration.s3.pair
+  - mlops.migration.s3
   - mlops.migration.progress
 options:
-  source_prefix:
-    description: Only keys starting with this are copied; it is replaced by O(target_prefix).
-    type: str
-    default: ""
-  target_prefix:
-    description: Prefix the copied keys get at the target.
-    type: str
-    default: ""
   create_bucket:
     description: Create the target bucket when it does not exist.
     type: bool
     default: false
   delete_extra:
-    description: Delete target objects under O(target_prefix) that the source does not have.
+    description: Delete target objects under O(target.prefix) that the source does not have.
     type: bool
     default: false
   parallel:
@@ -85,13 +77,13 @@ EXAMPLES = r"""
       access_key: "{{ old_s3_access_key }}"
       secret_key: "{{ old_s3_secret_key }}"
       bucket: clearml
+      prefix: clearml-data/ProjectA/
     target:
       endpoint_url: https://s3.new.example.com
       access_key: "{{ new_s3_access_key }}"
       secret_key: "{{ new_s3_secret_key }}"
       bucket: clearml-migrated
-    source_prefix: clearml-data/ProjectA/
-    target_prefix: clearml-data/ProjectA/
+      prefix: clearml-data/ProjectA/
 
 - name: Split a large bucket across all transfer hosts of the play
   mlops.migration.s3_sync:
@@ -169,30 +161,21 @@ seconds:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.mlops.migration.plugins.module_utils.common import failure_summary
+from ansible_collections.mlops.migration.plugins.module_utils.common import run_module
+from ansible_collections.mlops.migration.plugins.module_utils.s3.connection import location_options, open_bucket
+from ansible_collections.mlops.migration.plugins.module_utils.s3.objects import TransferReport
+from ansible_collections.mlops.migration.plugins.module_utils.s3.sync import sync
 from ansible_collections.mlops.migration.plugins.module_utils.state import progress as progress_file
-from ansible_collections.mlops.migration.plugins.module_utils.s3.connection import (
-    connection_options,
-    Endpoint,
-    ensure_bucket,
-    S3Error,
-)
-from ansible_collections.mlops.migration.plugins.module_utils.s3.sync import Bucket, sync
 
 MIB = 1024 * 1024
 
 
-def side_spec():
-    return dict(type="dict", required=True, options=dict(connection_options(), bucket=dict(type="str", required=True)))
-
-
 def main():
+    location = dict(type="dict", required=True, options=location_options())
     module = AnsibleModule(
         argument_spec=dict(
-            source=side_spec(),
-            target=side_spec(),
-            source_prefix=dict(type="str", default=""),
-            target_prefix=dict(type="str", default=""),
+            source=location,
+            target=location,
             delete_extra=dict(type="bool", default=False),
             create_bucket=dict(type="bool", default=False),
             parallel=dict(type="int", default=8),
@@ -209,35 +192,23 @@ def main():
         module.fail_json(msg=f"shard_index must be in 0..{params['shard_count'] - 1}, got {params['shard_index']}")
     if params["part_size_mb"] < 5 or params["parallel"] < 1:
         module.fail_json(msg="part_size_mb must be at least 5 (the S3 minimum) and parallel at least 1")
+    run_module(module, lambda: copy(module, params), "object(s) failed")
 
-    ends = {}
-    created = False
-    try:
-        for name, prefix in (("source", params["source_prefix"]), ("target", params["target_prefix"])):
-            endpoint = Endpoint.from_params(params[name])
-            client = endpoint.client(max_pool=params["parallel"] + 2)
-            create = name == "target" and params["create_bucket"]
-            made = ensure_bucket(client, endpoint, params[name]["bucket"], create, module.check_mode)
-            if made and module.check_mode:
-                module.exit_json(changed=True, msg=f"bucket {params['target']['bucket']} would be created; everything "
-                                 "would be copied", found=0, copied=0, already_present=0, verified=0,
-                                 failed_count=0, deleted=0, failures=[], bytes=0)
-            created = created or made
-            ends[name] = Bucket(client, endpoint, params[name]["bucket"], prefix)
-        progress = progress_file.start(module, f"s3_sync {params['source']['bucket']}/{params['source_prefix']} -> "
-                                       f"{params['target']['bucket']}/{params['target_prefix']}")
-        report = sync(ends["source"], ends["target"], parallel=params["parallel"],
-                      shard_index=params["shard_index"], shard_count=params["shard_count"],
-                      delete_extra=params["delete_extra"], check_mode=module.check_mode,
-                      part_size=params["part_size_mb"] * MIB,
-                      threshold=params["multipart_threshold_mb"] * MIB, progress=progress)
-        progress_file.finish(progress, report)
-    except S3Error as exc:
-        module.fail_json(msg=str(exc))
+
+def copy(module, params):
+    source, _created = open_bucket(params["source"], params["parallel"] + 2)
+    target, created = open_bucket(params["target"], params["parallel"] + 2, params["create_bucket"], module.check_mode)
+    if created and module.check_mode:
+        return dict(TransferReport(dry_run=True).as_dict(), changed=True,
+                    msg=f"bucket {target.bucket} would be created; everything would be copied")
+    progress = progress_file.start(module, f"s3_sync {source.bucket}/{source.prefix} -> {target.bucket}/{target.prefix}")
+    report = sync(source, target, parallel=params["parallel"], shard_index=params["shard_index"],
+                  shard_count=params["shard_count"], delete_extra=params["delete_extra"], check_mode=module.check_mode,
+                  part_size=params["part_size_mb"] * MIB, threshold=params["multipart_threshold_mb"] * MIB,
+                  progress=progress)
+    progress_file.finish(progress, report)
     report["changed"] = bool(report["copied"] or report["deleted"] or created)
-    if report["failed_count"]:
-        module.fail_json(msg=failure_summary(report, "failed"), **report)
-    module.exit_json(**report)
+    return report
 
 
 if __name__ == "__main__":

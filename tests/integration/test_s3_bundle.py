@@ -122,11 +122,10 @@ def test_killed_export_resumes(playbook, s3_pair, seeded, tmp_path):
     script.write_text(textwrap.dedent(f"""
         import sys
         sys.path.insert(0, {os.path.join(os.getcwd(), ".build", "collections")!r})
-        from ansible_collections.mlops.migration.plugins.module_utils.s3.connection import Endpoint
+        from ansible_collections.mlops.migration.plugins.module_utils.s3.connection import Endpoint, Location
         from ansible_collections.mlops.migration.plugins.module_utils.s3.bundle import export_bucket
-        from ansible_collections.mlops.migration.plugins.module_utils.s3.sync import Bucket
         e = Endpoint({info["endpoint_url"]!r}, {info["access_key"]!r}, {info["secret_key"]!r})
-        export_bucket(Bucket(e.client(), e, {bucket!r}, "big/"), {dest!r}, parallel=1)
+        export_bucket(Location(e.client(), e, {bucket!r}, "big/"), {dest!r}, parallel=1)
     """))
     proc = subprocess.Popen([sys.executable, str(script)])  # pylint: disable=consider-using-with
     objects = os.path.join(dest, "objects")

@@ -141,12 +141,12 @@ def test_killed_run_resumes_without_duplicates(playbook, s3_pair, buckets, tmp_p
     script.write_text(textwrap.dedent(f"""
         import sys
         sys.path.insert(0, {os.path.join(os.getcwd(), ".build", "collections")!r})
-        from ansible_collections.mlops.migration.plugins.module_utils.s3.connection import Endpoint
-        from ansible_collections.mlops.migration.plugins.module_utils.s3.sync import Bucket, sync
+        from ansible_collections.mlops.migration.plugins.module_utils.s3.connection import Endpoint, Location
+        from ansible_collections.mlops.migration.plugins.module_utils.s3.sync import sync
         ends = []
         for info, bucket in (({s3_pair["source"].describe()!r}, {sb!r}), ({s3_pair["target"].describe()!r}, {tb!r})):
             e = Endpoint(info["endpoint_url"], info["access_key"], info["secret_key"])
-            ends.append(Bucket(e.client(), e, bucket))
+            ends.append(Location(e.client(), e, bucket))
         sync(ends[0], ends[1], parallel=1, part_size=5 * 1024 * 1024, threshold=5 * 1024 * 1024)
     """))
     proc = subprocess.Popen([sys.executable, str(script)])  # pylint: disable=consider-using-with

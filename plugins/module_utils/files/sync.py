@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from ansible_collections.mlops.migration.plugins.module_utils.files.manifest import compare_manifests
 from ansible_collections.mlops.migration.plugins.module_utils.common import MigrationError
+from ansible_collections.mlops.migration.plugins.module_utils.counts import Counts
 
 RSYNC_EXIT_CODES = {
     1: "syntax or usage error",
@@ -413,3 +414,15 @@ def check_relative(names):
     if bad:
         raise SyncError(f"file list entries must be relative paths inside src: {', '.join(bad[:10])}")
     return names
+
+
+def file_counts(result, verifying=False, dry_run=False):
+    """A file_sync result in the counts vocabulary: files found, sent, verified by md5, failed."""
+    checked = "verified" in result
+    bad = list(result.get("mismatched") or []) + list(result.get("missing") or [])
+    return Counts(
+        dry_run=dry_run, found=result["verified"] + len(bad) if checked else None,
+        copied=None if verifying else result.get("transferred"), verified=result.get("verified"),
+        failed=len(bad) if checked else 0, bytes=result.get("bytes"), seconds=result.get("seconds"),
+        failures=[{"object": path, "reason": "differs"} for path in result.get("mismatched") or []]
+        + [{"object": path, "reason": "missing at the target"} for path in result.get("missing") or []])

@@ -19,6 +19,7 @@ import hashlib
 import struct
 import time
 
+from ansible_collections.mlops.migration.plugins.module_utils.counts import Counts
 from ansible_collections.mlops.migration.plugins.module_utils.mongo.bson_edit import (
     BsonError,
     Editor,
@@ -127,6 +128,17 @@ class Report(dict):
         self["collisions"] += 1
         if len(self["collided"]) < LISTED:
             self["collided"].append({"id": show_id(ident), "outcome": outcome})
+
+
+def collection_counts(report, dry_run=False):
+    """A collection's restore (or, with ``expected``, verification) report in the counts vocabulary."""
+    failures = [{"object": f"{report['collection']}: {f['id']}", "reason": f["reason"]} for f in report["failures"]]
+    if "expected" in report:  # state=verified
+        return Counts(found=report["found"], filtered_out=report["filtered_out"], verified=report["present"],
+                      failed=report["missing"] + report["differing"], seconds=report.get("seconds"), failures=failures)
+    return Counts(dry_run=dry_run, found=report["found"], filtered_out=report["filtered_out"],
+                  copied=report["inserted"] + report["replaced"], present=report["skipped_duplicates"],
+                  failed=report["failed"], seconds=report.get("seconds"), failures=failures)
 
 
 class Transform:

@@ -32,12 +32,8 @@ from ansible_collections.mlops.migration.plugins.module_utils.files.manifest imp
     render_manifest,
 )
 from ansible_collections.mlops.migration.plugins.module_utils.concurrency import bounded_map, prefetch
-from ansible_collections.mlops.migration.plugins.module_utils.s3.connection import (
-    ApiError,
-    ClientError,
-    explain,
-    S3Error,
-)
+from ansible_collections.mlops.migration.plugins.module_utils.s3.client import ClientError
+from ansible_collections.mlops.migration.plugins.module_utils.s3.connection import S3Error, s3_errors
 from ansible_collections.mlops.migration.plugins.module_utils.s3.objects import (
     known_md5,
     list_objects,
@@ -46,8 +42,9 @@ from ansible_collections.mlops.migration.plugins.module_utils.s3.objects import 
     put_verified,
     same_content,
     SourceCheck,
+    TransferReport,
 )
-from ansible_collections.mlops.migration.plugins.module_utils.s3.sync import merge_listings, TransferReport
+from ansible_collections.mlops.migration.plugins.module_utils.s3.sync import merge_listings
 
 OBJECTS, MANIFEST, INFO = "objects", "MD5SUMS", "export.json"
 INFO_ENTRY = "../" + INFO  # export.json's line in MD5SUMS, as md5sum -c sees it from objects/
@@ -87,14 +84,11 @@ def _read_json(path):
 
 
 def download(src, info, path):
-    """Stream one object to ``path`` (through a ``.part`` file), checked against its ETag."""
-    client, endpoint, bucket = src
-    label = f"s3://{bucket}/{info.key} at {endpoint.label}"
-    try:
-        sizes = part_sizes(client, bucket, info.key, info.size, info.etag) if info.multipart else None
-        body = client.get_object(Bucket=bucket, Key=info.key)["Body"]
-    except ApiError as exc:
-        raise S3Error(explain(exc, endpoint, bucket, info.key)) from exc
+    """Stream one object of the Location ``src`` to ``path`` (through a ``.part`` file), checked against its ETag."""
+    label = src.url(info.key)
+    with s3_errors(src.endpoint, src.bucket, info.key):
+        sizes = part_sizes(src.client, src.bucket, info.key, info.size, info.etag) if info.multipart else None
+        body = src.client.get_object(Bucket=src.bucket, Key=info.key)["Body"]
     check = SourceCheck(info, sizes)
     partial = path + ".part"
     try:
@@ -120,8 +114,7 @@ def download(src, info, path):
 
 def local_copy_matches(src, info, path):
     """The md5 of ``path`` when its bytes match the object's ETag, else None."""
-    client, _endpoint, bucket = src
-    sizes = part_sizes(client, bucket, info.key, info.size, info.etag) if info.multipart else None
+    sizes = part_sizes(src.client, src.bucket, info.key, info.size, info.etag) if info.multipart else None
     check = SourceCheck(info, sizes)
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(CHUNK), b""):
@@ -138,7 +131,7 @@ def export_bucket(source, dest, include=(), exclude=(), parallel=8, check_mode=F
         old_entries = {}  # a damaged manifest only means nothing is known to be exported yet
     old_entries.pop(INFO_ENTRY, None)
     old_etags = _read_json(os.path.join(dest, INFO)).get("etags", {})
-    report, entries, etags, markers = TransferReport(progress=progress), {}, {}, []
+    report, entries, etags, markers = TransferReport(progress=progress, dry_run=check_mode), {}, {}, []
 
     def work(info):
         rel = info.key[len(source.prefix):]
@@ -153,13 +146,13 @@ def export_bucket(source, dest, include=(), exclude=(), parallel=8, check_mode=F
         if os.path.isfile(path) and os.path.getsize(path) == info.size:
             if old_etags.get(rel) == info.etag and rel in old_entries:
                 return "present", old_entries[rel]
-            md5 = local_copy_matches(source.triple(), info, path)  # left by an interrupted export
+            md5 = local_copy_matches(source, info, path)  # left by an interrupted export
             if md5:
                 return "present", md5
         if check_mode:
             return "would-copy", None
         try:
-            return "copied", download(source.triple(), info, path)
+            return "copied", download(source, info, path)
         except S3Error as exc:
             return "failed", str(exc)
 
@@ -298,7 +291,7 @@ def import_bundle(root, target, overwrite="different", parallel=8, check_mode=Fa
     objects_dir = bundle_paths(root, manifest)[0]
     info = {} if manifest else validated_info(_read_json(os.path.join(root, INFO)))
     markers, source_etags = info.get("markers", []), info.get("etags", {})
-    report = TransferReport(progress=progress)
+    report = TransferReport(progress=progress, dry_run=check_mode)
     if progress:
         progress.update(total=len(files) + len(markers))
     local = (ObjectInfo(rel, size, md5) for rel, (md5, size) in sorted(files.items()))
@@ -317,7 +310,7 @@ def import_bundle(root, target, overwrite="different", parallel=8, check_mode=Fa
         path = os.path.join(objects_dir, rel)
         try:
             with open(path, "rb") as body:
-                done = put_verified(body, SourceCheck(mine), path, known_md5(mine.etag), target.triple(), key,
+                done = put_verified(body, SourceCheck(mine), path, known_md5(mine.etag), target, key,
                                     part_size, threshold, source_etag=source_etags.get(rel))
             return "copied", done.method
         except (S3Error, OSError) as exc:

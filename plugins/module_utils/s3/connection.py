@@ -12,9 +12,15 @@ client when an endpoint URL and keys are given (fast to start, cheap per request
 from __future__ import annotations
 
 import importlib.util
+from contextlib import contextmanager
 from dataclasses import dataclass
 
-from ansible_collections.mlops.migration.plugins.module_utils.common import MigrationError
+from ansible_collections.mlops.migration.plugins.module_utils.common import (
+    CredentialsRefused,
+    MigrationError,
+    NotFound,
+    Unreachable,
+)
 from ansible_collections.mlops.migration.plugins.module_utils.s3.client import (
     ApiError,
     BotoClient,
@@ -30,6 +36,18 @@ CREDENTIAL_ERRORS = ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenie
 
 class S3Error(MigrationError):
     """An S3 operation failed; the message names the endpoint, bucket and key, and the cause."""
+
+
+class S3NotFound(S3Error, NotFound):
+    """The bucket or key does not exist."""
+
+
+class S3CredentialsRefused(S3Error, CredentialsRefused):
+    """The endpoint refused the credentials, or there are none."""
+
+
+class S3Unreachable(S3Error, Unreachable):
+    """The endpoint did not answer."""
 
 
 def connection_options():
@@ -110,35 +128,48 @@ def connection_options_names():
             "client")
 
 
-def explain(exc, endpoint, bucket, key=None):
-    """A message naming the endpoint, bucket and key, and what went wrong."""
+def s3_error(exc, endpoint, bucket, key=None):
+    """The S3Error (typed by its cause) for an API error, naming the endpoint, bucket and key."""
     where = f"s3://{bucket}/{key}" if key is not None else f"bucket {bucket}"
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
         code = str(error.get("Code", ""))
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         if code in ("NoSuchBucket",) or (code in ("404", "NotFound") and key is None):
-            return f"bucket {bucket} does not exist at {endpoint.label}"
+            return S3NotFound(f"bucket {bucket} does not exist at {endpoint.label}")
         if code in ("NoSuchKey", "404", "NotFound"):
-            return f"{where} does not exist at {endpoint.label}"
+            return S3NotFound(f"{where} does not exist at {endpoint.label}")
         if code in CREDENTIAL_ERRORS or status == 403:
-            return f"{endpoint.label} rejected the credentials for {where} ({code or status})"
+            return S3CredentialsRefused(f"{endpoint.label} rejected the credentials for {where} ({code or status})")
         if code == "BadDigest":
-            return f"{endpoint.label} refused {where}: the bytes sent do not match their Content-MD5"
-        return f"{where} at {endpoint.label}: {code} {error.get('Message', '')}".strip()
+            return S3Error(f"{endpoint.label} refused {where}: the bytes sent do not match their Content-MD5")
+        return S3Error(f"{where} at {endpoint.label}: {code} {error.get('Message', '')}".strip())
     if type(exc).__name__ in ("NoCredentialsError", "PartialCredentialsError"):
-        return f"no credentials for {endpoint.label}: set access_key and secret_key (or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)"
+        return S3CredentialsRefused(f"no credentials for {endpoint.label}: set access_key and secret_key "
+                                    "(or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)")
     if type(exc).__name__ in ("EndpointConnectionError", "ConnectTimeoutError", "ConnectionClosedError"):
-        return f"cannot reach {endpoint.label} for {where}: {exc}"
-    return f"{where} at {endpoint.label}: {exc}"
+        return S3Unreachable(f"cannot reach {endpoint.label} for {where}: {exc}")
+    return S3Error(f"{where} at {endpoint.label}: {exc}")
+
+
+def explain(exc, endpoint, bucket, key=None):
+    """The message of ``s3_error``: the endpoint, bucket and key, and what went wrong."""
+    return str(s3_error(exc, endpoint, bucket, key))
+
+
+@contextmanager
+def s3_errors(endpoint, bucket, key=None):
+    """Raise the typed S3Error of any API error inside the block (the one place errors are translated)."""
+    try:
+        yield
+    except ApiError as exc:
+        raise s3_error(exc, endpoint, bucket, key) from exc
 
 
 def check_bucket(client, endpoint, bucket):
     """Fail early, before any write, when the bucket is missing or the credentials are wrong."""
-    try:
+    with s3_errors(endpoint, bucket):
         client.head_bucket(Bucket=bucket)
-    except ApiError as exc:
-        raise S3Error(explain(exc, endpoint, bucket)) from exc
 
 
 def ensure_bucket(client, endpoint, bucket, create=False, check_mode=False):
@@ -149,12 +180,37 @@ def ensure_bucket(client, endpoint, bucket, create=False, check_mode=False):
     try:
         check_bucket(client, endpoint, bucket)
         return False
-    except S3Error:
+    except S3NotFound:
         if not create:
             raise
     if not check_mode:
-        try:
+        with s3_errors(endpoint, bucket):
             client.create_bucket(Bucket=bucket)
-        except ApiError as exc:
-            raise S3Error(explain(exc, endpoint, bucket)) from exc
     return True
+
+
+def location_options():
+    """Argument spec of one S3 location: a connection, a bucket and a prefix in it."""
+    return dict(connection_options(), bucket=dict(type="str", required=True), prefix=dict(type="str", default=""))
+
+
+@dataclass
+class Location:
+    """A bucket (and a prefix in it) at an endpoint, with the client that reaches it."""
+
+    client: object
+    endpoint: Endpoint
+    bucket: str
+    prefix: str = ""
+
+    def url(self, key=None):
+        """``s3://bucket/key at endpoint``, for messages."""
+        return f"s3://{self.bucket}/{self.prefix if key is None else key} at {self.endpoint.label}"
+
+
+def open_bucket(params, max_pool=10, create=False, check_mode=False):
+    """``(Location, created)`` for a location's options; the bucket is checked (or created) before any write."""
+    endpoint = Endpoint.from_params(params)
+    client = endpoint.client(max_pool=max_pool)
+    created = ensure_bucket(client, endpoint, params["bucket"], create, check_mode)
+    return Location(client, endpoint, params["bucket"], params.get("prefix") or ""), created

@@ -18,10 +18,11 @@ client when an endpoint URL and keys are given (fast to start, cheap per request
 from __future__ import annotations
 
 import base64
+import time
 import binascii
 import zlib
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ansible_collections.mlops.migration.plugins.module_utils.checksums import (
     etag_part_count,
@@ -30,11 +31,78 @@ from ansible_collections.mlops.migration.plugins.module_utils.checksums import (
     new_md5,
     normalize_etag,
 )
+from ansible_collections.mlops.migration.plugins.module_utils.counts import by_kind, Counts
 from ansible_collections.mlops.migration.plugins.module_utils.s3.client import ApiError
-from ansible_collections.mlops.migration.plugins.module_utils.s3.connection import S3Error, explain
+from ansible_collections.mlops.migration.plugins.module_utils.s3.connection import S3Error, s3_error, s3_errors
 
 
 MIB = 1024 * 1024
+KIND = "s3 objects"
+FAILURE_LIMIT = 20
+LIST_LIMIT = 100
+
+
+@dataclass
+class TransferReport:
+    """Counts of one transfer, as every S3 module returns them: its own keys, and ``kinds``/``counts``
+    (module_utils/counts.py) under the one vocabulary of every module."""
+
+    found: int = 0
+    copied: int = 0
+    already_present: int = 0  # not 'skipped': Ansible reserves that result key
+    verified: int = 0
+    failed_count: int = 0  # not 'failed': Ansible reserves that result key for the task status
+    deleted: int = 0
+    bytes: int = 0
+    verified_by: dict = field(default_factory=dict)
+    failures: list = field(default_factory=list)
+    to_copy: list = field(default_factory=list)
+    to_delete: list = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+    dry_run: bool = False  # check mode: copied are the objects that would be copied
+    progress: object = None  # a module_utils.state.progress.Progress, told after every object
+
+    def tick(self):
+        if self.progress is not None:
+            self.progress.update(done=self.copied + self.already_present + self.failed_count, size=self.bytes)
+
+    def fail(self, key, reason):
+        self.failed_count += 1
+        if len(self.failures) < FAILURE_LIMIT:
+            self.failures.append({"key": key, "reason": reason})
+        if self.progress is not None:
+            self.progress.event(f"{self.progress.what}: {key} failed: {reason}")
+        self.tick()
+
+    def record(self, outcome, rel, size, method=None):
+        """Count one object: ``present``, ``would-copy`` (check mode) or ``copied`` (verified by ``method``)."""
+        if outcome == "present":
+            self.already_present += 1
+            self.tick()
+            return
+        self.copied += 1
+        self.bytes += size
+        if outcome == "would-copy":
+            if len(self.to_copy) < LIST_LIMIT:
+                self.to_copy.append(rel)
+        else:
+            self.verified += 1
+            self.verified_by[method] = self.verified_by.get(method, 0) + 1
+        self.tick()
+
+    def as_dict(self):
+        result = {name: getattr(self, name) for name in (
+            "found", "copied", "already_present", "verified", "failed_count", "deleted", "bytes",
+            "verified_by", "failures", "to_copy", "to_delete")}
+        result["seconds"] = round(time.monotonic() - self.started, 3)
+        result.update(by_kind({KIND: Counts(
+            dry_run=self.dry_run, found=self.found, copied=self.copied, present=self.already_present,
+            verified=self.verified, failed=self.failed_count, bytes=self.bytes,
+            failures=[{"object": f["key"], "reason": f["reason"]} for f in self.failures],
+            pending=self.to_copy)}, result["seconds"]))
+        return result
+
+
 MD5_METADATA = "md5chksum"  # whole-object md5, base64, as rclone stores it: each tool reads the other's
 SOURCE_ETAG_METADATA = "mlops-source-etag"  # the source ETag a copy was made from, for re-runs
 
@@ -67,7 +135,7 @@ def list_objects(client, endpoint, bucket, prefix=""):
                               + "; the listing is incomplete, so nothing is taken as missing or extra")
             seen.add(token)
     except ApiError as exc:
-        raise S3Error(explain(exc, endpoint, bucket)) from exc
+        raise s3_error(exc, endpoint, bucket) from exc
 
 
 def in_shard(key, shard_index, shard_count):
@@ -176,18 +244,15 @@ def _read_exact(body, size):
 
 
 def copy_object(src, dst, info, target_key, part_size=8 * MIB, threshold=16 * MIB):
-    """Stream one object from ``src`` to ``dst`` (each a (client, endpoint, bucket) triple), verified."""
-    src_client, src_endpoint, src_bucket = src
-    try:
-        head = src_client.head_object(Bucket=src_bucket, Key=info.key) if info.multipart else None
-        sizes = part_sizes(src_client, src_bucket, info.key, info.size, info.etag) if info.multipart else None
-        body = src_client.get_object(Bucket=src_bucket, Key=info.key)["Body"]
-    except ApiError as exc:
-        raise S3Error(explain(exc, src_endpoint, src_bucket, info.key)) from exc
+    """Stream one object from the Location ``src`` to ``target_key`` of the Location ``dst``, verified."""
+    with s3_errors(src.endpoint, src.bucket, info.key):
+        head = src.client.head_object(Bucket=src.bucket, Key=info.key) if info.multipart else None
+        sizes = part_sizes(src.client, src.bucket, info.key, info.size, info.etag) if info.multipart else None
+        body = src.client.get_object(Bucket=src.bucket, Key=info.key)["Body"]
     try:
         # a multipart source copied in parts is vouched for by its part md5s: no whole-object md5 pass
         check = SourceCheck(info, sizes, whole=info.size <= threshold)
-        return put_verified(body, check, f"s3://{src_bucket}/{info.key} at {src_endpoint.label}",
+        return put_verified(body, check, src.url(info.key),
                             known_md5(info.etag, head), dst, target_key, part_size, threshold)
     finally:
         body.close()
@@ -204,7 +269,7 @@ def put_verified(body, check, source_label, md5, dst, target_key, part_size=8 * 
     ETag of the object the bytes first came from; by default the one ``check`` holds). A
     single-part copy whose ETag will equal the source's needs neither and gets no metadata.
     """
-    dst_client, dst_endpoint, dst_bucket = dst
+    dst_client, dst_bucket = dst.client, dst.bucket
     metadata = {SOURCE_ETAG_METADATA: source_etag or check.info.etag}
     if md5:
         metadata[MD5_METADATA] = hex_to_b64(md5)
@@ -222,12 +287,12 @@ def put_verified(body, check, source_label, md5, dst, target_key, part_size=8 * 
             reply = dst_client.put_object(Bucket=dst_bucket, Key=target_key, Body=data,
                                           ContentMD5=hex_to_b64(check.md5), Metadata=metadata)
             if normalize_etag(reply.get("ETag")) != check.md5:
-                raise S3Error(f"s3://{dst_bucket}/{target_key} at {dst_endpoint.label}: stored ETag "
+                raise S3Error(f"{dst.url(target_key)}: stored ETag "
                               f"{normalize_etag(reply.get('ETag'))} is not the md5 {check.md5}")
             return CopyResult(check.info.size, "md5")
         return _copy_multipart(body, check, metadata, dst, target_key, part_size)
     except ApiError as exc:
-        raise S3Error(explain(exc, dst_endpoint, dst_bucket, target_key)) from exc
+        raise s3_error(exc, dst.endpoint, dst_bucket, target_key) from exc
 
 
 MAX_REUSED_PART = 64 * MIB  # a part is held in memory while it uploads (two per copy at most)
@@ -251,7 +316,7 @@ def reusable_parts(sizes):
 
 def _copy_multipart(body, check, metadata, dst, target_key, part_size):
     """Upload in parts; while one part uploads the next is read, so at most two parts are in memory."""
-    dst_client, dst_endpoint, dst_bucket = dst
+    dst_client, dst_bucket = dst.client, dst.bucket
     plan = reusable_parts(check.sizes)
     upload = dst_client.create_multipart_upload(Bucket=dst_bucket, Key=target_key, Metadata=metadata)
     upload_id = upload["UploadId"]
@@ -293,7 +358,7 @@ def _copy_multipart(body, check, metadata, dst, target_key, part_size):
     expected = multipart_etag(digests)
     if normalize_etag(reply.get("ETag")) != expected:
         dst_client.delete_object(Bucket=dst_bucket, Key=target_key)
-        raise S3Error(f"s3://{dst_bucket}/{target_key} at {dst_endpoint.label}: stored ETag "
+        raise S3Error(f"{dst.url(target_key)}: stored ETag "
                       f"{normalize_etag(reply.get('ETag'))} is not the multipart ETag {expected}; removed")
     return CopyResult(check.length, "multipart-etag")
 

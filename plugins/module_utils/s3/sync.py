@@ -11,75 +11,17 @@ re-run copies exactly what is missing or different.
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
-
 from ansible_collections.mlops.migration.plugins.module_utils.concurrency import bounded_map, prefetch
-from ansible_collections.mlops.migration.plugins.module_utils.s3.connection import ApiError, explain, S3Error
+from ansible_collections.mlops.migration.plugins.module_utils.s3.client import ApiError
+from ansible_collections.mlops.migration.plugins.module_utils.s3.connection import explain, S3Error, s3_errors
 from ansible_collections.mlops.migration.plugins.module_utils.s3.objects import (
     copy_object,
     in_shard,
+    LIST_LIMIT,
     list_objects,
     same_content,
+    TransferReport,
 )
-
-FAILURE_LIMIT = 20
-LIST_LIMIT = 100
-
-
-@dataclass
-class TransferReport:
-    """Counts of one transfer, as every S3 module returns them."""
-
-    found: int = 0
-    copied: int = 0
-    already_present: int = 0  # not 'skipped': Ansible reserves that result key
-    verified: int = 0
-    failed_count: int = 0  # not 'failed': Ansible reserves that result key for the task status
-    deleted: int = 0
-    bytes: int = 0
-    verified_by: dict = field(default_factory=dict)
-    failures: list = field(default_factory=list)
-    to_copy: list = field(default_factory=list)
-    to_delete: list = field(default_factory=list)
-    started: float = field(default_factory=time.monotonic)
-    progress: object = None  # a module_utils.state.progress.Progress, told after every object
-
-    def tick(self):
-        if self.progress is not None:
-            self.progress.update(done=self.copied + self.already_present + self.failed_count, size=self.bytes)
-
-    def fail(self, key, reason):
-        self.failed_count += 1
-        if len(self.failures) < FAILURE_LIMIT:
-            self.failures.append({"key": key, "reason": reason})
-        if self.progress is not None:
-            self.progress.event(f"{self.progress.what}: {key} failed: {reason}")
-        self.tick()
-
-    def record(self, outcome, rel, size, method=None):
-        """Count one object: ``present``, ``would-copy`` (check mode) or ``copied`` (verified by ``method``)."""
-        if outcome == "present":
-            self.already_present += 1
-            self.tick()
-            return
-        self.copied += 1
-        self.bytes += size
-        if outcome == "would-copy":
-            if len(self.to_copy) < LIST_LIMIT:
-                self.to_copy.append(rel)
-        else:
-            self.verified += 1
-            self.verified_by[method] = self.verified_by.get(method, 0) + 1
-        self.tick()
-
-    def as_dict(self):
-        result = {name: getattr(self, name) for name in (
-            "found", "copied", "already_present", "verified", "failed_count", "deleted", "bytes",
-            "verified_by", "failures", "to_copy", "to_delete")}
-        result["seconds"] = round(time.monotonic() - self.started, 3)
-        return result
-
 
 def merge_listings(source, target, source_prefix, target_prefix):
     """Pair source and target objects by their key below the prefixes, streaming both listings.
@@ -112,23 +54,10 @@ def merge_listings(source, target, source_prefix, target_prefix):
             src, dst = next(src_iter, None), next(dst_iter, None)
 
 
-@dataclass
-class Bucket:
-    """One end of a sync: a client, its endpoint (for messages) and a bucket/prefix."""
-
-    client: object
-    endpoint: object
-    bucket: str
-    prefix: str = ""
-
-    def triple(self):
-        return self.client, self.endpoint, self.bucket
-
-
 def sync(source, target, parallel=8, shard_index=0, shard_count=1, delete_extra=False, check_mode=False,
          part_size=8 * 1024 * 1024, threshold=16 * 1024 * 1024, progress=None):
-    """Make ``target`` hold every object of ``source`` (keys mapped prefix to prefix)."""
-    report = TransferReport(progress=progress)
+    """Make the Location ``target`` hold every object of the Location ``source`` (keys mapped prefix to prefix)."""
+    report = TransferReport(progress=progress, dry_run=check_mode)
     pairs = (pair for pair in merge_listings(
         list_objects(source.client, source.endpoint, source.bucket, source.prefix),
         prefetch(list_objects(target.client, target.endpoint, target.bucket, target.prefix)),
@@ -144,7 +73,7 @@ def sync(source, target, parallel=8, shard_index=0, shard_count=1, delete_extra=
                 return "present", None
             if check_mode:
                 return "would-copy", None
-            return "copied", copy_object(source.triple(), target.triple(), src, target_key, part_size, threshold)
+            return "copied", copy_object(source, target, src, target_key, part_size, threshold)
         except S3Error as exc:
             return "failed", str(exc)
         except ApiError as exc:
@@ -177,11 +106,9 @@ def delete_keys(target, keys, check_mode, report):
         report.deleted += len(keys)
         keys.clear()
         return
-    try:
+    with s3_errors(target.endpoint, target.bucket):
         reply = target.client.delete_objects(Bucket=target.bucket, Delete={
             "Objects": [{"Key": key} for key in keys], "Quiet": True})
-    except ApiError as exc:
-        raise S3Error(explain(exc, target.endpoint, target.bucket)) from exc
     errors = reply.get("Errors", [])
     for error in errors:
         report.fail(error.get("Key"), f"delete failed: {error.get('Code')} {error.get('Message', '')}")

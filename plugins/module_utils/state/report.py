@@ -1,11 +1,12 @@
 # -*- coding: utf-8 -*-
 # Copyright: mlops.migration contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The migration report: module results turned into counts per object kind, and rendered.
+"""The migration report: module results added up per object kind, and rendered.
 
-``summarize`` reads the results a step's modules returned (as the playbook registered them)
-and gives, per object kind, how many were found at the source, filtered out, copied, skipped as
-already present, verified at the target and failed, with the first failures. ``render_markdown``,
+``summarize`` reads the results a step's modules returned (as the playbook registered them):
+each carries counts per object kind in the one vocabulary of module_utils/counts.py, and the
+report adds them up: found at the source, filtered out, copied, already present, verified at the
+target and failed, with the first failures. ``render_markdown``,
 ``render_html`` and ``render_table`` show the steps of the state file with those counts.
 """
 
@@ -34,79 +35,19 @@ def _counts(**values):
     return counts
 
 
-def _transfer(result, verification):
-    failures = [f"{f.get('key')}: {f.get('reason')}" for f in result.get("failures") or []]
-    if verification:  # a check-mode pass after the copy: what is present is what verified
-        return _counts(found=result.get("found"), verified=result.get("already_present"),
-                       failed=(result.get("copied") or 0) + (result.get("failed_count") or 0),
-                       failures=failures + [f"{key}: not at the target" for key in result.get("to_copy") or []])
-    return _counts(found=result.get("found"), copied=result.get("copied"), present=result.get("already_present"),
-                   verified=result.get("verified"), failed=result.get("failed_count"), failures=failures)
+def _shown(record, verification):
+    """The report's columns of one counts record (module_utils/counts.py), failures as text.
 
-
-def _files(result, verification):
-    bad = list(result.get("mismatched") or []) + list(result.get("missing") or [])
-    failures = [f"{path}: differs" for path in result.get("mismatched") or []] + \
-        [f"{path}: missing at the target" for path in result.get("missing") or []]
-    verified = result.get("verified")
-    return _counts(found=verified + len(bad) if isinstance(verified, int) else None,
-                   copied=None if verification else result.get("transferred"),
-                   verified=verified, failed=len(bad), failures=failures)
-
-
-def _mongo(result, verification):
-    kinds = {}
-    for coll in result.get("collections") or []:
-        failures = [f"{f.get('id')}: {f.get('reason')}" for f in coll.get("failures") or []]
-        if "expected" in coll:  # state=verified
-            kinds[f"documents {coll['collection']}"] = _counts(
-                found=coll.get("found"), filtered_out=coll.get("filtered_out"), verified=coll.get("present"),
-                failed=(coll.get("missing") or 0) + (coll.get("differing") or 0), failures=failures)
-        else:
-            kinds[f"documents {coll['collection']}"] = _counts(
-                found=coll.get("found"), filtered_out=coll.get("filtered_out"),
-                copied=(coll.get("inserted") or 0) + (coll.get("replaced") or 0),
-                present=coll.get("skipped_duplicates"), failed=coll.get("failed"), failures=failures)
-    return kinds
-
-
-def _backup(result, verification):
-    """A backup (what check mode gets to): documents found at the source, per collection."""
-    return {f"documents {entry['db']}.{entry['collection']}": _counts(found=entry.get("count"))
-            for entry in result.get("collections") or []}
-
-
-TRACKER_KINDS = {"experiments": "tracker experiments", "runs": "tracker runs", "models": "tracker models",
-                 "versions": "tracker model versions"}
-
-
-def _tracker(result, verification):
-    kinds = {}
-    for key, label in TRACKER_KINDS.items():
-        counts = result.get(key)
-        if not isinstance(counts, dict):
-            continue
-        failures = [f"{f.get('id')}: {f.get('reason')}" for f in result.get("failures") or [] if f.get("kind") == key]
-        moved = (counts.get("copied") or 0) + (counts.get("updated") or 0)
-        if verification:
-            kinds[label] = _counts(found=counts.get("found"), verified=(counts.get("skipped") or 0),
-                                   failed=moved + (counts.get("failed") or 0), failures=failures)
-        else:
-            kinds[label] = _counts(found=counts.get("found"), copied=moved, present=counts.get("skipped"),
-                                   verified=moved if result.get("verify", True) else None,
-                                   failed=counts.get("failed"), failures=failures)
-    return kinds
-
-
-ADAPTERS = {
-    "s3_sync": lambda r, v: {"s3 objects": _transfer(r, v)},
-    "s3_import": lambda r, v: {"s3 objects": _transfer(r, v)},
-    "s3_export": lambda r, v: {"s3 objects": _transfer(r, v)},
-    "file_sync": lambda r, v: {"files": _files(r, v)},
-    "mongo_restore": _mongo,
-    "mongo_backup": _backup,
-    "tracker_copy": _tracker,
-}
+    A check-mode pass run after the copy (``verification``) proves what is present: present
+    objects count as verified, and what it would still copy, or failed, as failed.
+    """
+    failures = [f"{f.get('object')}: {f.get('reason')}" for f in record.get("failures") or []]
+    if verification and record.get("dry_run"):
+        return _counts(found=record.get("found"), filtered_out=record.get("filtered_out"),
+                       verified=record.get("present"),
+                       failed=(record.get("copied") or 0) + (record.get("failed") or 0),
+                       failures=failures + [f"{key}: not at the target" for key in record.get("pending") or []])
+    return _counts(failures=failures, **{column: record.get(column) for column in COLUMNS})
 
 
 def _add(into, counts, fields=COLUMNS):
@@ -118,26 +59,29 @@ def _add(into, counts, fields=COLUMNS):
 
 
 def summarize(results):
-    """``{kind: counts}`` from ``[{module, result, kind?, verification?, fields?}]``; counts of one kind add up.
+    """``{kind: counts}`` from ``[{result, kind?, verification?, fields?}]``; counts of one kind add up.
 
-    ``fields`` limits the columns an entry adds to (a check after a copy adds only verified and failed).
+    Each result is what a data-moving module returned (or, for a task with a loop, its items under
+    ``results``); its ``kinds`` hold a counts record per kind of object. ``kind`` prefixes the
+    kinds' labels; ``fields`` limits the columns an entry adds to (a check after a copy adds only
+    verified and failed).
     """
     objects = {}
     for index, entry in enumerate(results or []):
-        if not isinstance(entry, dict) or "module" not in entry:
-            raise ReportError(f"results[{index}] must be a dict with module and result")
-        module = entry["module"].rsplit(".", 1)[-1]
-        if module not in ADAPTERS:
-            raise ReportError(f"results[{index}]: no report of {entry['module']} results "
-                              f"(known: {', '.join(sorted(ADAPTERS))})")
-        result = entry.get("result") or {}
+        if not isinstance(entry, dict) or not isinstance(entry.get("result"), dict):
+            raise ReportError(f"results[{index}] must be a dict with a result")
+        result = entry["result"]
         # a task with a loop registers its items' results under "results"
         for one in result["results"] if isinstance(result.get("results"), list) else [result]:
             if not isinstance(one, dict) or one.get("skipped"):
                 continue
-            for kind, counts in ADAPTERS[module](one, bool(entry.get("verification"))).items():
+            if not isinstance(one.get("kinds"), dict):
+                raise ReportError(f"results[{index}]: the result has no counts by kind (kinds); "
+                                  "only the collection's data-moving modules return them")
+            for kind, record in one["kinds"].items():
                 label = f"{entry['kind']} {kind}" if entry.get("kind") else kind
-                _add(objects.setdefault(label, _counts()), counts, entry.get("fields") or COLUMNS)
+                _add(objects.setdefault(label, _counts()), _shown(record, bool(entry.get("verification"))),
+                     entry.get("fields") or COLUMNS)
     return objects
 
 

@@ -20,6 +20,7 @@ import time
 
 from ansible_collections.mlops.migration.plugins.module_utils.checksums import md5_file
 from ansible_collections.mlops.migration.plugins.module_utils.concurrency import bounded_map
+from ansible_collections.mlops.migration.plugins.module_utils.counts import by_kind, Counts
 from ansible_collections.mlops.migration.plugins.module_utils.paths import UnsafePath, confined
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.base import (
     OUR_TAGS,
@@ -30,6 +31,8 @@ from ansible_collections.mlops.migration.plugins.module_utils.trackers.base impo
 )
 
 KINDS = ("experiments", "runs", "models", "versions")
+KIND_LABELS = {"experiments": "tracker experiments", "runs": "tracker runs", "models": "tracker models",
+               "versions": "tracker model versions"}
 INCLUDE = ("params", "metrics", "tags", "artifacts", "models", "inputs")
 LISTED = 20
 PARENT_TAG = "mlflow.parentRunId"
@@ -38,7 +41,8 @@ PARENT_TAG = "mlflow.parentRunId"
 class CopyReport:
     """Counts per kind, points and bytes copied, and the first failures."""
 
-    def __init__(self):
+    def __init__(self, verify=True, dry_run=False):
+        self.verify, self.dry_run = verify, dry_run
         self.lock = threading.Lock()
         self.counts = {kind: dict(found=0, copied=0, skipped=0, updated=0, failed=0) for kind in KINDS}
         self.points = self.bytes = 0
@@ -67,7 +71,17 @@ class CopyReport:
         out = {kind: dict(counts) for kind, counts in self.counts.items()}
         out.update(points_copied=self.points, bytes=self.bytes, failures=self.failures,
                    failed_count=sum(c["failed"] for c in self.counts.values()))
+        out.update(by_kind({KIND_LABELS[kind]: self.kind_counts(kind) for kind in KINDS}))
+        out["counts"]["bytes"] = self.bytes
         return out
+
+    def kind_counts(self, kind):
+        """One kind's counts in the vocabulary of every module (module_utils/counts.py)."""
+        counts = self.counts[kind]
+        moved = counts["copied"] + counts["updated"]
+        return Counts(dry_run=self.dry_run, found=counts["found"], copied=moved, present=counts["skipped"],
+                      verified=moved if self.verify and not self.dry_run else None, failed=counts["failed"],
+                      failures=[{"object": f["id"], "reason": f["reason"]} for f in self.failures if f["kind"] == kind])
 
 
 class RunFilter:
@@ -114,7 +128,7 @@ class Copier:
         self.run_filter = run_filter or RunFilter()
         self.max_runs, self.parallel, self.verify = max_runs, max(1, parallel), verify
         self.check_mode, self.name_prefix, self.include_deleted = check_mode, name_prefix, include_deleted
-        self.report = CopyReport()
+        self.report = CopyReport(verify, check_mode)
         self.progress = progress  # a module_utils.state.progress.Progress, told after every run
         self.runs_done = 0
 
@@ -145,7 +159,7 @@ class Copier:
         if "models" in self.include:
             self._models()
         result = self.report.result()
-        result["seconds"] = round(time.monotonic() - started, 3)
+        result["seconds"] = result["counts"]["seconds"] = round(time.monotonic() - started, 3)
         return result
 
     def _experiment(self, experiment):

@@ -44,6 +44,10 @@ def test_source_check_names_corruption_and_truncation():
     assert short.mismatch() == "read 50 bytes of 100"
 
 
+def at(client, bucket):
+    return connection.Location(client, ENDPOINT, bucket)
+
+
 class FakeClient:
     """Just enough of an S3 client to drive copy_object's checks without a server."""
 
@@ -63,7 +67,7 @@ def test_copy_refuses_a_source_that_does_not_match_its_etag():
     source = FakeClient(b"tampered bytes")
     target = FakeClient(b"")
     with pytest.raises(connection.S3Error, match=r"s3://src/model.pt at http://127.0.0.1:9000: content gives ETag"):
-        objects.copy_object((source, ENDPOINT, "src"), (target, ENDPOINT, "dst"), obj, "model.pt")
+        objects.copy_object(at(source, "src"), at(target, "dst"), obj, "model.pt")
     assert target.puts == []
 
 
@@ -71,7 +75,7 @@ def test_copy_refuses_a_target_etag_that_is_not_the_md5():
     data = b"payload"
     target = FakeClient(b"", put_etag="0" * 32)
     with pytest.raises(connection.S3Error, match="stored ETag 0{32} is not the md5"):
-        objects.copy_object((FakeClient(data), ENDPOINT, "src"), (target, ENDPOINT, "dst"), info("k", data), "k")
+        objects.copy_object(at(FakeClient(data), "src"), at(target, "dst"), info("k", data), "k")
     sent = target.puts[0]
     assert objects.b64_to_hex(sent["ContentMD5"]) == hashlib.md5(data).hexdigest()
     assert sent["Metadata"] == {}  # a plain copy: the ETag is the md5 and the source's own
@@ -193,7 +197,7 @@ def test_multipart_copy_parts(source_part_mib, uploaded, monkeypatch):
     obj = info("big.pt", data, parts=source_part_mib * mib)
     sizes = [len(data[o:o + source_part_mib * mib]) for o in range(0, len(data), source_part_mib * mib)]
     source, target = MultipartFake(data, sizes), MultipartFake(b"")
-    result = objects.copy_object((source, ENDPOINT, "src"), (target, ENDPOINT, "dst"), obj, "big.pt",
+    result = objects.copy_object(at(source, "src"), at(target, "dst"), obj, "big.pt",
                             part_size=6 * mib, threshold=8 * mib)
     assert (result.bytes, result.method) == (len(data), "multipart-etag")
     assert target.parts == [n * mib for n in uploaded] and not target.aborted
@@ -207,7 +211,7 @@ def test_multipart_copy_of_tampered_bytes_is_aborted():
     obj = info("big.pt", data, parts=5 * mib)
     source, target = MultipartFake(b"b" + data[1:], [5 * mib, 5 * mib, 2 * mib]), MultipartFake(b"")
     with pytest.raises(connection.S3Error, match="content gives ETag"):
-        objects.copy_object((source, ENDPOINT, "src"), (target, ENDPOINT, "dst"), obj, "big.pt", threshold=8 * mib)
+        objects.copy_object(at(source, "src"), at(target, "dst"), obj, "big.pt", threshold=8 * mib)
     assert target.aborted and target.completed is None
 
 
@@ -245,8 +249,8 @@ def test_a_listing_that_cannot_be_finished_is_an_error_not_the_end(second_page, 
 def test_delete_extra_deletes_nothing_when_the_source_listing_is_cut_short():
     """The source says it has more keys but gives no token: before, every target key after its
     first page looked extra and was deleted."""
-    from ansible_collections.mlops.migration.plugins.module_utils.s3.connection import Endpoint, S3Error
-    from ansible_collections.mlops.migration.plugins.module_utils.s3.sync import Bucket, sync
+    from ansible_collections.mlops.migration.plugins.module_utils.s3.connection import Endpoint, Location, S3Error
+    from ansible_collections.mlops.migration.plugins.module_utils.s3.sync import sync
 
     class Target(PagedListing):
         deleted = []
@@ -262,5 +266,5 @@ def test_delete_extra_deletes_nothing_when_the_source_listing_is_cut_short():
     source = PagedListing([{"Contents": [item("a")], "IsTruncated": True}])
     target = Target([{"Contents": [item(k) for k in ("a", "b", "c")], "IsTruncated": False}])
     with pytest.raises(S3Error, match="gives no continuation token"):
-        sync(Bucket(source, endpoint, "src"), Bucket(target, endpoint, "dst"), parallel=2, delete_extra=True)
+        sync(Location(source, endpoint, "src"), Location(target, endpoint, "dst"), parallel=2, delete_extra=True)
     assert target.deleted == []

@@ -5,6 +5,11 @@ import json
 
 import pytest
 
+from ansible_collections.mlops.migration.plugins.module_utils.counts import by_kind
+from ansible_collections.mlops.migration.plugins.module_utils.files.sync import file_counts
+from ansible_collections.mlops.migration.plugins.module_utils.mongo.load import collection_counts
+from ansible_collections.mlops.migration.plugins.module_utils.s3.objects import TransferReport
+from ansible_collections.mlops.migration.plugins.module_utils.trackers.copy import CopyReport
 from ansible_collections.mlops.migration.plugins.module_utils.state.report import (
     progress_by_step,
     render_html,
@@ -15,12 +20,22 @@ from ansible_collections.mlops.migration.plugins.module_utils.state.report impor
     summarize,
 )
 
-S3 = {"found": 10, "copied": 4, "already_present": 6, "verified": 4, "failed_count": 0, "failures": []}
+
+
+def s3_result(dry_run=False, **values):
+    """What the S3 modules return, made by their own report type."""
+    report = TransferReport(dry_run=dry_run)
+    for name, value in dict(dict(found=10, copied=4, already_present=6, verified=4, failed_count=0), **values).items():
+        setattr(report, name, value)
+    return report.as_dict()
+
+
+S3 = s3_result()
 
 
 def test_s3_and_loop_results_add_up():
-    looped = {"results": [dict(S3), dict(S3, copied=1, already_present=8, verified=1, failed_count=1,
-                                         failures=[{"key": "a b.png", "reason": "BadDigest"}]), {"skipped": True}]}
+    looped = {"results": [dict(S3), s3_result(copied=1, already_present=8, verified=1, failed_count=1,
+                                              failures=[{"key": "a b.png", "reason": "BadDigest"}]), {"skipped": True}]}
     objects = summarize([{"module": "mlops.migration.s3_sync", "result": looped}])
     counts = objects["s3 objects"]
     assert (counts["found"], counts["copied"], counts["present"], counts["verified"], counts["failed"]) == (20, 5, 14, 5, 1)
@@ -30,17 +45,19 @@ def test_s3_and_loop_results_add_up():
 
 def test_verification_counts_present_objects_as_verified_and_the_rest_as_failed():
     objects = summarize([{"module": "s3_sync", "verification": True,
-                          "result": dict(S3, copied=2, already_present=8, to_copy=["x", "y"])}])
+                          "result": s3_result(dry_run=True, copied=2, already_present=8, to_copy=["x", "y"])}])
     counts = objects["s3 objects"]
     assert (counts["verified"], counts["failed"], counts["copied"]) == (8, 2, None)
     assert counts["failures"] == ["x: not at the target", "y: not at the target"]
 
 
 def test_mongo_restore_and_its_check_by_collection_with_fields():
-    restore = {"collections": [{"collection": "backend.task", "found": 30, "filtered_out": 15, "inserted": 10,
-                                "replaced": 1, "skipped_duplicates": 4, "failed": 0, "failures": []}]}
-    check = {"collections": [{"collection": "backend.task", "found": 30, "filtered_out": 15, "expected": 15,
-                              "present": 15, "missing": 0, "differing": 0, "failures": []}]}
+    restore = by_kind({"documents backend.task": collection_counts(
+        {"collection": "backend.task", "found": 30, "filtered_out": 15, "inserted": 10,
+         "replaced": 1, "skipped_duplicates": 4, "failed": 0, "failures": []})})
+    check = by_kind({"documents backend.task": collection_counts(
+        {"collection": "backend.task", "found": 30, "filtered_out": 15, "expected": 15,
+         "present": 15, "missing": 0, "differing": 0, "failures": []})})
     objects = summarize([{"module": "mongo_restore", "result": restore},
                          {"module": "mongo_restore", "result": check, "verification": True,
                           "fields": ["verified", "failed"]}])
@@ -50,10 +67,11 @@ def test_mongo_restore_and_its_check_by_collection_with_fields():
 
 
 def test_tracker_kinds_files_and_labels():
-    copy = {"runs": {"found": 6, "copied": 5, "updated": 1, "skipped": 0, "failed": 0},
-            "experiments": {"found": 2, "copied": 2, "updated": 0, "skipped": 0, "failed": 0},
-            "failures": []}
-    files = {"transferred": 3, "verified": 7, "mismatched": ["a"], "missing": []}
+    report = CopyReport()
+    report.counts["runs"].update(found=6, copied=5, updated=1)
+    report.counts["experiments"].update(found=2, copied=2)
+    copy = report.result()
+    files = by_kind({"files": file_counts({"transferred": 3, "verified": 7, "mismatched": ["a"], "missing": []})})
     objects = summarize([{"module": "tracker_copy", "result": copy},
                          {"module": "file_sync", "kind": "models", "result": files}])
     assert objects["tracker runs"]["copied"] == 6 and objects["tracker runs"]["verified"] == 6
@@ -61,7 +79,7 @@ def test_tracker_kinds_files_and_labels():
     assert objects["models files"]["failures"] == ["a: differs"]
 
 
-@pytest.mark.parametrize("entry", [{"result": {}}, {"module": "rsync", "result": {}}, "s3_sync"])
+@pytest.mark.parametrize("entry", [{"result": {}}, {"module": "rsync", "result": {"transferred": 3}}, "s3_sync"])
 def test_unknown_or_malformed_results_are_refused(entry):
     with pytest.raises(ReportError):
         summarize([entry])
