@@ -21,7 +21,6 @@ class ManifestError(MigrationError):
     """A manifest could not be read, or a file could not be hashed."""
 
 
-
 def new_md5():
     """An md5 object; md5 here is an integrity check, not a security control."""
     return hashlib.md5(usedforsecurity=False)

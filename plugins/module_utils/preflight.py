@@ -13,24 +13,24 @@ import os
 import shutil
 
 from ansible_collections.mlops.migration.plugins.module_utils.common import MigrationError
-from ansible_collections.mlops.migration.plugins.module_utils.s3.connection import check_bucket, Endpoint, S3Error
+from ansible_collections.mlops.migration.plugins.module_utils.s3.connection import check_bucket, Endpoint, S3NotFound
 from ansible_collections.mlops.migration.plugins.module_utils.mongo.connection import connect, describe
-from ansible_collections.mlops.migration.plugins.module_utils.trackers.registry import adapter
+from ansible_collections.mlops.migration.plugins.module_utils.trackers.registry import adapter, missing_library
 
 
-def check_s3(params):
-    """The bucket exists (or may be created) and the credentials are accepted."""
-    endpoint = Endpoint.from_params(params)
+def check_s3(location, create_bucket=False):
+    """The location's bucket exists (or may be created) and the credentials are accepted."""
+    endpoint = Endpoint.from_params(location)
     client = endpoint.client(max_pool=2)
     try:
-        check_bucket(client, endpoint, params["bucket"])
+        check_bucket(client, endpoint, location["bucket"])
         exists = True
-    except S3Error as exc:
-        if not params.get("create_bucket") or "does not exist" not in str(exc):
+    except S3NotFound:
+        if not create_bucket:
             raise
         client.list_buckets()  # the credentials must still be good to create it
         exists = False
-    return {"endpoint": endpoint.label, "bucket": params["bucket"], "bucket_exists": exists}
+    return {"endpoint": endpoint.label, "bucket": location["bucket"], "bucket_exists": exists}
 
 
 def check_mongo(params):
@@ -48,10 +48,13 @@ def check_mongo(params):
     return {"endpoint": describe(params), "version": version}
 
 
-def check_tracker(params):
-    """The tracker answers and accepts the credentials."""
-    tracker = adapter(params, "source")
-    return {"endpoint": tracker.uri, "kind": params.get("kind", "mlflow"), "version": tracker.server_version()}
+def check_tracker(settings):
+    """The tracker (a tracker dict, as tracker_copy takes it) answers and accepts the credentials."""
+    requirement = missing_library(settings)
+    if requirement:
+        raise MigrationError(f"{requirement} is required on the host that runs this module")
+    tracker = adapter(settings, "source")
+    return {"endpoint": tracker.uri, "kind": tracker.KIND, "version": tracker.server_version()}
 
 
 def check_disk(path, min_free_mb):

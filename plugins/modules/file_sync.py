@@ -189,6 +189,18 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+counts:
+  description:
+    - What this run found and moved, all kinds of objects added up, in the vocabulary every
+      data-moving module of the collection returns (C(found), C(filtered_out), C(copied), C(present),
+      C(verified), C(failed), C(bytes), C(seconds), C(failures) each with C(object) and C(reason),
+      C(pending), C(dry_run)); a count the module does not measure is V(null).
+  returned: always
+  type: dict
+kinds:
+  description: The same counts per kind of object (C(files)).
+  returned: always
+  type: dict
 transferred:
   description: Number of files sent (or that would be sent in check mode).
   returned: always

@@ -114,6 +114,18 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+counts:
+  description:
+    - What this run found and moved, all kinds of objects added up, in the vocabulary every
+      data-moving module of the collection returns (C(found), C(filtered_out), C(copied), C(present),
+      C(verified), C(failed), C(bytes), C(seconds), C(failures) each with C(object) and C(reason),
+      C(pending), C(dry_run)); a count the module does not measure is V(null).
+  returned: always
+  type: dict
+kinds:
+  description: The same counts per kind of object (C(documents <db>.<collection>)).
+  returned: always
+  type: dict
 collections:
   description: Manifest entry of each collection backed up.
   returned: always
@@ -218,6 +230,7 @@ def back_up(module, params):
         result["archive"], result["archive_md5"] = pack(dest, "zip")
         result["changed"] = result["changed"] or before != result["archive_md5"]
     return result
+
 
 if __name__ == "__main__":
     main()

@@ -139,6 +139,18 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+counts:
+  description:
+    - What this run found and moved, all kinds of objects added up, in the vocabulary every
+      data-moving module of the collection returns (C(found), C(filtered_out), C(copied), C(present),
+      C(verified), C(failed), C(bytes), C(seconds), C(failures) each with C(object) and C(reason),
+      C(pending), C(dry_run)); a count the module does not measure is V(null).
+  returned: always
+  type: dict
+kinds:
+  description: The same counts per kind of object (C(documents <db>.<collection>)).
+  returned: always
+  type: dict
 collections:
   description: Per collection counts, in backup order.
   returned: always
@@ -232,7 +244,7 @@ def selected_entries(entries, include, named):
     unknown = sorted((set(include) | named) - available)
     if unknown:
         raise NotFound(f"the backup holds no collection {', '.join(unknown)} "
-                             f"(it holds {', '.join(sorted(available)) or 'nothing'})")
+                       f"(it holds {', '.join(sorted(available)) or 'nothing'})")
     return [e for e in entries if not include or f"{e['db']}.{e['collection']}" in include]
 
 
@@ -312,6 +324,7 @@ def restore(module):
                                     for r in reports)
     kinds = {f"documents {r['collection']}": collection_counts(r, module.check_mode) for r in reports}
     return dict(changed=changed, collections=reports, totals=totals, **by_kind(kinds))
+
 
 if __name__ == "__main__":
     main()

@@ -11,36 +11,30 @@ module: preflight_check
 short_description: Check before a migration that an endpoint answers and accepts its credentials, or that a directory has room
 version_added: 0.1.0
 description:
-  - V(s3) checks that O(bucket) exists at the endpoint and the credentials are accepted (or, with
-    O(create_bucket), that the credentials can list buckets so it can be created).
+  - V(s3) checks that the bucket of the location O(s3) exists at the endpoint and the credentials
+    are accepted (or, with O(create_bucket), that the credentials can list buckets so it can be created).
   - V(mongo) connects, proves the credentials, and returns the server's version.
-  - V(mlflow) asks the tracking server for one experiment with O(tracking_uri) and the credentials.
+  - V(tracker) proves the tracker O(tracker) (the dict M(mlops.migration.tracker_copy) takes as its
+    source or target) answers and accepts the credentials, and returns its version when it tells.
   - V(disk) checks that O(path) (or its nearest existing parent) has O(min_free_mb) free.
   - Nothing is written; each failure names the endpoint or path and the cause.
 author:
   - mlops.migration developers (@mlops-migration)
 extends_documentation_fragment:
   - mlops.migration.s3
+  - mlops.migration.s3.checked
+  - mlops.migration.tracker.checked
   - mlops.migration.mongo
 options:
   kind:
     description: What to check.
     type: str
-    choices: [s3, mongo, mlflow, disk]
+    choices: [s3, mongo, tracker, disk]
     required: true
-  bucket:
-    description: Bucket that must exist, for V(s3).
-    type: str
   create_bucket:
     description: For V(s3), a missing bucket is fine because the migration will create it.
     type: bool
     default: false
-  tracking_uri:
-    description: Tracking server, for V(mlflow). O(username) and O(password), or O(token), are its credentials.
-    type: str
-  token:
-    description: Bearer token of the tracking server, for V(mlflow).
-    type: str
   path:
     description: Directory that needs room, for V(disk).
     type: path
@@ -61,10 +55,16 @@ EXAMPLES = r"""
 - name: The source bucket is there and the keys work
   mlops.migration.preflight_check:
     kind: s3
-    endpoint_url: https://minio.old.example.com
-    access_key: "{{ vault_s3_access_key }}"
-    secret_key: "{{ vault_s3_secret_key }}"
-    bucket: clearml
+    s3:
+      endpoint_url: https://minio.old.example.com
+      access_key: "{{ vault_s3_access_key }}"
+      secret_key: "{{ vault_s3_secret_key }}"
+      bucket: clearml
+
+- name: The tracking server answers the token
+  mlops.migration.preflight_check:
+    kind: tracker
+    tracker: {kind: mlflow, tracking_uri: "https://mlflow.example.com", token: "{{ vault_mlflow_token }}"}
 
 - name: Room for the bundles
   mlops.migration.preflight_check:
@@ -83,42 +83,37 @@ checked:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.mlops.migration.plugins.module_utils.common import MigrationError, protect_uri_secrets
-from ansible_collections.mlops.migration.plugins.module_utils import mongo, s3
-from ansible_collections.mlops.migration.plugins.module_utils.preflight import (
-    check_disk,
-    check_mongo,
-    check_s3,
-    check_tracker,
-)
+from ansible_collections.mlops.migration.plugins.module_utils.mongo import connection as mongo
+from ansible_collections.mlops.migration.plugins.module_utils.preflight import check_disk, check_mongo, check_s3, check_tracker
+from ansible_collections.mlops.migration.plugins.module_utils.s3.connection import location_options
+from ansible_collections.mlops.migration.plugins.module_utils.trackers.registry import tracker_spec, uris
 
-NEEDS = {"s3": ["bucket"], "mlflow": ["tracking_uri"], "disk": ["path"], "mongo": []}
+NEEDS = {"s3": ("s3",), "mongo": (), "tracker": ("tracker",), "disk": ("path",)}
 
 
 def main():
-    spec = dict(s3.connection_options(), **mongo.connection_options())
+    spec = dict(mongo.connection_options())
     spec.update(
         kind=dict(type="str", choices=list(NEEDS), required=True),
-        bucket=dict(type="str"),
+        s3=dict(type="dict", options=location_options()),
         create_bucket=dict(type="bool", default=False),
-        tracking_uri=dict(type="str"),
-        token=dict(type="str", no_log=True),
+        tracker=dict(type="dict", options=tracker_spec()),
         path=dict(type="path"),
         min_free_mb=dict(type="int", default=0),
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True,
                            required_if=[("kind", kind, needs) for kind, needs in NEEDS.items() if needs])
-    protect_uri_secrets(module, module.params["uri"], module.params["tracking_uri"])
     params = module.params
+    protect_uri_secrets(module, params["uri"], *uris(params["tracker"] or {}))
     try:
         if params["kind"] == "s3":
-            checked = check_s3(params)
+            checked = check_s3(params["s3"], params["create_bucket"])
         elif params["kind"] == "mongo":
             if not mongo.HAS_PYMONGO:
                 raise MigrationError("pymongo is required on the host that runs this module")
             checked = check_mongo(params)
-        elif params["kind"] == "mlflow":
-            checked = check_tracker(dict(kind="mlflow", tracking_uri=params["tracking_uri"], token=params["token"],
-                                         username=params["username"], password=params["password"]))
+        elif params["kind"] == "tracker":
+            checked = check_tracker(params["tracker"])
         else:
             checked = check_disk(params["path"], params["min_free_mb"])
     except MigrationError as exc:

@@ -21,6 +21,7 @@ description:
 author:
   - mlops.migration developers (@mlops-migration)
 extends_documentation_fragment:
+  - mlops.migration.s3
   - mlops.migration.s3.target
   - mlops.migration.progress
 options:
@@ -74,6 +75,18 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+counts:
+  description:
+    - What this run found and moved, all kinds of objects added up, in the vocabulary every
+      data-moving module of the collection returns (C(found), C(filtered_out), C(copied), C(present),
+      C(verified), C(failed), C(bytes), C(seconds), C(failures) each with C(object) and C(reason),
+      C(pending), C(dry_run)); a count the module does not measure is V(null).
+  returned: always
+  type: dict
+kinds:
+  description: The same counts per kind of object (C(s3 objects)).
+  returned: always
+  type: dict
 found:
   description: Files in the bundle (and directory markers).
   returned: always

@@ -23,41 +23,22 @@ description:
     still running at the source when copied.
   - Transient HTTP errors (429, 5xx, connection resets) are retried with backoff; a
     permanent error fails that run, which the result lists, and the others go on.
-  - Adapters are tracker-neutral; this version has MLflow (any tracking server, through the
-    official client).
+  - Adapters map each tracker's records to and from tracker-neutral ones (experiments with
+    descriptions, runs with users, descriptions, parent and fork links, params, tags, metric
+    and system-metric series, text, media, plot and histogram series, summary values, nested
+    configuration, artifacts, dataset inputs, registered models). This version has MLflow (any
+    tracking server, through the official client).
+  - Into MLflow, the record kinds MLflow has no place for become artifacts of the run under
+    C(mlops-migration/) (text, plot and histogram series as C(<kind>/<key>.jsonl), media as
+    C(media/<key>.jsonl) with their files under C(media/<key>/), C(summary.json),
+    C(config.json)); a fork point becomes the tag C(mlops.migration.fork_step) and system
+    metrics are named C(system/<key>).
 author:
   - mlops.migration developers (@mlops-migration)
 extends_documentation_fragment:
+  - mlops.migration.tracker
   - mlops.migration.progress
 options:
-  source:
-    description: The tracker to read.
-    type: dict
-    required: true
-    suboptions: &tracker
-      kind:
-        description: Tracker type.
-        type: str
-        choices: [mlflow]
-        default: mlflow
-      tracking_uri:
-        description: Tracking server URL.
-        type: str
-        required: true
-      token:
-        description: Bearer token. Never logged or returned.
-        type: str
-      username:
-        description: Basic-auth user.
-        type: str
-      password:
-        description: Basic-auth password. Never logged or returned.
-        type: str
-  target:
-    description: The tracker to write, like O(source).
-    type: dict
-    required: true
-    suboptions: *tracker
   experiments:
     description: Experiment names or regular expressions (full match). All experiments when empty.
     type: list
@@ -117,8 +98,6 @@ attributes:
   diff_mode:
     support: none
     description: Counts are returned instead.
-requirements:
-  - mlflow-skinny >= 2.10 on the host that runs the module
 """
 
 EXAMPLES = r"""
@@ -139,6 +118,18 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+counts:
+  description:
+    - What this run found and moved, all kinds of objects added up, in the vocabulary every
+      data-moving module of the collection returns (C(found), C(filtered_out), C(copied), C(present),
+      C(verified), C(failed), C(bytes), C(seconds), C(failures) each with C(object) and C(reason),
+      C(pending), C(dry_run)); a count the module does not measure is V(null).
+  returned: always
+  type: dict
+kinds:
+  description: The same counts per kind of object (C(tracker experiments), C(tracker runs), C(tracker models), C(tracker model versions)).
+  returned: always
+  type: dict
 experiments:
   description: Counts for experiments (C(found), C(copied), C(skipped), C(updated), C(failed)).
   returned: always
@@ -187,13 +178,12 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.mlops.migration.plugins.module_utils.common import MigrationError, protect_uri_secrets
+from ansible_collections.mlops.migration.plugins.module_utils.common import protect_uri_secrets, run_module
 from ansible_collections.mlops.migration.plugins.module_utils.state import progress as progress_file
 from ansible_collections.mlops.migration.plugins.module_utils.state.ledger import Ledger
 from ansible_collections.mlops.migration.plugins.module_utils.state.store import STATE_FILE
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.copy import Copier, INCLUDE, RunFilter
-from ansible_collections.mlops.migration.plugins.module_utils.trackers.registry import adapter, tracker_spec
-from ansible_collections.mlops.migration.plugins.module_utils.trackers.mlflow import HAS_MLFLOW
+from ansible_collections.mlops.migration.plugins.module_utils.trackers.registry import adapter, missing_library, tracker_spec, uris
 
 
 def main():
@@ -219,34 +209,33 @@ def main():
         ),
         supports_check_mode=True,
     )
-    protect_uri_secrets(module, module.params["source"]["tracking_uri"], module.params["target"]["tracking_uri"])
-    if not HAS_MLFLOW:
-        module.fail_json(msg=missing_required_lib("mlflow-skinny"))
-    params = module.params
+    protect_uri_secrets(module, *uris(module.params["source"]), *uris(module.params["target"]))
+    for side in ("source", "target"):
+        requirement = missing_library(module.params[side])
+        if requirement:
+            module.fail_json(msg=missing_required_lib(requirement))
+    run_module(module, lambda: copy(module, module.params), "object(s) not copied")
+
+
+def copy(module, params):
     path = os.path.join(params["state_dir"], STATE_FILE)
+    source = adapter(params["source"], "source")
+    target = adapter(params["target"], "target")
+    ledger = Ledger(path, source.uri, target.uri, readonly=module.check_mode)
+    wanted = params["run_filter"] or {}
+    copier = Copier(source, target, ledger, params["include"],
+                    RunFilter(wanted.get("status"), wanted.get("started_after"), wanted.get("started_before"),
+                              wanted.get("tags")),
+                    params["max_runs"], params["parallel"], params["verify"], module.check_mode,
+                    params["name_prefix"], params["include_deleted"],
+                    progress_file.start(module, f"tracker_copy {source.uri} -> {target.uri}", unit="runs"))
     try:
-        source = adapter(params["source"], "source")
-        target = adapter(params["target"], "target")
-        ledger = Ledger(path, source.uri, target.uri, readonly=module.check_mode)
-        wanted = params["run_filter"] or {}
-        copier = Copier(source, target, ledger, params["include"],
-                        RunFilter(wanted.get("status"), wanted.get("started_after"), wanted.get("started_before"),
-                                  wanted.get("tags")),
-                        params["max_runs"], params["parallel"], params["verify"], module.check_mode,
-                        params["name_prefix"], params["include_deleted"],
-                        progress_file.start(module, f"tracker_copy {source.uri} -> {target.uri}", unit="runs"))
-        try:
-            result = copier.copy(params["experiments"])
-        finally:
-            ledger.close()
-        progress_file.finish(copier.progress, result["runs"], ("copied", "updated", "skipped", "failed"))
-    except MigrationError as exc:
-        module.fail_json(msg=str(exc))
+        result = copier.copy(params["experiments"])
+    finally:
+        ledger.close()
+    progress_file.finish(copier.progress, result["runs"], ("copied", "updated", "skipped", "failed"))
     result.update(changed=copier.report.changed, ledger=path)
-    if result["failed_count"]:
-        first = "; ".join(f"{f['kind']} {f['id']}: {f['reason']}" for f in result["failures"][:3])
-        module.fail_json(msg=f"{result['failed_count']} object(s) not copied ({first})", **result)
-    module.exit_json(**result)
+    return result
 
 
 if __name__ == "__main__":

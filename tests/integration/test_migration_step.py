@@ -6,6 +6,8 @@ import os
 
 import pytest
 
+from ansible_collections.mlops.migration.plugins.module_utils.counts import by_kind, Counts
+
 pytestmark = pytest.mark.integration
 
 
@@ -47,15 +49,20 @@ def test_an_unwritable_state_dir_is_explained(playbook, ssh_stack):
     assert "cannot open the migration state file" in run.task("step")["result"]["msg"]
 
 
+def s3_result(**counts):
+    """A result as the S3 modules return it: counts by kind (module_utils/counts.py)."""
+    return by_kind({"s3 objects": Counts(failed=0, **counts)})
+
+
 def test_results_are_summed_per_object_kind_and_bad_results_refused(playbook, ssh_stack):
     state_dir = os.path.join(ssh_stack["ssh"]["source"].root, "steps-results")
-    results = [{"module": "s3_sync", "result": {"found": 3, "copied": 2, "already_present": 1, "verified": 2,
-                                                "failed_count": 0, "failures": []}}]
+    results = [{"result": s3_result(found=3, copied=2, present=1, verified=2)}]
     done = playbook(step_play(state_dir, state="done", results=results)).task("step")["result"]
     assert done["step"]["summary"]["objects"]["s3 objects"]["copied"] == 2
     assert done["table"][-1].split()[:5] == ["s3", "s3", "objects", "3", "-"]
-    refused = playbook(step_play(state_dir, state="done", results=[{"module": "rsync", "result": {}}]), expect_rc=2)
-    assert "no report of rsync results" in refused.task("step")["result"]["msg"]
+    refused = playbook(step_play(state_dir, state="done", results=[{"module": "rsync", "result": {"rc": 0}}]),
+                       expect_rc=2)
+    assert "the result has no counts by kind" in refused.task("step")["result"]["msg"]
 
 
 def report_play(state_dir, **args):
@@ -66,8 +73,7 @@ def report_play(state_dir, **args):
 
 def test_the_report_is_written_once_and_not_in_check_mode(playbook, ssh_stack):
     state_dir = os.path.join(ssh_stack["ssh"]["source"].root, "report-state")
-    playbook(step_play(state_dir, state="done", results=[{"module": "s3_sync", "result": {
-        "found": 5, "copied": 5, "already_present": 0, "verified": 5, "failed_count": 0, "failures": []}}]))
+    playbook(step_play(state_dir, state="done", results=[{"result": s3_result(found=5, copied=5, present=0, verified=5)}]))
     checked = playbook(report_play(state_dir), check=True).task("report")["result"]
     assert checked["changed"] and not os.path.exists(os.path.join(state_dir, "report.md"))
     written = playbook(report_play(state_dir)).task("report")["result"]
@@ -87,8 +93,7 @@ def test_state_changes_are_logged_in_the_state_dir(playbook, ssh_stack):
     playbook(step_play(state_dir, state="running"))
     playbook(step_play(state_dir, state="failed", summary={"error": "bucket x does not exist"}))
     playbook(step_play(state_dir, state="failed", summary={"error": "bucket x does not exist"}))  # no change
-    playbook(step_play(state_dir, state="done", results=[{"module": "s3_sync", "result": {
-        "found": 2, "copied": 2, "already_present": 0, "verified": 2, "failed_count": 0, "failures": []}}]))
+    playbook(step_play(state_dir, state="done", results=[{"result": s3_result(found=2, copied=2, present=0, verified=2)}]))
     with open(os.path.join(state_dir, "migration.log"), encoding="utf-8") as handle:
         lines = [line.split(" ", 2)[2].rstrip("\n") for line in handle]
     assert lines == ["step s3: running", "step s3: failed; bucket x does not exist",

@@ -25,10 +25,10 @@ def bucket(s3_pair):
 
 
 def s3_args(info, extra=None):
-    args = {"kind": "s3", "endpoint_url": info["endpoint_url"], "access_key": info["access_key"],
-            "secret_key": info["secret_key"], "bucket": "preflight"}
-    args.update(extra or {})
-    return args
+    location = {"endpoint_url": info["endpoint_url"], "access_key": info["access_key"],
+                "secret_key": info["secret_key"], "bucket": "preflight"}
+    location.update({k: v for k, v in (extra or {}).items() if k != "create_bucket"})
+    return {"kind": "s3", "s3": location, **({"create_bucket": extra["create_bucket"]} if "create_bucket" in (extra or {}) else {})}
 
 
 def test_s3_bucket_credentials_and_creation(playbook, bucket):
@@ -51,16 +51,18 @@ def test_mongo_version_and_unreachable_server(playbook, mongo_pair):
     assert "cannot reach MongoDB at 127.0.0.1:9" in down.task("check")["result"]["msg"]
 
 
-def test_mlflow_and_disk(playbook, mlflow_pair, ssh_stack):
-    found = playbook(check_play(kind="mlflow", tracking_uri=mlflow_pair["source"].tracking_uri)).task("check")["result"]
+def test_tracker_and_disk(playbook, mlflow_pair, ssh_stack):
+    found = playbook(check_play(kind="tracker", tracker={"tracking_uri": mlflow_pair["source"].tracking_uri})
+                     ).task("check")["result"]
     assert found["checked"]["endpoint"] == mlflow_pair["source"].tracking_uri
     assert found["checked"]["version"][0].isdigit()
-    down = playbook(check_play(kind="mlflow", tracking_uri="http://127.0.0.1:9"), expect_rc=2)
+    down = playbook(check_play(kind="tracker", tracker={"kind": "mlflow", "tracking_uri": "http://127.0.0.1:9"}),
+                    expect_rc=2)
     assert "cannot reach MLflow at http://127.0.0.1:9" in down.task("check")["result"]["msg"]
     path = os.path.join(ssh_stack["ssh"]["source"].root, "not", "yet")
     room = playbook(check_play(kind="disk", path=path, min_free_mb=1)).task("check")["result"]
     assert room["checked"]["free_mb"] >= 1 and not os.path.exists(path)
     full = playbook(check_play(kind="disk", path=path, min_free_mb=10 ** 9), expect_rc=2).task("check")["result"]
     assert "the migration needs 1000000000 MiB" in full["msg"]
-    no_bucket = playbook(check_play(kind="s3"), expect_rc=2).task("check")["result"]
+    no_bucket = playbook(check_play(kind="s3", s3={"endpoint_url": "http://127.0.0.1:9"}), expect_rc=2).task("check")["result"]
     assert "bucket" in no_bucket["msg"]

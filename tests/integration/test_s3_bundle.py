@@ -21,16 +21,20 @@ pytestmark = pytest.mark.integration
 S3_IMPLEMENTATIONS = ("seaweedfs", "minio")
 
 
-def export_play(server, bucket, dest, **options):
-    args = dict(endpoint_url=server.endpoint_url, access_key=server.access_key, secret_key=server.secret_key,
-                bucket=bucket, dest=dest, **options)
+def location(server, bucket, prefix=None):
+    found = dict(endpoint_url=server.endpoint_url, access_key=server.access_key, secret_key=server.secret_key,
+                 bucket=bucket)
+    return dict(found, prefix=prefix) if prefix is not None else found
+
+
+def export_play(server, bucket, dest, prefix=None, **options):
+    args = dict(source=location(server, bucket, prefix), dest=dest, **options)
     return [{"name": "export", "hosts": "source", "gather_facts": False,
              "tasks": [{"name": "export", "mlops.migration.s3_export": args}]}]
 
 
-def import_play(server, src, bucket, **options):
-    args = dict(endpoint_url=server.endpoint_url, access_key=server.access_key, secret_key=server.secret_key,
-                src=src, bucket=bucket, **options)
+def import_play(server, src, bucket, prefix=None, **options):
+    args = dict(target=location(server, bucket, prefix), src=src, **options)
     return [{"name": "import", "hosts": "target", "gather_facts": False,
              "tasks": [{"name": "import", "mlops.migration.s3_import": args}]}]
 
@@ -149,11 +153,10 @@ def test_imported_objects_are_recognised_by_s3_sync(playbook, s3_pair, ssh_stack
     bucket, _client, dest = seeded
     playbook(export_play(s3_pair["source"], bucket, dest, prefix="exp/"))
     playbook(import_play(s3_pair["target"], dest, bucket + "-again", prefix="exp/", create_bucket=True))
-    conn = {side: dict(endpoint_url=s.endpoint_url, access_key=s.access_key, secret_key=s.secret_key,
-                       bucket=bucket if side == "source" else bucket + "-again")
+    conn = {side: location(s, bucket if side == "source" else bucket + "-again", "exp/")
             for side, s in s3_pair.items()}
     compare = [{"name": "compare", "hosts": "source", "gather_facts": False, "tasks": [
-        {"name": "compare", "mlops.migration.s3_sync": dict(conn, source_prefix="exp/", target_prefix="exp/")}]}]
+        {"name": "compare", "mlops.migration.s3_sync": conn}]}]
     result = playbook(compare, check=True).task("compare")["result"]
     assert (result["found"], result["copied"], result["already_present"]) == (8, 0, 8)
 

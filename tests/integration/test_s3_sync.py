@@ -35,8 +35,11 @@ def conn(server, bucket, **extra):
                 secret_key=server.secret_key, bucket=bucket, **extra)
 
 
-def play(s3_pair, src_bucket, dst_bucket, **options):
-    args = dict(source=conn(s3_pair["source"], src_bucket), target=conn(s3_pair["target"], dst_bucket))
+def play(s3_pair, src_bucket, dst_bucket, source_prefix=None, target_prefix=None, **options):
+    prefixes = ({"prefix": source_prefix} if source_prefix is not None else {},
+                {"prefix": target_prefix} if target_prefix is not None else {})
+    args = dict(source=conn(s3_pair["source"], src_bucket, **prefixes[0]),
+                target=conn(s3_pair["target"], dst_bucket, **prefixes[1]))
     args.update(options)
     return [{"name": "s3_sync", "hosts": "source", "gather_facts": False,
              "tasks": [{"name": TASK, "mlops.migration.s3_sync": args}]}]

@@ -23,6 +23,7 @@ from ansible_collections.mlops.migration.plugins.module_utils.s3.objects import 
     TransferReport,
 )
 
+
 def merge_listings(source, target, source_prefix, target_prefix):
     """Pair source and target objects by their key below the prefixes, streaming both listings.
 

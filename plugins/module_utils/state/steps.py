@@ -27,7 +27,7 @@ class StepLog:
         """{"state", "summary", "progress", "started", "finished"} of a step, or None."""
         try:
             row = self.db.execute("SELECT state, summary, progress, started, finished FROM steps WHERE name=?",
-                                         (name,)).fetchone()
+                                  (name,)).fetchone()
         except sqlite3.OperationalError:  # a read-only view of a state file that has no steps yet
             return None
         except sqlite3.Error as exc:
@@ -54,8 +54,8 @@ class StepLog:
         try:
             with self.lock, self.db:
                 self.db.execute("INSERT OR REPLACE INTO steps VALUES (?, ?, ?, ?, ?, ?, ?)",
-                                       (name, state, json.dumps(summary, sort_keys=True),
-                                        json.dumps(progress, sort_keys=True), started, finished, now))
+                                (name, state, json.dumps(summary, sort_keys=True),
+                                 json.dumps(progress, sort_keys=True), started, finished, now))
         except sqlite3.Error as exc:
             raise LedgerError(f"cannot write the state file {self.path}: {exc}") from exc
         return True

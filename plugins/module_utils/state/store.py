@@ -41,7 +41,6 @@ CREATE TABLE IF NOT EXISTS steps (
 """
 
 
-
 class LedgerError(MigrationError):
     """The state file cannot be opened, read or written."""
 

@@ -4,9 +4,17 @@
 """The tracker-neutral shape of experiment-tracker records, and the adapter interface.
 
 A source adapter yields experiments, their runs and, per run, params, tags, metric series
-(streamed page by page, with step and timestamp), artifacts (streamed) and dataset inputs,
-plus registered models and their versions. A target adapter writes them. MLflow is the first
-adapter (trackers/mlflow.py); ClearML, W&B and Neptune adapters implement the same classes.
+(streamed page by page, with step and timestamp), the other series kinds (text such as console
+output, media such as debug images, plots, histograms), summary values, the nested
+configuration, artifacts (streamed) and dataset inputs, plus registered models and their
+versions. A target adapter writes them, each kind in the nearest form the tracker has, and says
+so in its class documentation. Links between runs (parent, fork point), users and descriptions
+are fields of the records, never a vendor's tag: each adapter maps its own conventions (MLflow's
+``mlflow.*`` tags live in trackers/mlflow.py only).
+
+Every adapter class declares ``KIND`` (the tracker's name in the modules' ``kind`` option),
+``LIBRARY`` (the import it needs and the requirement to name when missing) and ``OPTIONS`` (its
+connection options, an argument spec), and is built with ``from_settings``.
 """
 
 from __future__ import annotations
@@ -29,12 +37,17 @@ class TransientError(TrackerError):
     """A failure worth retrying: rate limits (429) and server errors (5xx), connection resets."""
 
 
+SERIES_KINDS = ("text", "media", "plot", "histogram")
+
+
 @dataclass
 class Experiment:
     id: str
     name: str
     tags: dict = field(default_factory=dict)
     lifecycle: str = "active"
+    description: str | None = None
+    path: list = field(default_factory=list)  # nested projects, outermost first; [] when flat
 
 
 @dataclass
@@ -52,10 +65,15 @@ class Run:
     inputs: list = field(default_factory=list)
     lifecycle: str = "active"
     artifact_uri: str | None = None
-
-    @property
-    def parent_id(self):
-        return self.tags.get("mlflow.parentRunId")
+    parent_id: str | None = None  # the run this one is nested under (or forked from)
+    fork_step: float | None = None  # a fork: the parent's step the run continues from
+    description: str | None = None
+    group: str | None = None
+    job_type: str | None = None
+    summary: dict = field(default_factory=dict)  # key -> last value (numbers, strings, lists)
+    config: dict | None = None  # the nested configuration as the source holds it (params are its flattening)
+    system_metric_keys: list = field(default_factory=list)  # system metrics, read like metric_keys
+    series: dict = field(default_factory=dict)  # kind (SERIES_KINDS) -> keys
 
     @property
     def finished(self):
@@ -68,6 +86,25 @@ class Point:
     value: float
     timestamp: int
     step: int
+
+
+@dataclass
+class SeriesItem:
+    """One item of a text, media, plot or histogram series.
+
+    ``text`` holds a text line; ``file`` a media file's path among the run's files (read with
+    ``SourceAdapter.series_file``) or ``url`` where the source keeps it; ``data`` a plot's JSON
+    or a histogram's ``{"edges": [...], "values": [...]}``; ``caption`` a media caption.
+    """
+
+    key: str
+    step: float | None
+    timestamp: int | None
+    text: str | None = None
+    file: str | None = None
+    url: str | None = None
+    data: object = None
+    caption: str | None = None
 
 
 @dataclass
@@ -99,7 +136,24 @@ class RegisteredModel:
 class SourceAdapter:
     """What a copy reads from a tracker."""
 
+    KIND = ""
+    LIBRARY = None  # (module to import, requirement to name when it is missing)
+    OPTIONS = {}  # connection options: name -> argument spec entry
+    REQUIRED = ()  # options this kind cannot do without
     uri = ""
+
+    @classmethod
+    def from_settings(cls, settings):
+        """An adapter for the connection options ``settings`` (the module's tracker dict)."""
+        raise NotImplementedError
+
+    def check(self):
+        """Prove the tracker answers and accepts the credentials; TrackerError otherwise."""
+        raise NotImplementedError
+
+    def server_version(self):
+        """The tracker's version, or None when it does not tell."""
+        return None
 
     def experiments(self, selectors):
         """Experiments whose names match ``selectors`` (names or regular expressions)."""
@@ -125,6 +179,14 @@ class SourceAdapter:
         """Write the artifact's bytes to the local file ``path``."""
         raise NotImplementedError
 
+    def series(self, run, kind, key):
+        """The items (SeriesItem) of the run's ``kind`` series ``key``, in order, streamed."""
+        return iter(())
+
+    def series_file(self, run, item, path):
+        """Write the bytes of a media item's ``file`` to the local file ``path``."""
+        raise TrackerError(f"{self.KIND}: run {run.id} has no file {item.file}")
+
     def registered_models(self):
         raise NotImplementedError
 
@@ -135,14 +197,34 @@ class SourceAdapter:
 class TargetAdapter(SourceAdapter):
     """What a copy writes to a tracker; it reads back through the SourceAdapter methods to verify."""
 
+    OWN_ARTIFACTS = None  # a path prefix of the artifacts the adapter writes itself (series, summary)
     uri = ""
 
-    def ensure_experiment(self, name, tags):
-        """The id of the experiment called ``name``, created when missing; (id, created)."""
+    def system_metric_key(self, key):
+        """The name a system metric ``key`` gets at this tracker."""
+        return key
+
+    def ensure_experiment(self, experiment, name, tags):
+        """The id of the experiment called ``name`` (copied from ``experiment``: its description),
+        created with ``tags`` when missing; (id, created)."""
         raise NotImplementedError
 
-    def create_run(self, experiment_id, run, tags):
-        """A new run with the source run's name, start time and tags; returns its id."""
+    def create_run(self, experiment_id, run, tags, parent_id=None):
+        """A new run with the source run's name, start time, user, description, group, job type and fork
+        point, the tags ``tags`` and, nested under the target run ``parent_id``; returns its id."""
+        raise NotImplementedError
+
+    def log_series(self, run_id, kind, key, items, fetch):
+        """Write a text, media, plot or histogram series; ``fetch(item, path)`` writes a media item's
+        bytes to a local file. Returns how many items were written."""
+        raise NotImplementedError
+
+    def series_count(self, run, kind, key):
+        """How many items of the series the target holds (for verification)."""
+        raise NotImplementedError
+
+    def log_summary(self, run_id, summary, config):
+        """Write the summary values and the nested configuration (either may be empty)."""
         raise NotImplementedError
 
     def log_batch(self, run_id, params=(), tags=(), points=()):

@@ -3,11 +3,15 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Copy experiment-tracker records from a source adapter to a target adapter, driven by the ledger.
 
-Per run: create it at the target with its original name, start time and tags (the parent run
-tag remapped, the source ids added as tags), log params, tags, dataset inputs and every metric
-point with its step and timestamp, carry each artifact (md5 taken on the way), set the
-original status and end time, then verify and only then mark it complete in the ledger. A
+Per run: create it at the target with its original name, start time, user, description and tags
+(nested under the copy of its parent, the source ids added as tags), log params, tags, dataset
+inputs, every metric point with its step and timestamp, the text, media, plot and histogram
+series, summary values and nested configuration, carry each artifact (md5 taken on the way), set
+the original status and end time, then verify and only then mark it complete in the ledger. A
 run whose source was still running is completed again later by appending the new points.
+
+Nothing here knows a tracker's conventions: the records are tracker-neutral (trackers/base.py)
+and each adapter maps them to and from its own.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import re
 import tempfile
 import threading
 import time
+from dataclasses import replace
 
 from ansible_collections.mlops.migration.plugins.module_utils.checksums import md5_file
 from ansible_collections.mlops.migration.plugins.module_utils.concurrency import bounded_map
@@ -24,6 +29,7 @@ from ansible_collections.mlops.migration.plugins.module_utils.counts import by_k
 from ansible_collections.mlops.migration.plugins.module_utils.paths import UnsafePath, confined
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.base import (
     OUR_TAGS,
+    SERIES_KINDS,
     SOURCE_EXPERIMENT_TAG,
     SOURCE_RUN_TAG,
     SOURCE_URI_TAG,
@@ -35,7 +41,6 @@ KIND_LABELS = {"experiments": "tracker experiments", "runs": "tracker runs", "mo
                "versions": "tracker model versions"}
 INCLUDE = ("params", "metrics", "tags", "artifacts", "models", "inputs")
 LISTED = 20
-PARENT_TAG = "mlflow.parentRunId"
 
 
 class CopyReport:
@@ -171,11 +176,8 @@ class Copier:
         if self.check_mode:
             self.report.add("experiments", "copied")
             return None
-        # MLflow's own experiment tags are set by the server, except the description
-        tags = {k: v for k, v in experiment.tags.items() if not k.startswith("mlflow.") or k == "mlflow.note.content"}
-        tags[SOURCE_EXPERIMENT_TAG] = experiment.id
-        tags[SOURCE_URI_TAG] = self.source.uri
-        target_id, created = self.target.ensure_experiment(name, tags)
+        tags = dict(experiment.tags, **{SOURCE_EXPERIMENT_TAG: experiment.id, SOURCE_URI_TAG: self.source.uri})
+        target_id, created = self.target.ensure_experiment(experiment, name, tags)
         self.ledger.record("experiment", experiment.id, target_id, "complete")
         self.report.add("experiments", "copied" if created else "skipped")
         return target_id
@@ -209,41 +211,58 @@ class Copier:
             target_exp, SOURCE_RUN_TAG, run.id)
         for old in stale:  # a half-written copy from an interrupted run: redo it
             self.target.delete_run(old)
-        tags = {k: v for k, v in run.tags.items() if k != PARENT_TAG} if "tags" in self.include else {}
-        if run.parent_id:
-            parent = self.ledger.target_id("run", run.parent_id)
-            if parent:
-                tags[PARENT_TAG] = parent
-        if run.user and "tags" in self.include:
-            tags.setdefault("mlflow.user", run.user)
+        tags = dict(run.tags) if "tags" in self.include else {}
         tags.update({SOURCE_RUN_TAG: run.id, SOURCE_EXPERIMENT_TAG: experiment.id, SOURCE_URI_TAG: self.source.uri})
-        new_id = self.target.create_run(target_exp, run, tags)
+        parent = self.ledger.target_id("run", run.parent_id) if run.parent_id else None
+        new_id = self.target.create_run(target_exp, run, tags, parent)
         self.ledger.record("run", run.id, new_id, "started")
         if "params" in self.include and run.params:
             self.target.log_batch(new_id, params=sorted(run.params.items()))
         if "inputs" in self.include and run.inputs:
             self.target.log_inputs(new_id, run.inputs)
         points = self._metrics(run, new_id, {}) if "metrics" in self.include else {}
+        series = self._series(run, new_id) if "metrics" in self.include else {}
+        if "params" in self.include and (run.summary or run.config):
+            self.target.log_summary(new_id, run.summary, run.config)
         digests = self._artifacts(run, new_id) if "artifacts" in self.include else {}
         if run.finished:
             self.target.finish_run(new_id, run.status, run.end_time)
         if self.verify:
-            self._verify(run, new_id, points, digests)
+            self._verify(run, new_id, points, digests, series)
         if run.lifecycle == "deleted":  # copied with include_deleted: deleted at the target too
             self.target.delete_run(new_id)
         self.ledger.record("run", run.id, new_id, "complete", {"points": points, "running": not run.finished,
                                                                "experiment": [experiment.id, target_exp]})
         self.report.add("runs", "copied")
 
+    def _metric_names(self, run):
+        """``{source key: target key}`` of the run's metrics, system metrics under the target's name for them."""
+        names = {key: key for key in run.metric_keys}
+        names.update({key: self.target.system_metric_key(key) for key in run.system_metric_keys})
+        return names
+
     def _metrics(self, run, new_id, already):
         """Copy every metric's points after the first ``already[key]``; returns the point counts."""
         counts = {}
-        for key in run.metric_keys:
+        for key, target_key in self._metric_names(run).items():
             skip = already.get(key, 0)
             tally = _Tally()
-            self.target.log_batch(new_id, points=tally.after(self.source.metric_history(run, key), skip))
+            points = tally.after(self.source.metric_history(run, key), skip)
+            if target_key != key:
+                points = (replace(point, key=target_key) for point in points)
+            self.target.log_batch(new_id, points=points)
             counts[key] = tally.seen
             self.report.moved(points=tally.seen - skip)
+        return counts
+
+    def _series(self, run, new_id):
+        """Copy the text, media, plot and histogram series; returns ``{"kind/key": items}``."""
+        counts = {}
+        for kind in SERIES_KINDS:
+            for key in run.series.get(kind) or ():
+                counts[f"{kind}/{key}"] = self.target.log_series(
+                    new_id, kind, key, self.source.series(run, kind, key),
+                    lambda item, path: self.source.series_file(run, item, path))
         return counts
 
     def _artifacts(self, run, new_id):
@@ -276,7 +295,7 @@ class Copier:
         new_id = entry.target_id
         before = dict(entry.detail.get("points", {}))
         counts = self._metrics(fresh, new_id, before) if "metrics" in self.include else before
-        extra_tags = sorted((k, v) for k, v in fresh.tags.items() if k not in OUR_TAGS and k != PARENT_TAG)
+        extra_tags = sorted((k, v) for k, v in fresh.tags.items() if k not in OUR_TAGS)
         if "tags" in self.include:
             self.target.log_batch(new_id, tags=extra_tags)
         if "params" in self.include:
@@ -288,26 +307,33 @@ class Copier:
                                                                    running=not fresh.finished))
         self.report.add("runs", "updated" if appended or fresh.finished else "skipped")
 
-    def _verify(self, run, new_id, points, digests):
+    def _verify(self, run, new_id, points, digests, series=None):
         copy = self.target.run(new_id)
         problems = []
         if "params" in self.include and copy.params != run.params:
             problems.append("params differ")
         if "tags" in self.include:
-            theirs = {k: v for k, v in copy.tags.items() if k not in OUR_TAGS and k != PARENT_TAG}
-            ours = {k: v for k, v in run.tags.items() if k != PARENT_TAG}
-            missing = {k for k in ours if theirs.get(k) != ours[k]}
+            theirs = {k: v for k, v in copy.tags.items() if k not in OUR_TAGS}
+            missing = {k for k in run.tags if theirs.get(k) != run.tags[k]}
             if missing:
                 problems.append(f"tags differ: {', '.join(sorted(missing)[:5])}")
+        if (copy.description or None) != (run.description or None):
+            problems.append("description differs")
         if "metrics" in self.include:
+            names = self._metric_names(run)
             for key, count in points.items():
-                last, n = None, 0
-                for point in self.target.metric_history(copy, key):
-                    n, last = n + 1, point
+                n = sum(1 for _point in self.target.metric_history(copy, names.get(key, key)))
                 if n != count:
                     problems.append(f"metric {key}: {n} points at the target, {count} at the source")
-        if digests:
-            listed = list(self.target.artifacts(copy))
+            for name, count in (series or {}).items():
+                kind, _sep, key = name.partition("/")
+                n = self.target.series_count(copy, kind, key)
+                if n != count:
+                    problems.append(f"{kind} series {key}: {n} items at the target, {count} at the source")
+        if digests or series or run.summary or run.config:
+            own = self.target.OWN_ARTIFACTS
+            listed = [a for a in self.target.artifacts(copy) if not (own and a.path.startswith(own))
+                      or a.path in digests]
             paths = {a.path for a in listed}
             if paths != set(digests):
                 problems.append(f"artifacts differ: {sorted(set(digests) ^ paths)[:5]}")

@@ -6,17 +6,34 @@
 Metric histories are read with the REST store's paged ``get_metric_history`` so a long
 series is never held whole; writes go through ``log_batch`` in chunks within the API's
 limits (1000 metrics, 100 params, 100 tags, 1000 entities per call).
+
+MLflow's conventions live here and nowhere else: the parent run is the tag ``mlflow.parentRunId``,
+the user ``mlflow.user`` (and the run's ``user_id``), descriptions ``mlflow.note.content``; the
+server sets the other ``mlflow.*`` tags of an experiment itself. What MLflow has no record kind
+for is written as artifacts of the run under ``mlops-migration/`` (SERIES_DIR):
+
+    text, plot, histogram series   mlops-migration/<kind>/<key>.jsonl, one item a line
+                                   ({"step", "timestamp", "text" | "data" | "caption", ...})
+    media series                   mlops-migration/media/<key>.jsonl, each line naming its file
+                                   ("artifact"), the files under mlops-migration/media/<key>/
+    summary values                 mlops-migration/summary.json
+    nested configuration           mlops-migration/config.json (params hold its flattening)
+    fork point                     the tag mlops.migration.fork_step (the parent is mlflow.parentRunId)
+    system metrics                 metrics named system/<key>, as MLflow's own system metrics are
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import tempfile
 import threading
 import time
 from urllib.parse import urlsplit
 
 from ansible_collections.mlops.migration.plugins.module_utils.common import split_userinfo
+from ansible_collections.mlops.migration.plugins.module_utils.paths import UnsafePath, confined
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.base import (
     Artifact,
     Experiment,
@@ -44,6 +61,19 @@ except ImportError:  # reported by the module with missing_required_lib
         """Stand-in so ``except`` clauses stay valid without mlflow."""
 
 MAX_METRICS, MAX_PARAMS, MAX_TAGS, MAX_ENTITIES = 1000, 100, 100, 1000
+PARENT_TAG = "mlflow.parentRunId"
+USER_TAG = "mlflow.user"
+NOTE_TAG = "mlflow.note.content"
+SERVER_TAGS = "mlflow."  # an experiment's tags with this prefix are the server's own (but NOTE_TAG)
+FORK_TAG = "mlops.migration.fork_step"
+SYSTEM_PREFIX = "system/"
+SERIES_DIR = "mlops-migration"
+OPTIONS = dict(
+    tracking_uri=dict(type="str"),
+    token=dict(type="str", no_log=True),
+    username=dict(type="str"),
+    password=dict(type="str", no_log=True),
+)
 PAGE = 5000
 RETRIES = 6
 DATASET_RACE_RETRIES = 3
@@ -200,15 +230,40 @@ class _Client:
 
 
 def _run(entity):
+    """The neutral Run of an MLflow run: parent, description and fork point out of their tags."""
     info, data = entity.info, entity.data
     inputs = list(entity.inputs.dataset_inputs) if getattr(entity, "inputs", None) else []
+    tags = dict(data.tags)
+    parent, description, fork = tags.pop(PARENT_TAG, None), tags.pop(NOTE_TAG, None), tags.pop(FORK_TAG, None)
+    try:
+        fork_step = float(fork) if fork is not None else None
+    except ValueError:
+        fork_step, tags[FORK_TAG] = None, fork
     return Run(id=info.run_id, experiment_id=info.experiment_id, name=info.run_name, start_time=info.start_time,
                end_time=info.end_time, status=info.status, user=info.user_id, params=dict(data.params),
-               tags=dict(data.tags), metric_keys=sorted(data.metrics), inputs=inputs,
-               lifecycle=info.lifecycle_stage, artifact_uri=info.artifact_uri)
+               tags=tags, metric_keys=sorted(data.metrics), inputs=inputs,
+               lifecycle=info.lifecycle_stage, artifact_uri=info.artifact_uri, parent_id=parent,
+               description=description, fork_step=fork_step)
+
+
+def _experiment(exp):
+    """The neutral Experiment of an MLflow experiment: the server's own tags left out, the note as description."""
+    tags = {k: v for k, v in exp.tags.items() if not k.startswith(SERVER_TAGS)}
+    return Experiment(exp.experiment_id, exp.name, tags, exp.lifecycle_stage, exp.tags.get(NOTE_TAG))
 
 
 class MlflowSource(_Client, SourceAdapter):
+    """Reads an MLflow tracking server (any version the official client speaks to)."""
+
+    KIND = "mlflow"
+    LIBRARY = ("mlflow", "mlflow-skinny")
+    OPTIONS = OPTIONS
+    REQUIRED = ("tracking_uri",)
+
+    @classmethod
+    def from_settings(cls, settings):
+        return cls(settings["tracking_uri"], token=settings.get("token"), username=settings.get("username"),
+                   password=settings.get("password"))
 
     def experiments(self, selectors, include_deleted=False):
         view = ViewType.ALL if include_deleted else ViewType.ACTIVE_ONLY
@@ -219,7 +274,7 @@ class MlflowSource(_Client, SourceAdapter):
                         view_type=view, max_results=1000, page_token=token)
             for exp in page:
                 if not patterns or any(p.fullmatch(exp.name) for p in patterns):
-                    yield Experiment(exp.experiment_id, exp.name, dict(exp.tags), exp.lifecycle_stage)
+                    yield _experiment(exp)
             token = page.token
             if not token:
                 return
@@ -306,14 +361,21 @@ def chunks(items, size):
 
 
 class MlflowTarget(MlflowSource, TargetAdapter):
-    """Writes to an MLflow server; reads back through the source methods to verify."""
+    """Writes to an MLflow server; reads back through the source methods to verify. Record kinds
+    MLflow lacks become artifacts under SERIES_DIR (see the module's documentation)."""
+
+    OWN_ARTIFACTS = SERIES_DIR + "/"  # what the copy itself writes besides the source's artifacts
+
+    def system_metric_key(self, key):
+        return key if key.startswith(SYSTEM_PREFIX) else SYSTEM_PREFIX + key
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.artifact_uris = {}
         self.inputs_lock = threading.Lock()
 
-    def ensure_experiment(self, name, tags):
+    def ensure_experiment(self, experiment, name, tags):
+        tags = dict(tags, **({NOTE_TAG: experiment.description} if experiment.description else {}))
         found = call(f"MLflow at {self.uri}: looking up experiment {name}", self.client.get_experiment_by_name, name)
         if found is not None:
             if found.lifecycle_stage == "deleted":
@@ -332,7 +394,19 @@ class MlflowTarget(MlflowSource, TargetAdapter):
                     filter_string=f"tags.`{key}` = {literal}", run_view_type=ViewType.ALL, max_results=100)
         return [r.info.run_id for r in page]
 
-    def create_run(self, experiment_id, run, tags):
+    def create_run(self, experiment_id, run, tags, parent_id=None):
+        tags = dict(tags)
+        if parent_id:
+            tags[PARENT_TAG] = parent_id
+        if run.user:
+            tags.setdefault(USER_TAG, run.user)
+        if run.description:
+            tags[NOTE_TAG] = run.description
+        if run.fork_step is not None:
+            tags[FORK_TAG] = str(run.fork_step)
+        for name, value in (("mlops.migration.group", run.group), ("mlops.migration.job_type", run.job_type)):
+            if value:
+                tags.setdefault(name, value)
         entity = call(f"MLflow at {self.uri}: creating run {run.name}", self.client.create_run, experiment_id,
                       start_time=run.start_time, tags=tags, run_name=run.name)
         self.artifact_uris[entity.info.run_id] = entity.info.artifact_uri
@@ -347,7 +421,7 @@ class MlflowTarget(MlflowSource, TargetAdapter):
             call(f"MLflow at {self.uri}: tags of run {run_id}", self.client.log_batch, run_id, tags=part)
         batch = []
         for point in points:
-            batch.append(Metric(point.key, point.value, point.timestamp, point.step))
+            batch.append(Metric(point.key, point.value, point.timestamp, int(point.step)))
             if len(batch) == MAX_METRICS:
                 call(f"MLflow at {self.uri}: metrics of run {run_id}", self.client.log_batch, run_id, metrics=batch)
                 batch = []
@@ -374,10 +448,60 @@ class MlflowTarget(MlflowSource, TargetAdapter):
                 time.sleep(0.2 * (attempt + 1))
 
     def upload(self, run_id, artifact, path):
+        self._upload_as(run_id, path, artifact.path)
+
+    def _series_path(self, kind, key, suffix=".jsonl"):
+        try:
+            return confined(SERIES_DIR, f"{kind}/{key}{suffix}", "series key")
+        except UnsafePath as exc:
+            raise TrackerError(f"MLflow at {self.uri}: {exc}") from exc
+
+    def _upload_as(self, run_id, local, artifact_path):
         uri = self.artifact_uris.get(run_id) or self.run(run_id).artifact_uri
-        folder = os.path.dirname(artifact.path) or None
-        call(f"MLflow at {self.uri}: uploading {artifact.path} to run {run_id}", self.repo(uri).log_artifact,
-             path, folder)
+        call(f"MLflow at {self.uri}: uploading {artifact_path} to run {run_id}", self.repo(uri).log_artifact,
+             local, os.path.dirname(artifact_path) or None)
+
+    def log_series(self, run_id, kind, key, items, fetch):
+        """One JSON line per item in ``SERIES_DIR/<kind>/<key>.jsonl``; media files beside it."""
+        path = self._series_path(kind, key)
+        count = 0
+        with tempfile.TemporaryDirectory(prefix="mlops-series-") as scratch:
+            lines = os.path.join(scratch, os.path.basename(path))
+            with open(lines, "w", encoding="utf-8") as out:
+                for item in items:
+                    line = {"step": item.step, "timestamp": item.timestamp}
+                    line.update({name: getattr(item, name) for name in ("text", "data", "caption", "url")
+                                 if getattr(item, name) is not None})
+                    if item.file:
+                        name = f"{count:06d}-{os.path.basename(item.file) or 'file'}"
+                        local = os.path.join(scratch, name)
+                        fetch(item, local)
+                        line["artifact"] = self._series_path(kind, f"{key}/{name}", "")
+                        self._upload_as(run_id, local, line["artifact"])
+                        os.unlink(local)
+                    out.write(json.dumps(line, sort_keys=True, default=str) + "\n")
+                    count += 1
+            self._upload_as(run_id, lines, path)
+        return count
+
+    def series_count(self, run, kind, key):
+        with tempfile.TemporaryDirectory(prefix="mlops-series-") as scratch:
+            local = os.path.join(scratch, "series.jsonl")
+            try:
+                self.download(run, Artifact(self._series_path(kind, key), None), local)
+            except TrackerError:
+                return 0
+            with open(local, encoding="utf-8") as lines:
+                return sum(1 for _line in lines)
+
+    def log_summary(self, run_id, summary, config):
+        with tempfile.TemporaryDirectory(prefix="mlops-series-") as scratch:
+            for name, value in (("summary", summary), ("config", config)):
+                if value:
+                    local = os.path.join(scratch, f"{name}.json")
+                    with open(local, "w", encoding="utf-8") as out:
+                        json.dump(value, out, sort_keys=True, indent=1, default=str)
+                    self._upload_as(run_id, local, f"{SERIES_DIR}/{name}.json")
 
     def finish_run(self, run_id, status, end_time):
         call(f"MLflow at {self.uri}: finishing run {run_id}", self.client.set_terminated, run_id, status, end_time)

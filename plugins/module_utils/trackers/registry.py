@@ -1,29 +1,46 @@
 # -*- coding: utf-8 -*-
 # Copyright: mlops.migration contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Which adapter serves which tracker kind, and the connection options a tracker takes."""
+"""Which adapters serve which tracker kind, the connection options a tracker dict takes (the
+union of every adapter's own), and building a checked adapter from such a dict."""
 
 from __future__ import annotations
 
+import importlib.util
+
+from ansible_collections.mlops.migration.plugins.module_utils.trackers.base import TrackerError
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.mlflow import MlflowSource, MlflowTarget
 
-ADAPTERS = {"mlflow": (MlflowSource, MlflowTarget)}
+ADAPTERS = {cls.KIND: (cls, target) for cls, target in ((MlflowSource, MlflowTarget),)}
+DEFAULT_KIND = "mlflow"
 
 
 def tracker_spec():
-    return dict(
-        kind=dict(type="str", choices=list(ADAPTERS), default="mlflow"),
-        tracking_uri=dict(type="str", required=True),
-        token=dict(type="str", no_log=True),
-        username=dict(type="str"),
-        password=dict(type="str", no_log=True),
-    )
+    """The argument spec of a tracker dict (the doc fragment mlops.migration.tracker documents it)."""
+    spec = dict(kind=dict(type="str", choices=list(ADAPTERS), default=DEFAULT_KIND))
+    for source_class, _target_class in ADAPTERS.values():
+        spec.update(source_class.OPTIONS)
+    return spec
+
+
+def missing_library(settings):
+    """The requirement to install for the tracker dict's kind, or None when its library imports."""
+    module, requirement = ADAPTERS[settings.get("kind") or DEFAULT_KIND][0].LIBRARY or (None, None)
+    return requirement if module and importlib.util.find_spec(module) is None else None
+
+
+def uris(settings):
+    """The URIs among a tracker dict's values (whose userinfo passwords are secrets)."""
+    return [value for value in settings.values() if isinstance(value, str) and "://" in value]
 
 
 def adapter(settings, side):
-    source_class, target_class = ADAPTERS[settings["kind"]]
-    cls = source_class if side == "source" else target_class
-    tracker = cls(settings["tracking_uri"], token=settings.get("token"), username=settings.get("username"),
-                  password=settings.get("password"))
+    """A source (``side="source"``) or target adapter for the tracker dict, proven to answer."""
+    kind = settings.get("kind") or DEFAULT_KIND
+    source_class, target_class = ADAPTERS[kind]
+    missing = [name for name in source_class.REQUIRED if not settings.get(name)]
+    if missing:
+        raise TrackerError(f"a {kind} tracker needs {', '.join(missing)}")
+    tracker = (source_class if side == "source" else target_class).from_settings(settings)
     tracker.check()
     return tracker

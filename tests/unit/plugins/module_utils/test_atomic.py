@@ -6,7 +6,6 @@ import os
 from ansible_collections.mlops.migration.plugins.module_utils import atomic as c
 
 
-
 def test_write_text_atomic_replaces_and_leaves_no_temp(tmp_path):
     path = tmp_path / "out"
     c.write_text_atomic(str(path), "one\n")

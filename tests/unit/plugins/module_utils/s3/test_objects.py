@@ -198,7 +198,7 @@ def test_multipart_copy_parts(source_part_mib, uploaded, monkeypatch):
     sizes = [len(data[o:o + source_part_mib * mib]) for o in range(0, len(data), source_part_mib * mib)]
     source, target = MultipartFake(data, sizes), MultipartFake(b"")
     result = objects.copy_object(at(source, "src"), at(target, "dst"), obj, "big.pt",
-                            part_size=6 * mib, threshold=8 * mib)
+                                 part_size=6 * mib, threshold=8 * mib)
     assert (result.bytes, result.method) == (len(data), "multipart-etag")
     assert target.parts == [n * mib for n in uploaded] and not target.aborted
     if source_part_mib == 5:

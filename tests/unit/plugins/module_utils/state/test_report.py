@@ -21,7 +21,6 @@ from ansible_collections.mlops.migration.plugins.module_utils.state.report impor
 )
 
 
-
 def s3_result(dry_run=False, **values):
     """What the S3 modules return, made by their own report type."""
     report = TransferReport(dry_run=dry_run)

@@ -5,10 +5,7 @@ from ansible_collections.mlops.migration.plugins.module_utils.trackers.base impo
 
 
 def run(ident, parent=None, status="FINISHED", start=0, tags=None):
-    tags = dict(tags or {})
-    if parent:
-        tags["mlflow.parentRunId"] = parent
-    return Run(ident, "1", ident, start, None, status, "u", tags=tags)
+    return Run(ident, "1", ident, start, None, status, "u", tags=dict(tags or {}), parent_id=parent)
 
 
 def test_parents_come_in_earlier_waves_than_their_children():

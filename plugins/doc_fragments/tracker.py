@@ -1,0 +1,79 @@
+# -*- coding: utf-8 -*-
+# Copyright: mlops.migration contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Documentation of a tracker dict (module_utils/trackers/registry.py: tracker_spec): the kind and
+the connection options of every adapter.
+
+ansible-test reads doc fragments as string literals, so the suboptions are written out once per
+fragment (the pair shares them through a YAML anchor); keep them in step with ``tracker_spec()``.
+"""
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    # A source and a target tracker.
+    DOCUMENTATION = r"""
+options:
+  source:
+    description: The tracker to read.
+    type: dict
+    required: true
+    suboptions: &tracker
+      kind:
+        description: Tracker type; it decides which of the other options apply.
+        type: str
+        choices: [mlflow]
+        default: mlflow
+      tracking_uri:
+        description:
+          - Tracking server URL, for V(mlflow) (required there). A C(user:password@) in it becomes
+            basic-auth credentials and is never shown.
+        type: str
+      token:
+        description: Bearer token, for V(mlflow). Never logged or returned.
+        type: str
+      username:
+        description: Basic-auth user, for V(mlflow).
+        type: str
+      password:
+        description: Basic-auth password, for V(mlflow). Never logged or returned.
+        type: str
+  target:
+    description: The tracker to write, like O(source).
+    type: dict
+    required: true
+    suboptions: *tracker
+requirements:
+  - for V(mlflow), mlflow-skinny >= 2.10 on the host that runs the module
+"""
+
+    # A tracker to check (preflight).
+    CHECKED = r"""
+options:
+  tracker:
+    description: The tracker to check, for V(tracker), as M(mlops.migration.tracker_copy) takes its O(mlops.migration.tracker_copy#module:source).
+    type: dict
+    suboptions:
+      kind:
+        description: Tracker type; it decides which of the other options apply.
+        type: str
+        choices: [mlflow]
+        default: mlflow
+      tracking_uri:
+        description:
+          - Tracking server URL, for V(mlflow) (required there). A C(user:password@) in it becomes
+            basic-auth credentials and is never shown.
+        type: str
+      token:
+        description: Bearer token, for V(mlflow). Never logged or returned.
+        type: str
+      username:
+        description: Basic-auth user, for V(mlflow).
+        type: str
+      password:
+        description: Basic-auth password, for V(mlflow). Never logged or returned.
+        type: str
+requirements:
+  - for V(mlflow), mlflow-skinny >= 2.10 on the host that runs the module
+"""
