@@ -13,7 +13,14 @@ import time
 
 
 class MigrationError(Exception):
-    """A failure a module reports with ``fail_json``: the message names the object and the cause."""
+    """A failure a module reports with ``fail_json``: the message names the object and the cause.
+
+    ``result`` is what the module returns with the failure (counts so far, the paths that differ).
+    """
+
+    def __init__(self, msg="", result=None):
+        super().__init__(msg)
+        self.result = dict(result or {})
 
 
 class NotFound(MigrationError):
@@ -45,7 +52,7 @@ def run_module(module, work, what="object(s) failed"):
     try:
         result = work()
     except MigrationError as exc:
-        module.fail_json(msg=str(exc), **(getattr(exc, "result", None) or {}))
+        module.fail_json(msg=str(exc), **exc.result)
     result.setdefault("seconds", round(time.monotonic() - started, 3))
     counts = result.get("counts") or {}
     if counts.get("failed"):

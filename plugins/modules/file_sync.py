@@ -189,16 +189,8 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-counts:
-  description:
-    - What this run found and moved, all kinds of objects added up, in the vocabulary every
-      data-moving module of the collection returns (C(found), C(filtered_out), C(copied), C(present),
-      C(verified), C(failed), C(bytes), C(seconds), C(failures) each with C(object) and C(reason),
-      C(pending), C(dry_run)); a count the module does not measure is V(null).
-  returned: always
-  type: dict
 kinds:
-  description: The same counts per kind of object (C(files)).
+  description: Counts per kind of object (C(files)), each C(found), C(filtered_out), C(copied), C(present), C(verified), C(failed), C(bytes), C(seconds), C(failures) (C(object), C(reason)), C(pending), C(dry_run); V(null) where not measured.
   returned: always
   type: dict
 transferred:
@@ -244,6 +236,10 @@ seconds:
   returned: always
   type: float
   sample: 3.2
+counts:
+  description: This run's counts, all kinds added up, in the one result vocabulary of the collection's data-moving modules (README, "One result vocabulary").
+  returned: always
+  type: dict
 """
 
 import os
@@ -252,6 +248,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.mlops.migration.plugins.module_utils.common import run_module
 from ansible_collections.mlops.migration.plugins.module_utils.counts import by_kind
 from ansible_collections.mlops.migration.plugins.module_utils.files.sync import (
     check_relative,
@@ -355,14 +352,19 @@ def main():
     if not src.remote and not os.path.isdir(src.path):
         module.fail_json(msg=f"src {src.path} is not a directory on this host")
 
+    run_module(module, lambda: move(module, src, dest, result, started))
+
+
+def move(module, src, dest, result, started):
+    """Transfer and/or verify; the result with its counts."""
     try:
         with shared_connection(src.remote, dest.remote), \
                 tempfile.TemporaryDirectory(prefix="mlops-file-sync-") as scratch:
             transfer(module, src, dest, scratch, result, started)
     except SyncError as exc:
-        module.fail_json(msg=str(exc), rc=exc.rc, stderr=exc.stderr, **result)
+        raise SyncError(str(exc), exc.rc, exc.stderr, exc.cmd, dict(result, rc=exc.rc, stderr=exc.stderr)) from exc
     result["seconds"] = round(time.monotonic() - started, 3)
-    module.exit_json(**with_counts(module, result))
+    return with_counts(module, result)
 
 
 def with_counts(module, result):
@@ -399,8 +401,8 @@ def transfer(module, src, dest, scratch, result, started):
         result.update(verified=len(diff.verified), mismatched=diff.mismatched, missing=diff.missing)
         if not diff.ok:
             result["seconds"] = round(time.monotonic() - started, 3)
-            module.fail_json(msg=f"{dest.label} does not match {src.label}: {diff.summary()}",
-                             **with_counts(module, result))
+            raise SyncError(f"{dest.label} does not match {src.label}: {diff.summary()}",
+                            result=with_counts(module, result))
 
 
 if __name__ == "__main__":

@@ -155,6 +155,7 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.mlops.migration.plugins.module_utils.atomic import read_text_if_exists, write_text_atomic
+from ansible_collections.mlops.migration.plugins.module_utils.common import MigrationError, run_module
 from ansible_collections.mlops.migration.plugins.module_utils.files.manifest import (
     compare_manifests,
     hash_archive_members,
@@ -204,22 +205,29 @@ def main():
     if params["parallel"] < 1:
         module.fail_json(msg=f"parallel must be at least 1, got {params['parallel']}")
 
+    run_module(module, lambda: manifest_result(module, params, path, manifest))
+
+
+def manifest_result(module, params, path, manifest):
+    """Hash ``path``; verify it against ``manifest``, or write the manifest when it changes."""
     started = time.monotonic()
     try:
         expected = read_manifest(manifest) if params["state"] == "verified" else None
         found = hash_path(params, manifest)
-        result = dict(changed=False, manifest=manifest, files=len(found.entries),
-                      bytes=found.bytes, skipped=found.skipped)
-        if expected is not None:
-            diff = compare_manifests(expected, found.entries)
-            result.update(verified=len(diff.verified), mismatched=diff.mismatched,
-                          missing=diff.missing, extra=diff.extra,
-                          seconds=round(time.monotonic() - started, 3))
-            if not diff.ok:
-                module.fail_json(msg=f"{path} does not match {manifest}: {diff.summary()}", **result)
-            module.exit_json(**result)
-
-        text = render_manifest(found.entries)
+    except MigrationError as exc:
+        raise MigrationError(str(exc), dict(manifest=manifest)) from exc
+    result = dict(changed=False, manifest=manifest, files=len(found.entries),
+                  bytes=found.bytes, skipped=found.skipped)
+    if expected is not None:
+        diff = compare_manifests(expected, found.entries)
+        result.update(verified=len(diff.verified), mismatched=diff.mismatched,
+                      missing=diff.missing, extra=diff.extra,
+                      seconds=round(time.monotonic() - started, 3))
+        if not diff.ok:
+            raise MigrationError(f"{path} does not match {manifest}: {diff.summary()}", result)
+        return result
+    text = render_manifest(found.entries)
+    try:
         before = read_text_if_exists(manifest)
         result["changed"] = before != text
         if result["changed"] and module._diff:
@@ -227,11 +235,9 @@ def main():
                                   before_header=manifest, after_header=manifest)
         if result["changed"] and not module.check_mode:
             write_text_atomic(manifest, text)
-    except ManifestError as exc:
-        module.fail_json(msg=str(exc), manifest=manifest)
-    result["seconds"] = round(time.monotonic() - started, 3)
-    module.exit_json(**result)
-
+    except MigrationError as exc:
+        raise MigrationError(str(exc), dict(manifest=manifest)) from exc
+    return result
 
 if __name__ == "__main__":
     main()

@@ -114,16 +114,8 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-counts:
-  description:
-    - What this run found and moved, all kinds of objects added up, in the vocabulary every
-      data-moving module of the collection returns (C(found), C(filtered_out), C(copied), C(present),
-      C(verified), C(failed), C(bytes), C(seconds), C(failures) each with C(object) and C(reason),
-      C(pending), C(dry_run)); a count the module does not measure is V(null).
-  returned: always
-  type: dict
 kinds:
-  description: The same counts per kind of object (C(documents <db>.<collection>)).
+  description: Counts per kind of object (C(documents <db>.<collection>)), each C(found), C(filtered_out), C(copied), C(present), C(verified), C(failed), C(bytes), C(seconds), C(failures) (C(object), C(reason)), C(pending), C(dry_run); V(null) where not measured.
   returned: always
   type: dict
 collections:
@@ -163,6 +155,10 @@ seconds:
   description: Time the backup took.
   returned: always
   type: float
+counts:
+  description: This run's counts, all kinds added up, in the one result vocabulary of the collection's data-moving modules (README, "One result vocabulary").
+  returned: always
+  type: dict
 """
 
 import os

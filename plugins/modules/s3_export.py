@@ -79,16 +79,8 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-counts:
-  description:
-    - What this run found and moved, all kinds of objects added up, in the vocabulary every
-      data-moving module of the collection returns (C(found), C(filtered_out), C(copied), C(present),
-      C(verified), C(failed), C(bytes), C(seconds), C(failures) each with C(object) and C(reason),
-      C(pending), C(dry_run)); a count the module does not measure is V(null).
-  returned: always
-  type: dict
 kinds:
-  description: The same counts per kind of object (C(s3 objects)).
+  description: Counts per kind of object (C(s3 objects)), each C(found), C(filtered_out), C(copied), C(present), C(verified), C(failed), C(bytes), C(seconds), C(failures) (C(object), C(reason)), C(pending), C(dry_run); V(null) where not measured.
   returned: always
   type: dict
 found:
@@ -153,6 +145,10 @@ seconds:
   returned: always
   type: float
   sample: 20.1
+counts:
+  description: This run's counts, all kinds added up, in the one result vocabulary of the collection's data-moving modules (README, "One result vocabulary").
+  returned: always
+  type: dict
 """
 
 import os

@@ -45,16 +45,21 @@ def ssh_stack(tmp_path_factory):
     yield from _serve(tmp_path_factory, "ssh", whole_stack=True)
 
 
-@pytest.fixture(scope="session")
-def seaweedfs_pair(tmp_path_factory):
-    """Two SeaweedFS S3 endpoints: ``["source"]``, ``["target"]``."""
-    yield from _serve(tmp_path_factory, "s3")
+def _pair(name, component, doc):
+    """The session fixture ``name`` serving the stack component ``component`` (a source and a target)."""
+    def serve(tmp_path_factory):
+        yield from _serve(tmp_path_factory, component)
+
+    serve.__doc__ = doc
+    return pytest.fixture(scope="session", name=name)(serve)
 
 
-@pytest.fixture(scope="session")
-def minio_pair(tmp_path_factory):
-    """Two MinIO S3 endpoints."""
-    yield from _serve(tmp_path_factory, "minio")
+seaweedfs_pair = _pair("seaweedfs_pair", "s3", 'Two SeaweedFS S3 endpoints: ``["source"]``, ``["target"]``.')
+minio_pair = _pair("minio_pair", "minio", "Two MinIO S3 endpoints.")
+mlflow_pair = _pair("mlflow_pair", "mlflow", "Two mlflow servers.")
+ferretdb_pair = _pair("ferretdb_pair", "mongo", "Two FerretDB v1 servers (or the MongoDB servers of MONGO_URI_SOURCE / MONGO_URI_TARGET).")
+mongoeco_pair = _pair("mongoeco_pair", "mongoeco", "Two mongoeco wire servers: the types FerretDB v1 cannot store (MONGO_URI_WIRE_SOURCE / _TARGET).")
+search_pair = _pair("search_pair", "search", "Two single-node OpenSearch clusters.")
 
 
 @pytest.fixture(scope="session")
@@ -64,33 +69,9 @@ def s3_pair(request, s3_implementation):
 
 
 @pytest.fixture(scope="session")
-def mlflow_pair(tmp_path_factory):
-    """Two mlflow servers."""
-    yield from _serve(tmp_path_factory, "mlflow")
-
-
-@pytest.fixture(scope="session")
-def ferretdb_pair(tmp_path_factory):
-    """Two FerretDB v1 servers (or the MongoDB servers of MONGO_URI_SOURCE / MONGO_URI_TARGET)."""
-    yield from _serve(tmp_path_factory, "mongo")
-
-
-@pytest.fixture(scope="session")
 def mongo_pair(request, mongo_implementation):
     """Two MongoDB endpoints of the implementation this test is parametrized with (FerretDB by default)."""
     return request.getfixturevalue(f"{mongo_implementation}_pair")
-
-
-@pytest.fixture(scope="session")
-def mongoeco_pair(tmp_path_factory):
-    """Two mongoeco wire servers: the types FerretDB v1 cannot store (MONGO_URI_WIRE_SOURCE / _TARGET)."""
-    yield from _serve(tmp_path_factory, "mongoeco")
-
-
-@pytest.fixture(scope="session")
-def search_pair(tmp_path_factory):
-    """Two single-node OpenSearch clusters."""
-    yield from _serve(tmp_path_factory, "search")
 
 
 @pytest.fixture

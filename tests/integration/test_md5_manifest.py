@@ -188,7 +188,7 @@ def test_unreadable_file_is_named(playbook, dataset):
     root, _files = dataset
     if os.geteuid() == 0:
         pytest.skip("root reads a chmod 000 file; the unreadable-file error is covered by "
-                    "tests/unit/.../test_checksums.py::test_unreadable_file_fails_naming_it")
+                    "tests/unit/plugins/module_utils/files/test_manifest.py::test_unreadable_file_fails_naming_it")
     target = os.path.join(root, "config.json")
     os.chmod(target, 0)
     try:

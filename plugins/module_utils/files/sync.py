@@ -69,8 +69,8 @@ _STATS = {
 class SyncError(MigrationError):
     """A transfer could not be made; the message says which host and path, and why."""
 
-    def __init__(self, msg, rc=None, stderr=None, cmd=None):
-        super().__init__(msg)
+    def __init__(self, msg, rc=None, stderr=None, cmd=None, result=None):
+        super().__init__(msg, result)
         self.rc = rc
         self.stderr = stderr
         self.cmd = cmd

@@ -10,9 +10,7 @@ Verification rules (see STYLE.md: a multipart ETag is not an md5):
   - every PUT and every uploaded part carries Content-MD5, so the target checks each byte;
   - the target's resulting ETag is checked against the md5 (single part) or the multipart
     ETag of the parts we sent.
-Importable without Ansible. Calls go through module_utils/s3/client.py: its own small SigV4
-client when an endpoint URL and keys are given (fast to start, cheap per request), or boto3
-(imported only then) for AWS's default endpoint and boto3's credential chain.
+Importable without Ansible; the clients come from s3/connection.py.
 """
 
 from __future__ import annotations

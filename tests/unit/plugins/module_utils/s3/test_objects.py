@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from ansible_collections.mlops.migration.plugins.module_utils.common import CredentialsRefused, NotFound, Unreachable
 from ansible_collections.mlops.migration.plugins.module_utils.s3 import client as s3_client, connection, objects
 from ansible_collections.mlops.migration.plugins.module_utils.s3.client import ClientError, EndpointConnectionError
 from ansible_collections.mlops.migration.plugins.module_utils.checksums import multipart_etag
@@ -120,20 +121,25 @@ def test_shards_are_disjoint_and_cover_everything():
     assert all(objects.in_shard(k, 0, 1) for k in keys)
 
 
-@pytest.mark.parametrize("code,status,expected", [
-    ("NoSuchBucket", 404, "bucket b does not exist at http://127.0.0.1:9000"),
-    ("SignatureDoesNotMatch", 403, "http://127.0.0.1:9000 rejected the credentials for bucket b"),
-    ("403", 403, "rejected the credentials"),
-    ("BadDigest", 400, "do not match their Content-MD5"),
+@pytest.mark.parametrize("code,status,expected,kind", [
+    ("NoSuchBucket", 404, "bucket b does not exist at http://127.0.0.1:9000", NotFound),
+    ("SignatureDoesNotMatch", 403, "http://127.0.0.1:9000 rejected the credentials for bucket b", CredentialsRefused),
+    ("403", 403, "rejected the credentials", CredentialsRefused),
+    ("BadDigest", 400, "do not match their Content-MD5", connection.S3Error),
 ])
-def test_errors_name_the_endpoint_and_bucket(code, status, expected):
+def test_errors_name_the_endpoint_and_bucket(code, status, expected, kind):
     exc = ClientError(code, "m", status, "Op")
     assert expected in connection.explain(exc, ENDPOINT, "b")
+    assert isinstance(connection.s3_error(exc, ENDPOINT, "b"), kind)  # callers decide on the type, not the text
 
 
 def test_unreachable_endpoint_message():
     exc = EndpointConnectionError("Could not connect to the endpoint URL: http://127.0.0.1:1/b")
     assert connection.explain(exc, ENDPOINT, "b").startswith("cannot reach http://127.0.0.1:9000 for bucket b")
+    assert isinstance(connection.s3_error(exc, ENDPOINT, "b"), Unreachable)
+    with pytest.raises(connection.S3Unreachable):
+        with connection.s3_errors(ENDPOINT, "b"):
+            raise exc
 
 
 def test_signature_matches_the_aws_documented_example(monkeypatch):
