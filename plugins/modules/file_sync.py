@@ -190,7 +190,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 kinds:
-  description: Counts per kind of object (C(files)), each C(found), C(filtered_out), C(copied), C(present), C(verified), C(failed), C(bytes), C(seconds), C(failures) (C(object), C(reason)), C(pending), C(dry_run); V(null) where not measured.
+  description: Counts per kind of object (C(files)), each with the fields of RV(counts).
   returned: always
   type: dict
 transferred:
@@ -237,7 +237,10 @@ seconds:
   type: float
   sample: 3.2
 counts:
-  description: This run's counts, all kinds added up, in the one result vocabulary of the collection's data-moving modules (README, "One result vocabulary").
+  description:
+    - This run's counts, all kinds added up, in the one result vocabulary of the collection's data-moving modules.
+    - C(found), C(filtered_out), C(copied), C(present), C(verified), C(failed), C(bytes), C(seconds), C(failures) (each with
+      C(object) and C(reason)), C(pending) (check mode), C(dry_run); V(null) where the module does not measure it.
   returned: always
   type: dict
 """

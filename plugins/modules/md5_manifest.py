@@ -239,5 +239,6 @@ def manifest_result(module, params, path, manifest):
         raise MigrationError(str(exc), dict(manifest=manifest)) from exc
     return result
 
+
 if __name__ == "__main__":
     main()

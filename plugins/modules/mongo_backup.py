@@ -115,7 +115,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 kinds:
-  description: Counts per kind of object (C(documents <db>.<collection>)), each C(found), C(filtered_out), C(copied), C(present), C(verified), C(failed), C(bytes), C(seconds), C(failures) (C(object), C(reason)), C(pending), C(dry_run); V(null) where not measured.
+  description: Counts per kind of object (C(documents <db>.<collection>)), each with the fields of RV(counts).
   returned: always
   type: dict
 collections:
@@ -156,7 +156,10 @@ seconds:
   returned: always
   type: float
 counts:
-  description: This run's counts, all kinds added up, in the one result vocabulary of the collection's data-moving modules (README, "One result vocabulary").
+  description:
+    - This run's counts, all kinds added up, in the one result vocabulary of the collection's data-moving modules.
+    - C(found), C(filtered_out), C(copied), C(present), C(verified), C(failed), C(bytes), C(seconds), C(failures) (each with
+      C(object) and C(reason)), C(pending) (check mode), C(dry_run); V(null) where the module does not measure it.
   returned: always
   type: dict
 """
