@@ -5,7 +5,7 @@
 
 Why not boto3 for these: importing boto3 and building a client costs about 0.4 s per module
 run, and botocore's per-request work makes a copy of many small objects CPU-bound. This
-client speaks the S3 REST API over kept-alive HTTP/1.1 connections (module_utils/s3/http11.py),
+client speaks the S3 REST API over kept-alive HTTP/1.1 connections (module_utils/http11.py),
 so a no-change pass costs little more than the two listings it needs.
 
 It answers with the same shapes as boto3's S3 client (``{"ETag": ..}``, ``{"Contents": [..]}``,
@@ -28,7 +28,7 @@ from queue import Empty, LifoQueue
 from urllib.parse import quote, unquote_plus, urlsplit
 from xml.etree import ElementTree
 
-from ansible_collections.mlops.migration.plugins.module_utils.s3.http11 import (
+from ansible_collections.mlops.migration.plugins.module_utils.http11 import (
     Connection,
     refuse_control_characters,
     UnsafeHeader,

@@ -1,4 +1,4 @@
-"""Unit tests of module_utils/s3/http11.py: reply heads and bodies by length, chunks and close."""
+"""Unit tests of module_utils/http11.py: reply heads and bodies by length, chunks and close."""
 
 import io
 import socket
@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from ansible_collections.mlops.migration.plugins.module_utils.s3.http11 import (
+from ansible_collections.mlops.migration.plugins.module_utils.http11 import (
     BodyReader,
     Connection,
     ProtocolError,

@@ -1,0 +1,107 @@
+"""search_copy through ansible-playbook between the two real OpenSearch nodes: ClearML-shaped event
+indices, a copy filtered by the tasks that move, to another company id; re-run, check mode, a killed
+copy resumed, a missing index and an unreachable server."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+pytestmark = pytest.mark.integration
+TASK = "copy events"
+OLD, NEW = "d1bd92a3b039400cbafc60a7a5b1e52b", "0e0f7e3b8a1c4c1b9c7f5a1d2e3f4a5b"
+# The fields of clearml-server's events template for scalar events (apiserver/elastic/index_templates).
+SCALAR_MAPPING = {"dynamic": "strict", "properties": {
+    "@timestamp": {"type": "date"}, "timestamp": {"type": "date"}, "type": {"type": "keyword"},
+    "task": {"type": "keyword"}, "iter": {"type": "long"}, "metric": {"type": "keyword"},
+    "variant": {"type": "keyword"}, "value": {"type": "float"}, "worker": {"type": "keyword"},
+    "company_id": {"type": "keyword"}, "model_event": {"type": "boolean"}}}
+
+
+def scalar_events(tasks, iterations):
+    for task in tasks:
+        for it in range(iterations):
+            for variant in ("train", "val"):
+                yield f"{task}-{it}-{variant}", {
+                    "@timestamp": 1_700_000_000_000 + it, "timestamp": 1_700_000_000_000 + it,
+                    "type": "training_stats_scalar", "task": task, "iter": it, "metric": "loss",
+                    "variant": variant, "value": 1.0 / (it + 1), "worker": "w1", "company_id": OLD,
+                    "model_event": False}
+
+
+@pytest.fixture
+def events(search_pair):
+    node = search_pair["source"]
+    index = f"events-training_stats_scalar-{OLD}-{uuid.uuid4().hex[:6]}"
+    settings = {"number_of_shards": 1, "number_of_replicas": 0}
+    node.request("PUT", f"/{index}", {"mappings": SCALAR_MAPPING, "settings": settings})
+    tasks = [f"task{n}" for n in range(5)]
+    lines = []
+    for ident, doc in scalar_events(tasks, 150):
+        lines += [json.dumps({"index": {"_index": index, "_id": ident}}), json.dumps(doc)]
+    node.request("POST", "/_bulk?refresh=true", ("\n".join(lines) + "\n").encode(), "application/x-ndjson")
+    return index, tasks
+
+
+def play(search_pair, index, **options):
+    args = dict(source={"url": search_pair["source"].url}, target={"url": search_pair["target"].url},
+                indices=[index], index_rename=[{"from": OLD, "to": NEW}], batch_size=200, **options)
+    return [{"name": "copy", "hosts": "source", "gather_facts": False,
+             "tasks": [{"name": TASK, "mlops.migration.search_copy": args}]}]
+
+
+def target_docs(search_pair, index):
+    node = search_pair["target"]
+    node.request("POST", f"/{index}/_refresh")
+    found, reply = {}, node.request("POST", f"/{index}/_search?scroll=1m", {"size": 1000, "sort": ["_doc"]})
+    while reply["hits"]["hits"]:
+        found.update({hit["_id"]: hit["_source"] for hit in reply["hits"]["hits"]})
+        reply = node.request("POST", "/_search/scroll", {"scroll": "1m", "scroll_id": reply["_scroll_id"]})
+    return found
+
+
+def test_filtered_copy_keeps_ids_mapping_and_a_rerun_writes_nothing(playbook, search_pair, events):
+    index, tasks = events
+    moving = tasks[:3]
+    target_index = index.replace(OLD, NEW)
+    checked = playbook(play(search_pair, index, task_ids=moving), check=True).task(TASK)["result"]
+    assert checked["changed"] and checked["indices"][0]["created"]
+    assert (checked["counts"]["found"], checked["counts"]["copied"]) == (900, 900)
+    assert target_index not in str(search_pair["target"].request("GET", "/_cat/indices?format=json"))
+
+    first = playbook(play(search_pair, index, task_ids=moving)).task(TASK)["result"]
+    counts = first["kinds"][f"search documents {target_index}"]
+    assert (counts["found"], counts["copied"], counts["verified"], counts["failed"]) == (900, 900, 900, 0)
+    copied = target_docs(search_pair, target_index)
+    expected = dict(scalar_events(moving, 150))
+    assert copied == expected  # ids kept, documents byte-for-byte, no event of a task that stays
+    mapping = search_pair["target"].request("GET", f"/{target_index}/_mapping")[target_index]["mappings"]
+    assert mapping["dynamic"] == "strict" and mapping["properties"]["iter"] == {"type": "long"}
+
+    again = playbook(play(search_pair, index, task_ids=moving)).task(TASK)["result"]
+    assert not again["changed"] and again["counts"]["present"] == 900 and again["counts"]["copied"] == 0
+
+
+def test_a_partial_target_is_completed_and_a_changed_document_rewritten(playbook, search_pair, events):
+    index, _tasks = events
+    target_index = index.replace(OLD, NEW)
+    playbook(play(search_pair, index))
+    node = search_pair["target"]
+    node.request("POST", f"/{target_index}/_refresh")  # the copy does not refresh; a search sees refreshed documents
+    node.request("POST", f"/{target_index}/_delete_by_query?refresh=true", {"query": {"term": {"task": "task4"}}})
+    node.request("POST", f"/{target_index}/_update/task0-0-train?refresh=true", {"doc": {"value": 99.0}})
+    resumed = playbook(play(search_pair, index)).task(TASK)["result"]
+    assert resumed["counts"]["copied"] == 301 and resumed["counts"]["present"] == 1500 - 301
+    assert target_docs(search_pair, target_index)["task0-0-train"]["value"] == 1.0
+
+
+def test_missing_index_and_unreachable_server_fail_before_any_write(playbook, search_pair, events):
+    missing = playbook(play(search_pair, "events-log-nosuchcompany"), expect_rc=2).task(TASK)["result"]
+    assert "index events-log-nosuchcompany does not exist" in missing["msg"]
+    plays = play(search_pair, events[0])
+    plays[0]["tasks"][0]["mlops.migration.search_copy"]["target"]["url"] = "http://127.0.0.1:9"
+    down = playbook(plays, expect_rc=2).task(TASK)["result"]
+    assert "cannot reach the search server http://127.0.0.1:9" in down["msg"]
+    assert events[0].replace(OLD, NEW) not in str(search_pair["target"].request("GET", "/_cat/indices?format=json"))
