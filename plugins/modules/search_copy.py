@@ -96,6 +96,32 @@ options:
     description: Documents read, looked up and written per request.
     type: int
     default: 1000
+  rewrite:
+    description:
+      - Rules rewriting string values on the way, as M(mlops.migration.mongo_restore) takes them
+        (C(from), C(to), C(match) V(prefix) or V(substring), C(paths)), for debug-image and plot-image URLs
+        that move with the files. Documents are compared and verified after the rewrite.
+      - A rule without C(paths) applies to every string but those under O(untouched_fields).
+    type: list
+    elements: dict
+    default: []
+  text_fields:
+    description: Fields holding JSON text with URLs inside (ClearML's plot C(plot_str)); a rule replaces its C(from) anywhere in them.
+    type: list
+    elements: str
+    default: [plot_str]
+  compressed_fields:
+    description:
+      - Fields holding such text zlib-compressed and base64-encoded (ClearML's C(plot_data), written for
+        large plots); they are decompressed, rewritten and compressed again as the ClearML server does.
+    type: list
+    elements: str
+    default: [plot_data]
+  untouched_fields:
+    description: Fields rules without C(paths) leave alone (ClearML's console C(msg), kept byte for byte).
+    type: list
+    elements: str
+    default: [msg]
 attributes:
   check_mode:
     support: full
@@ -117,6 +143,10 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+rewritten:
+  description: String values the O(rewrite) rules changed.
+  returned: always
+  type: int
 indices:
   description: Per index, C(source), C(target), whether the target index was (or would be) C(created), and its counts.
   returned: always
@@ -138,8 +168,15 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.mlops.migration.plugins.module_utils.common import protect_uri_secrets, run_module
 from ansible_collections.mlops.migration.plugins.module_utils.counts import by_kind
+from ansible_collections.mlops.migration.plugins.module_utils.rewrite import parse_rules
 from ansible_collections.mlops.migration.plugins.module_utils.search.client import connection_options, SearchClient
 from ansible_collections.mlops.migration.plugins.module_utils.search.copy import copy_index, selection
+from ansible_collections.mlops.migration.plugins.module_utils.search.events import (
+    CLEARML_COMPRESSED_FIELDS,
+    CLEARML_TEXT_FIELDS,
+    CLEARML_UNTOUCHED,
+    EventRewriter,
+)
 from ansible_collections.mlops.migration.plugins.module_utils.state import progress as progress_file
 
 
@@ -156,6 +193,10 @@ def main():
             task_ids=dict(type="list", elements="str"),
             task_field=dict(type="str", default="task"),
             batch_size=dict(type="int", default=1000),
+            rewrite=dict(type="list", elements="dict", default=[]),
+            text_fields=dict(type="list", elements="str", default=list(CLEARML_TEXT_FIELDS)),
+            compressed_fields=dict(type="list", elements="str", default=list(CLEARML_COMPRESSED_FIELDS)),
+            untouched_fields=dict(type="list", elements="str", default=list(CLEARML_UNTOUCHED)),
             **progress_file.PROGRESS_OPTIONS,
         ),
         supports_check_mode=True,
@@ -173,6 +214,8 @@ def target_name(name, renames):
 
 
 def copy(module, params):
+    rewriter = EventRewriter(parse_rules(params["rewrite"]), params["text_fields"], params["compressed_fields"],
+                             params["untouched_fields"])  # malformed rules fail before any server is called
     source, target = (SearchClient(**params[side]) for side in ("source", "target"))
     try:
         source.info()  # both servers answer and accept the credentials before anything is read or written
@@ -183,11 +226,11 @@ def copy(module, params):
         for name in params["indices"]:
             to = target_name(name, params["index_rename"])
             counts, created = copy_index(source, target, name, to, query, params["batch_size"],
-                                         check_mode=module.check_mode, progress=progress)
+                                         rewriter if rewriter else None, module.check_mode, progress)
             kinds[f"search documents {to}"] = counts
             created_any = created_any or created
             indices.append(dict(source=name, target=to, created=created, **counts.as_dict()))
-        result = dict(indices=indices, **by_kind(kinds))
+        result = dict(indices=indices, rewritten=rewriter.rewritten, **by_kind(kinds))
         progress_file.finish(progress, result["counts"], ("copied", "present", "failed"))
     finally:
         source.close()

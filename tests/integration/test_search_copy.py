@@ -105,3 +105,41 @@ def test_missing_index_and_unreachable_server_fail_before_any_write(playbook, se
     down = playbook(plays, expect_rc=2).task(TASK)["result"]
     assert "cannot reach the search server http://127.0.0.1:9" in down["msg"]
     assert events[0].replace(OLD, NEW) not in str(search_pair["target"].request("GET", "/_cat/indices?format=json"))
+
+
+FILES_OLD, FILES_NEW = "http://files.old.example.com:8081/", "s3://target-bucket/files/"
+
+
+def test_urls_are_rewritten_inside_plots_compressed_or_not_and_console_lines_kept(playbook, search_pair):
+    import base64  # pylint: disable=import-outside-toplevel
+    import zlib  # pylint: disable=import-outside-toplevel
+
+    node, suffix = search_pair["source"], uuid.uuid4().hex[:6]
+    images = [FILES_OLD + f"proj/task0/metrics/img-{n}.png" for n in range(300)]
+    big_plot = json.dumps({"layout": {"images": [{"source": url} for url in images]}})
+    docs = {
+        f"events-plot-{OLD}-{suffix}": {
+            "small": {"task": "task0", "type": "plot", "plot_str": json.dumps({"layout": {"images": [
+                {"source": images[0]}]}})},
+            "large": {"task": "task0", "type": "plot", "plot_len": len(big_plot),
+                      "plot_data": base64.encodebytes(zlib.compress(big_plot.encode(), level=1)).decode("ascii")}},
+        f"events-training_debug_image-{OLD}-{suffix}": {
+            "img": {"task": "task0", "type": "training_debug_image", "url": images[1]}},
+        f"events-log-{OLD}-{suffix}": {
+            "line": {"task": "task0", "type": "log", "msg": f"saved {images[2]}"}},
+    }
+    for index, by_id in docs.items():
+        for ident, doc in by_id.items():
+            node.request("PUT", f"/{index}/_doc/{ident}?refresh=true", doc)
+    plays = play(search_pair, "", rewrite=[{"from": FILES_OLD, "to": FILES_NEW, "match": "prefix"}])
+    plays[0]["tasks"][0]["mlops.migration.search_copy"]["indices"] = list(docs)
+    result = playbook(plays).task(TASK)["result"]
+    assert result["counts"]["copied"] == 4 and result["counts"]["verified"] == 4 and result["rewritten"] == 3
+    at = {index: target_docs(search_pair, index.replace(OLD, NEW)) for index in docs}
+    plots = at[f"events-plot-{OLD}-{suffix}"]
+    assert FILES_NEW in plots["small"]["plot_str"] and FILES_OLD not in plots["small"]["plot_str"]
+    unpacked = zlib.decompress(base64.b64decode(plots["large"]["plot_data"])).decode()
+    assert unpacked == big_plot.replace(FILES_OLD, FILES_NEW)
+    assert at[f"events-training_debug_image-{OLD}-{suffix}"]["img"]["url"] == images[1].replace(FILES_OLD, FILES_NEW)
+    assert at[f"events-log-{OLD}-{suffix}"]["line"]["msg"] == f"saved {images[2]}"  # console lines untouched
+    assert not playbook(plays).task(TASK)["result"]["changed"]
