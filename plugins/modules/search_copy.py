@@ -88,6 +88,17 @@ options:
     description: Copy only the documents whose O(task_field) is one of these (the tasks that move).
     type: list
     elements: str
+  tasks_from:
+    description:
+      - Take O(task_ids) from a backup written by M(mlops.migration.mongo_backup) (its directory or zip,
+        checked against its manifest first): the C(_id) of every document of O(tasks_collection). The
+        events that move are then those of the tasks the MongoDB step moves, with no second filter to
+        drift from it.
+    type: path
+  tasks_collection:
+    description: The collection of the O(tasks_from) backup whose documents are the tasks.
+    type: str
+    default: backend.task
   task_field:
     description: The field O(task_ids) are matched against.
     type: str
@@ -143,6 +154,10 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+tasks:
+  description: How many task ids selected the documents (from O(task_ids) or O(tasks_from)); V(null) when none did.
+  returned: always
+  type: int
 rewritten:
   description: String values the O(rewrite) rules changed.
   returned: always
@@ -164,10 +179,14 @@ counts:
   type: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule
+import importlib.util
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.mlops.migration.plugins.module_utils.common import protect_uri_secrets, run_module
 from ansible_collections.mlops.migration.plugins.module_utils.counts import by_kind
+from ansible_collections.mlops.migration.plugins.module_utils.files.archives import opened_bundle
+from ansible_collections.mlops.migration.plugins.module_utils.mongo.dump import field_values
 from ansible_collections.mlops.migration.plugins.module_utils.rewrite import parse_rules
 from ansible_collections.mlops.migration.plugins.module_utils.search.client import connection_options, SearchClient
 from ansible_collections.mlops.migration.plugins.module_utils.search.copy import copy_index, selection
@@ -191,6 +210,8 @@ def main():
                 "from": dict(type="str", required=True), "to": dict(type="str", required=True)}),
             query=dict(type="dict"),
             task_ids=dict(type="list", elements="str"),
+            tasks_from=dict(type="path"),
+            tasks_collection=dict(type="str", default="backend.task"),
             task_field=dict(type="str", default="task"),
             batch_size=dict(type="int", default=1000),
             rewrite=dict(type="list", elements="dict", default=[]),
@@ -199,9 +220,12 @@ def main():
             untouched_fields=dict(type="list", elements="str", default=list(CLEARML_UNTOUCHED)),
             **progress_file.PROGRESS_OPTIONS,
         ),
+        mutually_exclusive=[("task_ids", "tasks_from")],
         supports_check_mode=True,
     )
     protect_uri_secrets(module, module.params["source"]["url"], module.params["target"]["url"])
+    if module.params["tasks_from"] and importlib.util.find_spec("bson") is None:
+        module.fail_json(msg=missing_required_lib("pymongo", reason="to read the tasks of a MongoDB backup"))
     if module.params["batch_size"] < 1:
         module.fail_json(msg="batch_size must be at least 1")
     run_module(module, lambda: copy(module, module.params), "document(s) not copied")
@@ -214,13 +238,17 @@ def target_name(name, renames):
 
 
 def copy(module, params):
+    task_ids = params["task_ids"]
+    if params["tasks_from"]:
+        with opened_bundle(params["tasks_from"], "mlops-search-tasks-") as root:
+            task_ids = sorted(field_values(root, params["tasks_collection"]))
     rewriter = EventRewriter(parse_rules(params["rewrite"]), params["text_fields"], params["compressed_fields"],
                              params["untouched_fields"])  # malformed rules fail before any server is called
     source, target = (SearchClient(**params[side]) for side in ("source", "target"))
     try:
         source.info()  # both servers answer and accept the credentials before anything is read or written
         target.info()
-        query = selection(params["query"], params["task_ids"], params["task_field"])
+        query = selection(params["query"], task_ids, params["task_field"])
         progress = progress_file.start(module, f"search_copy {source.url} -> {target.url}", unit="documents")
         indices, kinds, created_any = [], {}, False
         for name in params["indices"]:
@@ -230,7 +258,8 @@ def copy(module, params):
             kinds[f"search documents {to}"] = counts
             created_any = created_any or created
             indices.append(dict(source=name, target=to, created=created, **counts.as_dict()))
-        result = dict(indices=indices, rewritten=rewriter.rewritten, **by_kind(kinds))
+        result = dict(indices=indices, rewritten=rewriter.rewritten, tasks=None if task_ids is None else len(task_ids),
+                      **by_kind(kinds))
         progress_file.finish(progress, result["counts"], ("copied", "present", "failed"))
     finally:
         source.close()

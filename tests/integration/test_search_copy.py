@@ -5,6 +5,7 @@ copy resumed, a missing index and an unreachable server."""
 from __future__ import annotations
 
 import json
+import os
 import uuid
 
 import pytest
@@ -143,3 +144,31 @@ def test_urls_are_rewritten_inside_plots_compressed_or_not_and_console_lines_kep
     assert at[f"events-training_debug_image-{OLD}-{suffix}"]["img"]["url"] == images[1].replace(FILES_OLD, FILES_NEW)
     assert at[f"events-log-{OLD}-{suffix}"]["line"]["msg"] == f"saved {images[2]}"  # console lines untouched
     assert not playbook(plays).task(TASK)["result"]["changed"]
+
+
+def test_the_events_that_move_are_those_of_the_backed_up_tasks(playbook, search_pair, events, mongo_pair, tmp_path):
+    import pymongo  # pylint: disable=import-outside-toplevel
+
+    index, _tasks = events
+    database = f"backend_{uuid.uuid4().hex[:6]}"
+    client = pymongo.MongoClient(mongo_pair["source"].uri)
+    try:
+        client[database]["task"].insert_many([{"_id": "task0", "status": "completed"},
+                                              {"_id": "task3", "status": "published"}])
+    finally:
+        client.close()
+    backup = str(tmp_path / "mongo-backup")
+    playbook([{"name": "backup", "hosts": "source", "gather_facts": False, "tasks": [
+        {"name": "backup", "mlops.migration.mongo_backup": {
+            "uri": mongo_pair["source"].uri, "collections": [{"db": database, "name": "task"}], "dest": backup,
+            "archive": "zip"}}]}])
+    plays = play(search_pair, index, tasks_from=backup + ".zip", tasks_collection=f"{database}.task")
+    result = playbook(plays).task(TASK)["result"]
+    assert result["tasks"] == 2 and result["counts"]["copied"] == 600
+    assert {doc["task"] for doc in target_docs(search_pair, index.replace(OLD, NEW)).values()} == {"task0", "task3"}
+
+    with open(os.path.join(backup, database, "task.bson.gz"), "ab") as handle:
+        handle.write(b"tampered")
+    plays = play(search_pair, index, tasks_from=backup, tasks_collection=f"{database}.task")
+    refused = playbook(plays, expect_rc=2).task(TASK)["result"]
+    assert "task.bson.gz" in refused["msg"] and "does not match its manifest" in refused["msg"]

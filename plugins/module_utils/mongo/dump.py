@@ -26,6 +26,8 @@ from urllib.parse import unquote
 
 from ansible_collections.mlops.migration.plugins.module_utils.atomic import read_text_if_exists, write_text_atomic
 from ansible_collections.mlops.migration.plugins.module_utils.checksums import md5_file, new_md5
+from ansible_collections.mlops.migration.plugins.module_utils.common import NotFound
+from ansible_collections.mlops.migration.plugins.module_utils.mongo.bson_edit import top_level
 from ansible_collections.mlops.migration.plugins.module_utils.mongo.connection import (
     explain,
     MongoError,
@@ -443,3 +445,24 @@ def read_metadata(root, entry):
     except ValueError as exc:
         raise MongoError(f"{entry['metadata']} is not valid extended JSON: {exc}") from exc
     return dict(data.get("options") or {}), list(data.get("indexes") or [])
+
+
+def field_values(root, collection, field="_id"):
+    """The values (as strings) of the top-level ``field`` of every document of ``collection``
+    (``db.name``) in the backup at ``root``, checked against its manifest first: what another step
+    selects by (the events of the tasks a MongoDB step moved)."""
+    import bson  # pylint: disable=import-outside-toplevel  # pymongo's; needed only here and when restoring
+
+    entries = [e for e in read_manifest(root) if f"{e['db']}.{e['collection']}" == collection]
+    if not entries:
+        raise NotFound(f"the backup {root} holds no collection {collection}")
+    check_backup(root, entries)
+    values = set()
+    name = field.encode("utf-8")
+    for entry in entries:
+        with documents(root, entry) as docs:
+            for raw in docs:
+                found = bson.decode(top_level(raw, [name]))
+                if field in found:
+                    values.add(str(found[field]))
+    return values
