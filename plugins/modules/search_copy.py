@@ -91,7 +91,7 @@ options:
   tasks_from:
     description:
       - Take O(task_ids) from a backup written by M(mlops.migration.mongo_backup) (its directory or zip,
-        checked against its manifest first): the C(_id) of every document of O(tasks_collection). The
+        checked against its manifest first), as the C(_id) of every document of O(tasks_collection). The
         events that move are then those of the tasks the MongoDB step moves, with no second filter to
         drift from it.
     type: path
