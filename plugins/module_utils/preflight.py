@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: mlops.migration contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Preflight checks: an endpoint answers and accepts the credentials, a directory has room.
+"""Preflight checks: an endpoint (S3, MongoDB, a search server, a tracker) answers and accepts the credentials,
+a directory has room.
 
 Each check returns what it found (versions, free space) and raises MigrationError naming the
 endpoint or path and the cause; nothing is written.
@@ -13,6 +14,7 @@ import os
 import shutil
 
 from ansible_collections.mlops.migration.plugins.module_utils.common import MigrationError
+from ansible_collections.mlops.migration.plugins.module_utils.search.client import SearchClient
 from ansible_collections.mlops.migration.plugins.module_utils.s3.connection import check_bucket, Endpoint, S3NotFound
 from ansible_collections.mlops.migration.plugins.module_utils.mongo.connection import connect, describe
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.registry import adapter, missing_library
@@ -55,6 +57,17 @@ def check_tracker(settings):
         raise MigrationError(f"{requirement} is required on the host that runs this module")
     tracker = adapter(settings, "source")
     return {"endpoint": tracker.uri, "kind": tracker.KIND, "version": tracker.server_version()}
+
+
+def check_search(settings):
+    """The search server (Elasticsearch or OpenSearch) answers and accepts the credentials; its version is noted."""
+    client = SearchClient(**settings)
+    try:
+        version = client.info().get("version") or {}
+    finally:
+        client.close()
+    return {"endpoint": client.url, "version": version.get("number"),
+            "distribution": version.get("distribution", "elasticsearch")}
 
 
 def check_disk(path, min_free_mb):

@@ -16,6 +16,8 @@ description:
   - V(mongo) connects, proves the credentials, and returns the server's version.
   - V(tracker) proves the tracker O(tracker) (the dict M(mlops.migration.tracker_copy) takes as its
     source or target) answers and accepts the credentials, and returns its version when it tells.
+  - V(search) asks the search server O(search) (Elasticsearch or OpenSearch, the connection
+    M(mlops.migration.search_copy) takes) for its version, with the credentials.
   - V(disk) checks that O(path) (or its nearest existing parent) has O(min_free_mb) free.
   - Nothing is written; each failure names the endpoint or path and the cause.
 author:
@@ -29,8 +31,36 @@ options:
   kind:
     description: What to check.
     type: str
-    choices: [s3, mongo, tracker, disk]
+    choices: [s3, mongo, search, tracker, disk]
     required: true
+  search:
+    description: The search server to check, for V(search).
+    type: dict
+    suboptions:
+      url:
+        description: The server's URL, C(http://) or C(https://).
+        type: str
+        required: true
+      username:
+        description: Basic-auth user.
+        type: str
+      password:
+        description: Basic-auth password. Never logged or returned.
+        type: str
+      api_key:
+        description: An API key. Never logged or returned.
+        type: str
+      validate_certs:
+        description: Check the server's TLS certificate.
+        type: bool
+        default: true
+      ca_bundle:
+        description: CA bundle to check the certificate against.
+        type: path
+      timeout:
+        description: Seconds to wait for a reply.
+        type: int
+        default: 120
   create_bucket:
     description: For V(s3), a missing bucket is fine because the migration will create it.
     type: bool
@@ -84,11 +114,18 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.mlops.migration.plugins.module_utils.common import MigrationError, protect_uri_secrets
 from ansible_collections.mlops.migration.plugins.module_utils.mongo import connection as mongo
-from ansible_collections.mlops.migration.plugins.module_utils.preflight import check_disk, check_mongo, check_s3, check_tracker
+from ansible_collections.mlops.migration.plugins.module_utils.preflight import (
+    check_disk,
+    check_mongo,
+    check_s3,
+    check_search,
+    check_tracker,
+)
 from ansible_collections.mlops.migration.plugins.module_utils.s3.connection import location_options
+from ansible_collections.mlops.migration.plugins.module_utils.search.client import connection_options as search_options
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.registry import tracker_spec, uris
 
-NEEDS = {"s3": ("s3",), "mongo": (), "tracker": ("tracker",), "disk": ("path",)}
+NEEDS = {"s3": ("s3",), "mongo": (), "search": ("search",), "tracker": ("tracker",), "disk": ("path",)}
 
 
 def main():
@@ -98,13 +135,14 @@ def main():
         s3=dict(type="dict", options=location_options()),
         create_bucket=dict(type="bool", default=False),
         tracker=dict(type="dict", options=tracker_spec()),
+        search=dict(type="dict", options=search_options()),
         path=dict(type="path"),
         min_free_mb=dict(type="int", default=0),
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True,
                            required_if=[("kind", kind, needs) for kind, needs in NEEDS.items() if needs])
     params = module.params
-    protect_uri_secrets(module, params["uri"], *uris(params["tracker"] or {}))
+    protect_uri_secrets(module, params["uri"], (params["search"] or {}).get("url"), *uris(params["tracker"] or {}))
     try:
         if params["kind"] == "s3":
             checked = check_s3(params["s3"], params["create_bucket"])
@@ -112,6 +150,8 @@ def main():
             if not mongo.HAS_PYMONGO:
                 raise MigrationError("pymongo is required on the host that runs this module")
             checked = check_mongo(params)
+        elif params["kind"] == "search":
+            checked = check_search(params["search"])
         elif params["kind"] == "tracker":
             checked = check_tracker(params["tracker"])
         else:

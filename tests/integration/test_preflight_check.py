@@ -66,3 +66,10 @@ def test_tracker_and_disk(playbook, mlflow_pair, ssh_stack):
     assert "the migration needs 1000000000 MiB" in full["msg"]
     no_bucket = playbook(check_play(kind="s3", s3={"endpoint_url": "http://127.0.0.1:9"}), expect_rc=2).task("check")["result"]
     assert "bucket" in no_bucket["msg"]
+
+
+def test_search_server_version_and_unreachable_server(playbook, search_pair):
+    found = playbook(check_play(kind="search", search={"url": search_pair["source"].url})).task("check")["result"]
+    assert found["checked"]["distribution"] == "opensearch" and found["checked"]["version"].startswith("2.")
+    down = playbook(check_play(kind="search", search={"url": "http://127.0.0.1:9", "timeout": 5}), expect_rc=2)
+    assert "cannot reach the search server http://127.0.0.1:9" in down.task("check")["result"]["msg"]
