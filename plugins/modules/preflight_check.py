@@ -26,6 +26,7 @@ extends_documentation_fragment:
   - mlops.migration.s3
   - mlops.migration.s3.checked
   - mlops.migration.tracker.checked
+  - mlops.migration.search.checked
   - mlops.migration.mongo
 options:
   kind:
@@ -33,34 +34,6 @@ options:
     type: str
     choices: [s3, mongo, search, tracker, disk]
     required: true
-  search:
-    description: The search server to check, for V(search).
-    type: dict
-    suboptions:
-      url:
-        description: The server's URL, C(http://) or C(https://).
-        type: str
-        required: true
-      username:
-        description: Basic-auth user.
-        type: str
-      password:
-        description: Basic-auth password. Never logged or returned.
-        type: str
-      api_key:
-        description: An API key. Never logged or returned.
-        type: str
-      validate_certs:
-        description: Check the server's TLS certificate.
-        type: bool
-        default: true
-      ca_bundle:
-        description: CA bundle to check the certificate against.
-        type: path
-      timeout:
-        description: Seconds to wait for a reply.
-        type: int
-        default: 120
   create_bucket:
     description: For V(s3), a missing bucket is fine because the migration will create it.
     type: bool

@@ -158,9 +158,8 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.mlops.migration.plugins.module_utils.checksums import md5_file
 from ansible_collections.mlops.migration.plugins.module_utils.common import run_module
-from ansible_collections.mlops.migration.plugins.module_utils.files.archives import pack
+from ansible_collections.mlops.migration.plugins.module_utils.files.archives import packed
 from ansible_collections.mlops.migration.plugins.module_utils.s3.bundle import export_bucket, MANIFEST
 from ansible_collections.mlops.migration.plugins.module_utils.s3.connection import location_options, open_bucket
 from ansible_collections.mlops.migration.plugins.module_utils.state import progress as progress_file
@@ -192,13 +191,7 @@ def export(module, params):
     result["manifest"] = os.path.join(dest, MANIFEST)
     if result["failed_count"] or params["archive"] == "none":
         return result  # a bundle with failures is not packed
-    archive = dest + (".zip" if params["archive"] == "zip" else ".tar.gz")
-    if not module.check_mode and (result["changed"] or not os.path.exists(archive)):
-        archive, archive_md5 = pack(dest, params["archive"])
-        result["changed"] = True
-    else:
-        archive_md5 = md5_file(archive)[0] if os.path.exists(archive) else None
-        result["changed"] = result["changed"] or not os.path.exists(archive)
+    archive, archive_md5, result["changed"] = packed(dest, params["archive"], result["changed"], module.check_mode)
     result.update(archive=archive, archive_md5=archive_md5)
     return result
 

@@ -172,3 +172,41 @@ def test_the_events_that_move_are_those_of_the_backed_up_tasks(playbook, search_
     plays = play(search_pair, index, tasks_from=backup, tasks_collection=f"{database}.task")
     refused = playbook(plays, expect_rc=2).task(TASK)["result"]
     assert "task.bson.gz" in refused["msg"] and "does not match its manifest" in refused["msg"]
+
+
+def bundle_play(module, args):
+    return [{"name": module, "hosts": "source", "gather_facts": False, "tasks": [
+        {"name": module, f"mlops.migration.{module}": args}]}]
+
+
+def test_bundle_round_trip_and_a_tampered_bundle_is_refused(playbook, search_pair, events, tmp_path):
+    index, tasks = events
+    dest = str(tmp_path / "events")
+    export = dict(source={"url": search_pair["source"].url}, indices=[index], dest=dest, task_ids=tasks[:2],
+                  archive="zip", batch_size=128)
+    checked = playbook(bundle_play("search_export", export), check=True).task("search_export")["result"]
+    assert checked["counts"]["found"] == 600 and not os.path.exists(dest)
+    first = playbook(bundle_play("search_export", export)).task("search_export")["result"]
+    assert first["changed"] and first["counts"]["copied"] == 600 and first["archive_md5"]
+    again = playbook(bundle_play("search_export", export)).task("search_export")["result"]
+    assert not again["changed"] and again["counts"]["present"] == 600 and again["archive_md5"] == first["archive_md5"]
+
+    load = dict(target={"url": search_pair["target"].url}, src=first["archive"],
+                index_rename=[{"from": OLD, "to": NEW}], batch_size=128)
+    target_index = index.replace(OLD, NEW)
+    dry = playbook(bundle_play("search_import", load), check=True).task("search_import")["result"]
+    assert dry["counts"]["copied"] == 600 and target_index not in str(
+        search_pair["target"].request("GET", "/_cat/indices?format=json"))
+    loaded = playbook(bundle_play("search_import", load)).task("search_import")["result"]
+    assert (loaded["counts"]["copied"], loaded["counts"]["verified"]) == (600, 600)
+    assert target_docs(search_pair, target_index) == dict(scalar_events(tasks[:2], 150))
+    assert not playbook(bundle_play("search_import", load)).task("search_import")["result"]["changed"]
+
+    with open(os.path.join(dest, "indices", f"{index}.ndjson"), "r+", encoding="utf-8") as handle:
+        text = handle.read().replace('"value":1.0', '"value":7.0', 1)
+        handle.seek(0)
+        handle.write(text)
+    tampered = dict(load, src=dest, index_rename=[{"from": OLD, "to": "tampered"}])
+    refused = playbook(bundle_play("search_import", tampered), expect_rc=2).task("search_import")["result"]
+    assert "does not match its MD5SUMS" in refused["msg"] and f"indices/{index}.ndjson" in refused["msg"]
+    assert index.replace(OLD, "tampered") not in str(search_pair["target"].request("GET", "/_cat/indices?format=json"))

@@ -49,6 +49,16 @@ RESERVE = 64 * 1024 * 1024  # bytes left free on the file system an archive is e
 CHUNK = 1024 * 1024
 
 
+def packed(dest, archive, changed, check_mode=False):
+    """``(path, md5, changed)`` of the bundle ``dest`` packed as ``archive`` (``zip`` or ``tar.gz``): packed
+    again when the bundle ``changed`` or the archive is missing (not in check mode), else as it is."""
+    path = dest + (".zip" if archive == "zip" else ".tar.gz")
+    if not check_mode and (changed or not os.path.exists(path)):
+        path, md5 = pack(dest, archive)
+        return path, md5, True
+    return path, md5_file(path)[0] if os.path.exists(path) else None, changed or not os.path.exists(path)
+
+
 @contextlib.contextmanager
 def opened_bundle(src, prefix="mlops-bundle-"):
     """``with opened_bundle(src) as root:`` a bundle directory, or an archive extracted beside itself.

@@ -48,12 +48,19 @@ def copy_index(source, target, source_index, target_index, query=None, batch_siz
     meta = source.index(source_index)
     if meta is None:
         raise SearchNotFound(f"index {source_index} does not exist at the search server {source.url}")
+    pages = source.scroll(source_index, query or {"match_all": {}}, batch_size)
+    return load_pages(pages, target, target_index, meta, transform, check_mode, progress)
+
+
+def load_pages(pages, target, target_index, meta, transform=None, check_mode=False, progress=None):
+    """Write pages of hits (``[{"_id", "_source"}]``) into ``target_index``, created from ``meta`` (the source
+    index's mappings and settings) when missing; ``(Counts, created)``."""
     created = target.index(target_index) is None
     if created and not check_mode:
         target.create_index(target_index, meta.get("mappings") or {}, target_settings(meta))
     counts = Counts(dry_run=check_mode, found=0, copied=0, present=0, verified=None if check_mode else 0, failed=0,
                     bytes=0)
-    for hits in source.scroll(source_index, query or {"match_all": {}}, batch_size):
+    for hits in pages:
         docs = [(hit["_id"], transform(hit["_source"]) if transform else hit["_source"]) for hit in hits]
         counts.found += len(docs)
         existing = {} if created and check_mode else target.mget(target_index, [ident for ident, _doc in docs])
