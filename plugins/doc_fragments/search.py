@@ -141,8 +141,15 @@ options:
     description: The collection of the O(tasks_from) backup whose documents are the tasks.
     type: str
     default: backend.task
+  tasks_filter:
+    description:
+      - A MongoDB filter the O(tasks_from) task documents must match to count as moving, the same
+        filter (the same plan value) the restore applies to O(tasks_collection) (for a ClearML server
+        the statuses kept), so a task the restore leaves out keeps its events out too.
+      - The filter language of M(mlops.migration.mongo_restore)'s C(collections.<name>.filter).
+    type: dict
   task_field:
-    description: The field O(task_ids) are matched against.
+    description: The field O(task_ids) are matched against, and the documents are counted by per task.
     type: str
     default: task
 """

@@ -15,11 +15,14 @@ description:
     to the index of the same name (after O(index_rename)) at O(target). Documents keep their C(_id).
   - A target index that does not exist is created with the source's mappings and settings before
     any document is written.
-  - The source is read a page at a time (a scroll sorted by C(_doc)); the page's ids are looked up
-    at the target, documents already there with the same content are not written again, the
-    others are written with one C(_bulk) request and read back and compared. A re-run writes
-    nothing when the target holds the same documents; a run after a killed one writes only what
-    is missing or different.
+  - The source is read a page at a time (a sliced scroll sorted by C(_doc), O(slices) parts side by
+    side); the page's ids are looked up at the target, documents already there with the same content
+    are not written again, the others are written with one C(_bulk) request and read back and
+    compared. A re-run writes nothing when the target holds the same documents; a run after a
+    killed one writes only what is missing or different.
+  - After each index, an order-free digest of the selected documents (after the rewrites) is compared
+    with the digest of what the target holds for them, and the documents per task (O(task_field))
+    are counted at both servers; a task whose counts differ is a failure.
 author:
   - mlops.migration developers (@mlops-migration)
 extends_documentation_fragment:
@@ -40,6 +43,12 @@ options:
     description: Documents read, looked up and written per request.
     type: int
     default: 1000
+  slices:
+    description:
+      - Parts of a sliced scroll read (and written) side by side, each on its own connections to both servers.
+      - V(1) reads the index as one scroll.
+    type: int
+    default: 2
 attributes:
   check_mode:
     support: full
@@ -70,7 +79,9 @@ rewritten:
   returned: always
   type: int
 indices:
-  description: Per index, C(source), C(target), whether the target index was (or would be) C(created), and its counts.
+  description:
+    - Per index, C(source), C(target), whether the target index was (or would be) C(created), and its counts.
+    - C(digest) (C(source), C(target), C(same)) and C(tasks) (C(field), C(checked), C(differing)), V(null) in check mode.
   returned: always
   type: list
   elements: dict
@@ -91,8 +102,9 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.mlops.migration.plugins.module_utils.common import protect_uri_secrets, run_module
 from ansible_collections.mlops.migration.plugins.module_utils.counts import by_kind
 from ansible_collections.mlops.migration.plugins.module_utils.search.client import connection_options, SearchClient
-from ansible_collections.mlops.migration.plugins.module_utils.search.copy import copy_index, selection
+from ansible_collections.mlops.migration.plugins.module_utils.search.copy import copy_index, selection, Tally
 from ansible_collections.mlops.migration.plugins.module_utils.search.options import (
+    expand_indices,
     refuse_bad_options,
     RENAME_OPTIONS,
     REWRITE_OPTIONS,
@@ -112,6 +124,7 @@ def main():
             target=server,
             indices=dict(type="list", elements="str", required=True),
             batch_size=dict(type="int", default=1000),
+            slices=dict(type="int", default=2),
             **RENAME_OPTIONS, **SELECTION_OPTIONS, **REWRITE_OPTIONS, **progress_file.PROGRESS_OPTIONS,
         ),
         mutually_exclusive=[("task_ids", "tasks_from")],
@@ -131,14 +144,17 @@ def copy(module, params):
         target.info()
         query = selection(params["query"], task_ids, params["task_field"])
         progress = progress_file.start(module, f"search_copy {source.url} -> {target.url}", unit="documents")
-        indices, kinds, created_any = [], {}, False
-        for name in params["indices"]:
+        indices, kinds, created_any, tally = [], {}, False, Tally(progress)
+        for name in expand_indices(source, params["indices"]):
             to = target_name(name, params["index_rename"])
-            counts, created = copy_index(source, target, name, to, query, params["batch_size"],
-                                         rewriter if rewriter else None, module.check_mode, progress)
-            kinds[f"search documents {to}"] = counts
-            created_any = created_any or created
-            indices.append(dict(source=name, target=to, created=created, **counts.as_dict()))
+            loaded, tasks = copy_index(source, target, name, to, query, params["batch_size"],
+                                       rewriter if rewriter else None, module.check_mode, slices=params["slices"],
+                                       task_field=params["task_field"], tally=tally)
+            kinds[f"search documents {to}"] = loaded.counts
+            created_any = created_any or loaded.created
+            indices.append(dict(source=name, target=to, created=loaded.created, tasks=tasks,
+                                digest=None if module.check_mode else loaded.digests.as_dict(),
+                                **loaded.counts.as_dict()))
         result = dict(indices=indices, rewritten=rewriter.rewritten, tasks=None if task_ids is None else len(task_ids),
                       **by_kind(kinds))
         progress_file.finish(progress, result["counts"], ("copied", "present", "failed"))

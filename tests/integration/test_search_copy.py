@@ -48,7 +48,8 @@ def events(search_pair):
 
 def play(search_pair, index, **options):
     args = dict(source={"url": search_pair["source"].url}, target={"url": search_pair["target"].url},
-                indices=[index], index_rename=[{"from": OLD, "to": NEW}], batch_size=200, **options)
+                indices=[index], index_rename=[{"from": OLD, "to": NEW}], batch_size=200)
+    args.update(options)
     return [{"name": "copy", "hosts": "source", "gather_facts": False,
              "tasks": [{"name": TASK, "mlops.migration.search_copy": args}]}]
 
@@ -75,6 +76,9 @@ def test_filtered_copy_keeps_ids_mapping_and_a_rerun_writes_nothing(playbook, se
     first = playbook(play(search_pair, index, task_ids=moving)).task(TASK)["result"]
     counts = first["kinds"][f"search documents {target_index}"]
     assert (counts["found"], counts["copied"], counts["verified"], counts["failed"]) == (900, 900, 900, 0)
+    verified = first["indices"][0]
+    assert verified["digest"]["same"] and verified["digest"]["source"] == verified["digest"]["target"]
+    assert verified["tasks"] == {"field": "task", "checked": 3, "differing": []}
     copied = target_docs(search_pair, target_index)
     expected = dict(scalar_events(moving, 150))
     assert copied == expected  # ids kept, documents byte-for-byte, no event of a task that stays
@@ -96,11 +100,53 @@ def test_a_partial_target_is_completed_and_a_changed_document_rewritten(playbook
     resumed = playbook(play(search_pair, index)).task(TASK)["result"]
     assert resumed["counts"]["copied"] == 301 and resumed["counts"]["present"] == 1500 - 301
     assert target_docs(search_pair, target_index)["task0-0-train"]["value"] == 1.0
+    assert resumed["indices"][0]["digest"]["same"] and resumed["indices"][0]["tasks"]["checked"] == 5
+
+    # a document at the target that the source does not hold is named by its task, not hidden
+    node.request("PUT", f"/{target_index}/_doc/stray?refresh=true", dict(scalar_events(["task2"], 1))["task2-0-val"])
+    stray = playbook(play(search_pair, index), expect_rc=2).task(TASK)["result"]
+    assert stray["counts"]["failed"] == 1 and stray["indices"][0]["tasks"]["differing"] == [
+        {"task": "task2", "source": 300, "target": 301}]
+
+
+def test_a_killed_copy_resumes_and_ends_with_every_document_once(search_pair, events, ssh_stack, tmp_path):
+    import signal  # pylint: disable=import-outside-toplevel
+    import time  # pylint: disable=import-outside-toplevel
+
+    from tests.integration.ansible_run import run_playbook, start_playbook  # pylint: disable=import-outside-toplevel
+
+    index, tasks = events
+    target_index, node = index.replace(OLD, NEW), search_pair["target"]
+    slow = play(search_pair, index, batch_size=10, slices=1)  # 150 pages: time to kill it in the middle
+    ansible = start_playbook(slow, ssh_stack.inventory_file, str(tmp_path))
+    try:
+        deadline, written = time.monotonic() + 120, 0
+        while time.monotonic() < deadline and ansible.poll() is None:
+            try:
+                node.request("POST", f"/{target_index}/_refresh")
+                written = node.request("GET", f"/{target_index}/_count")["count"]
+            except OSError:  # the index is not there yet (urllib's HTTPError is an OSError)
+                written = 0
+            if written >= 200:
+                break
+            time.sleep(0.1)
+        assert ansible.poll() is None and 200 <= written < 1500, f"killed at {written} of 1500"
+    finally:
+        if ansible.poll() is None:
+            os.killpg(ansible.pid, signal.SIGKILL)
+        ansible.wait()
+    resumed = run_playbook(play(search_pair, index), ssh_stack.inventory_file, str(tmp_path)).task(TASK)["result"]
+    counts = resumed["counts"]
+    assert counts["found"] == 1500 and counts["present"] >= 200 and counts["copied"] == 1500 - counts["present"]
+    assert counts["failed"] == 0 and resumed["indices"][0]["digest"]["same"]
+    assert target_docs(search_pair, target_index) == dict(scalar_events(tasks, 150))  # each once, none missing
 
 
 def test_missing_index_and_unreachable_server_fail_before_any_write(playbook, search_pair, events):
     missing = playbook(play(search_pair, "events-log-nosuchcompany"), expect_rc=2).task(TASK)["result"]
     assert "index events-log-nosuchcompany does not exist" in missing["msg"]
+    none = playbook(play(search_pair, "events-*-nosuchcompany"), expect_rc=2).task(TASK)["result"]
+    assert "no index matches events-*-nosuchcompany" in none["msg"]
     plays = play(search_pair, events[0])
     plays[0]["tasks"][0]["mlops.migration.search_copy"]["target"]["url"] = "http://127.0.0.1:9"
     down = playbook(plays, expect_rc=2).task(TASK)["result"]
@@ -162,6 +208,12 @@ def test_the_events_that_move_are_those_of_the_backed_up_tasks(playbook, search_
         {"name": "backup", "mlops.migration.mongo_backup": {
             "uri": mongo_pair["source"].uri, "collections": [{"db": database, "name": "task"}], "dest": backup,
             "archive": "zip"}}]}])
+    # the restore's own status filter leaves task3 out, so its events stay out too
+    plays = play(search_pair, index.replace(OLD, "*"), tasks_from=backup + ".zip", tasks_collection=f"{database}.task",
+                 tasks_filter={"status": {"$in": ["completed"]}})
+    narrowed = playbook(plays, check=True).task(TASK)["result"]
+    assert narrowed["tasks"] == 1 and narrowed["counts"]["copied"] == 300
+    assert narrowed["indices"][0]["source"] == index  # the wildcard matched the one index
     plays = play(search_pair, index, tasks_from=backup + ".zip", tasks_collection=f"{database}.task")
     result = playbook(plays).task(TASK)["result"]
     assert result["tasks"] == 2 and result["counts"]["copied"] == 600

@@ -34,6 +34,7 @@ from ansible_collections.mlops.migration.plugins.module_utils.mongo.connection i
     PyMongoError,
     raw_codec_options,
 )
+from ansible_collections.mlops.migration.plugins.module_utils.mongo.query import check_filter, filter_fields, matches
 from ansible_collections.mlops.migration.plugins.module_utils.paths import UnsafePath, confined
 
 try:
@@ -447,22 +448,26 @@ def read_metadata(root, entry):
     return dict(data.get("options") or {}), list(data.get("indexes") or [])
 
 
-def field_values(root, collection, field="_id"):
+def field_values(root, collection, field="_id", query=None):
     """The values (as strings) of the top-level ``field`` of every document of ``collection``
-    (``db.name``) in the backup at ``root``, checked against its manifest first: what another step
-    selects by (the events of the tasks a MongoDB step moved)."""
+    (``db.name``) in the backup at ``root`` that matches the MongoDB filter ``query`` (all when None),
+    checked against its manifest first: what another step selects by (the events of the tasks a
+    MongoDB step moves, with the restore's own filter)."""
     import bson  # pylint: disable=import-outside-toplevel  # pymongo's; needed only here and when restoring
 
+    if query is not None:
+        check_filter(query, "tasks_filter")
+        query = from_extjson(query, "tasks_filter")
     entries = [e for e in read_manifest(root) if f"{e['db']}.{e['collection']}" == collection]
     if not entries:
         raise NotFound(f"the backup {root} holds no collection {collection}")
     check_backup(root, entries)
     values = set()
-    name = field.encode("utf-8")
+    names = sorted({field.encode("utf-8")} | {f.encode("utf-8") for f in (filter_fields(query) if query else ())})
     for entry in entries:
         with documents(root, entry) as docs:
             for raw in docs:
-                found = bson.decode(top_level(raw, [name]))
-                if field in found:
+                found = bson.decode(top_level(raw, names))
+                if field in found and (query is None or matches(found, query)):
                     values.add(str(found[field]))
     return values

@@ -145,8 +145,8 @@ def import_bundle(root, entries, target, rename, batch_size=1000, transform=None
         with open(os.path.join(root, entry["meta"]), encoding="utf-8") as handle:
             meta = json.load(handle)
         to = rename(entry["index"])
-        counts, created = load_pages(_pages(os.path.join(root, entry["file"]), batch_size), target, to, meta,
-                                     transform, check_mode, progress)
-        kinds[f"search documents {to}"] = counts
-        created_any = created_any or created
+        loaded = load_pages(_pages(os.path.join(root, entry["file"]), batch_size), target, to, meta,
+                            transform, check_mode, progress)
+        kinds[f"search documents {to}"] = loaded.counts
+        created_any = created_any or loaded.created
     return kinds, created_any

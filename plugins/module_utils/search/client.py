@@ -64,6 +64,8 @@ class SearchClient:
 
     def __init__(self, url, username=None, password=None, api_key=None, validate_certs=True, ca_bundle=None,
                  timeout=120):
+        self.settings = dict(url=url, username=username, password=password, api_key=api_key,
+                             validate_certs=validate_certs, ca_bundle=ca_bundle, timeout=timeout)
         url, uri_user, uri_password = split_userinfo(url)
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -85,6 +87,10 @@ class SearchClient:
             token = base64.b64encode(f"{username}:{password or ''}".encode()).decode()
             self.auth = f"Basic {token}"
         self.conn = None
+
+    def clone(self):
+        """Another client of the same server, on its own connection (one per thread)."""
+        return SearchClient(**self.settings)
 
     def close(self):
         if self.conn is not None:
@@ -147,14 +153,23 @@ class SearchClient:
         reply = self.call("GET", f"/{_name(name)}", what=f"index {name}", missing_ok=True)
         return None if reply is None else reply.get(name) or next(iter(reply.values()), None)
 
+    def matching(self, pattern):
+        """The names of the (open, not hidden) indices a wildcard ``pattern`` matches, sorted."""
+        reply = self.call("GET", f"/_cat/indices/{_name(pattern)}", query={"format": "json", "h": "index"},
+                          what=f"indices {pattern}", missing_ok=True)
+        return sorted(row["index"] for row in reply or [] if isinstance(row, dict) and row.get("index"))
+
     def create_index(self, name, mappings, settings):
         return self.call("PUT", f"/{_name(name)}", {"mappings": mappings, "settings": {"index": settings}},
                          what=f"creating index {name}")
 
-    def scroll(self, index, query, size, keep="5m"):
-        """Every document of ``index`` matching ``query``, a page of ``size`` at a time."""
-        reply = self.call("POST", f"/{_name(index)}/_search", {"query": query, "size": size, "sort": ["_doc"]},
-                          query={"scroll": keep}, what=f"index {index}")
+    def scroll(self, index, query, size, keep="5m", part=None):
+        """Every document of ``index`` matching ``query``, a page of ``size`` at a time; with ``part``
+        ``(n, of)`` only slice ``n`` of a sliced scroll in ``of`` slices."""
+        body = {"query": query, "size": size, "sort": ["_doc"]}
+        if part is not None and part[1] > 1:
+            body["slice"] = {"id": part[0], "max": part[1]}
+        reply = self.call("POST", f"/{_name(index)}/_search", body, query={"scroll": keep}, what=f"index {index}")
         scroll_id = reply.get("_scroll_id")
         try:
             while True:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import threading
 import zlib
 
 from ansible_collections.mlops.migration.plugins.module_utils.common import MigrationError
@@ -39,6 +40,7 @@ class EventRewriter:
         self.text_fields, self.compressed = set(text_fields), set(compressed_fields)
         self.untouched = set(untouched)
         self.rewritten = 0
+        self.lock = threading.Lock()  # slices rewrite side by side
 
     def __bool__(self):
         return bool(self.everywhere or self.by_path)
@@ -71,7 +73,8 @@ class EventRewriter:
         for rule in self.by_path.get(path, []) + self.everywhere:
             new = new.replace(rule.old, rule.new) if inside else rule.apply(new)
         if new != text:
-            self.rewritten += 1
+            with self.lock:
+                self.rewritten += 1
         return new
 
     def _compressed(self, data, path):

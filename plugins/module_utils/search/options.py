@@ -12,6 +12,7 @@ import importlib.util
 from ansible_collections.mlops.migration.plugins.module_utils.files.archives import opened_bundle
 from ansible_collections.mlops.migration.plugins.module_utils.mongo.dump import field_values
 from ansible_collections.mlops.migration.plugins.module_utils.rewrite import parse_rules
+from ansible_collections.mlops.migration.plugins.module_utils.search.client import SearchNotFound
 from ansible_collections.mlops.migration.plugins.module_utils.search.events import (
     CLEARML_COMPRESSED_FIELDS,
     CLEARML_TEXT_FIELDS,
@@ -24,6 +25,7 @@ SELECTION_OPTIONS = dict(
     task_ids=dict(type="list", elements="str"),
     tasks_from=dict(type="path"),
     tasks_collection=dict(type="str", default="backend.task"),
+    tasks_filter=dict(type="dict"),
     task_field=dict(type="str", default="task"),
 )
 RENAME_OPTIONS = dict(
@@ -53,8 +55,22 @@ def selected_tasks(params):
     """The task ids that select the documents (``task_ids``, or read from ``tasks_from``), or None."""
     if params.get("tasks_from"):
         with opened_bundle(params["tasks_from"], "mlops-search-tasks-") as root:
-            return sorted(field_values(root, params["tasks_collection"]))
+            return sorted(field_values(root, params["tasks_collection"], query=params.get("tasks_filter")))
     return params.get("task_ids")
+
+
+def expand_indices(client, names):
+    """``names`` with each wildcard pattern (``events-*-<company>``) replaced by the indices it matches, sorted."""
+    out = []
+    for name in names:
+        if "*" not in name:
+            out.append(name)
+            continue
+        found = client.matching(name)
+        if not found:
+            raise SearchNotFound(f"no index matches {name} at the search server {client.url}")
+        out.extend(index for index in found if index not in out)
+    return out
 
 
 def target_name(name, renames):
