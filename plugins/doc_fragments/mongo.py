@@ -55,6 +55,39 @@ options:
     description: Seconds to wait for the server before failing with an "unreachable" error.
     type: int
     default: 20
+  ssh_tunnel:
+    description:
+      - Reach the server through an ssh bastion (paramiko on the host that runs the module) - for a server
+        that listens only inside its host. A local forward on 127.0.0.1 to the host and port of O(uri) (one host) or O(host) and O(port) as
+        the bastion sees them is opened for the module's run and closed after it.
+      - The bastion's host key must be in C(known_hosts); an unknown or changed key is refused.
+    type: dict
+    suboptions:
+      host:
+        description: The bastion's address.
+        type: str
+        required: true
+      port:
+        description: Its ssh port.
+        type: int
+        default: 22
+      user:
+        description: The user logged in as.
+        type: str
+        required: true
+      key_file:
+        description: The private key file logged in with.
+        type: path
+        required: true
+      known_hosts:
+        description: A known_hosts file holding the bastion's host key.
+        type: path
+        required: true
+      timeout:
+        description: Seconds to wait for the bastion.
+        type: int
+        default: 20
 requirements:
 - pymongo >= 4.6 on the host that runs the module
+- paramiko, for O(ssh_tunnel)
 """

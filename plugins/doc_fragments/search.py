@@ -51,6 +51,38 @@ options:
         description: Seconds to wait for a reply.
         type: int
         default: 120
+      ssh_tunnel:
+        description:
+          - Reach the server through an ssh bastion (paramiko on the host that runs the module) - for a server
+            that listens only inside its host. A local forward on 127.0.0.1 to the host and port of C(url) as
+            the bastion sees them is opened for the module's run and closed after it.
+          - The bastion's host key must be in C(known_hosts); an unknown or changed key is refused.
+        type: dict
+        suboptions:
+          host:
+            description: The bastion's address.
+            type: str
+            required: true
+          port:
+            description: Its ssh port.
+            type: int
+            default: 22
+          user:
+            description: The user logged in as.
+            type: str
+            required: true
+          key_file:
+            description: The private key file logged in with.
+            type: path
+            required: true
+          known_hosts:
+            description: A known_hosts file holding the bastion's host key.
+            type: path
+            required: true
+          timeout:
+            description: Seconds to wait for the bastion.
+            type: int
+            default: 20
 """
 
     # The server written to.
@@ -85,6 +117,38 @@ options:
         description: Seconds to wait for a reply.
         type: int
         default: 120
+      ssh_tunnel:
+        description:
+          - Reach the server through an ssh bastion (paramiko on the host that runs the module) - for a server
+            that listens only inside its host. A local forward on 127.0.0.1 to the host and port of C(url) as
+            the bastion sees them is opened for the module's run and closed after it.
+          - The bastion's host key must be in C(known_hosts); an unknown or changed key is refused.
+        type: dict
+        suboptions:
+          host:
+            description: The bastion's address.
+            type: str
+            required: true
+          port:
+            description: Its ssh port.
+            type: int
+            default: 22
+          user:
+            description: The user logged in as.
+            type: str
+            required: true
+          key_file:
+            description: The private key file logged in with.
+            type: path
+            required: true
+          known_hosts:
+            description: A known_hosts file holding the bastion's host key.
+            type: path
+            required: true
+          timeout:
+            description: Seconds to wait for the bastion.
+            type: int
+            default: 20
 """
 
     # A server to check (preflight).
@@ -118,6 +182,38 @@ options:
         description: Seconds to wait for a reply.
         type: int
         default: 120
+      ssh_tunnel:
+        description:
+          - Reach the server through an ssh bastion (paramiko on the host that runs the module) - for a server
+            that listens only inside its host. A local forward on 127.0.0.1 to the host and port of C(url) as
+            the bastion sees them is opened for the module's run and closed after it.
+          - The bastion's host key must be in C(known_hosts); an unknown or changed key is refused.
+        type: dict
+        suboptions:
+          host:
+            description: The bastion's address.
+            type: str
+            required: true
+          port:
+            description: Its ssh port.
+            type: int
+            default: 22
+          user:
+            description: The user logged in as.
+            type: str
+            required: true
+          key_file:
+            description: The private key file logged in with.
+            type: path
+            required: true
+          known_hosts:
+            description: A known_hosts file holding the bastion's host key.
+            type: path
+            required: true
+          timeout:
+            description: Seconds to wait for the bastion.
+            type: int
+            default: 20
 """
 
     # Which documents move: a query, and the tasks that move.

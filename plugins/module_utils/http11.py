@@ -118,12 +118,12 @@ class BodyReader:
 class Connection:
     """One kept-alive connection to ``host:port`` (TLS when ``ssl_context`` is given)."""
 
-    def __init__(self, host, port, ssl_context=None, connect_timeout=10, read_timeout=120):
+    def __init__(self, host, port, ssl_context=None, connect_timeout=10, read_timeout=120, server_hostname=None):
         sock = socket.create_connection((host, port), timeout=connect_timeout)
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if ssl_context is not None:
-                sock = ssl_context.wrap_socket(sock, server_hostname=host)
+                sock = ssl_context.wrap_socket(sock, server_hostname=server_hostname or host)
             sock.settimeout(read_timeout)
         except BaseException:
             sock.close()

@@ -49,6 +49,14 @@ options:
       - V(1) reads the index as one scroll.
     type: int
     default: 2
+  templates:
+    description:
+      - Index templates (names or wildcard patterns, for a ClearML server C(events_*)) put on the target,
+        with the component templates they are composed of, before any index is created, unless the
+        target holds them the same.
+    type: list
+    elements: str
+    default: []
 attributes:
   check_mode:
     support: full
@@ -74,6 +82,11 @@ tasks:
   description: How many task ids selected the documents (from O(task_ids) or O(tasks_from)); V(null) when none did.
   returned: always
   type: int
+templates:
+  description: The templates put on the target (C(component_template <name>), C(index_template <name>)).
+  returned: always
+  type: list
+  elements: str
 rewritten:
   description: String values the O(rewrite) rules changed.
   returned: always
@@ -113,6 +126,7 @@ from ansible_collections.mlops.migration.plugins.module_utils.search.options imp
     SELECTION_OPTIONS,
     target_name,
 )
+from ansible_collections.mlops.migration.plugins.module_utils.search.templates import apply_templates, read_templates
 from ansible_collections.mlops.migration.plugins.module_utils.state import progress as progress_file
 
 
@@ -125,6 +139,7 @@ def main():
             indices=dict(type="list", elements="str", required=True),
             batch_size=dict(type="int", default=1000),
             slices=dict(type="int", default=2),
+            templates=dict(type="list", elements="str", default=[]),
             **RENAME_OPTIONS, **SELECTION_OPTIONS, **REWRITE_OPTIONS, **progress_file.PROGRESS_OPTIONS,
         ),
         mutually_exclusive=[("task_ids", "tasks_from")],
@@ -144,7 +159,8 @@ def copy(module, params):
         target.info()
         query = selection(params["query"], task_ids, params["task_field"])
         progress = progress_file.start(module, f"search_copy {source.url} -> {target.url}", unit="documents")
-        indices, kinds, created_any, tally = [], {}, False, Tally(progress)
+        templates = apply_templates(target, read_templates(source, params["templates"]), module.check_mode)
+        indices, kinds, created_any, tally = [], {}, bool(templates), Tally(progress)
         for name in expand_indices(source, params["indices"]):
             to = target_name(name, params["index_rename"])
             loaded, tasks = copy_index(source, target, name, to, query, params["batch_size"],
@@ -155,7 +171,8 @@ def copy(module, params):
             indices.append(dict(source=name, target=to, created=loaded.created, tasks=tasks,
                                 digest=None if module.check_mode else loaded.digests.as_dict(),
                                 **loaded.counts.as_dict()))
-        result = dict(indices=indices, rewritten=rewriter.rewritten, tasks=None if task_ids is None else len(task_ids),
+        result = dict(indices=indices, templates=templates, rewritten=rewriter.rewritten,
+                      tasks=None if task_ids is None else len(task_ids),
                       **by_kind(kinds))
         progress_file.finish(progress, result["counts"], ("copied", "present", "failed"))
     finally:

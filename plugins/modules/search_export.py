@@ -99,6 +99,7 @@ from ansible_collections.mlops.migration.plugins.module_utils.search.bundle impo
 from ansible_collections.mlops.migration.plugins.module_utils.search.client import connection_options, SearchClient
 from ansible_collections.mlops.migration.plugins.module_utils.search.copy import selection
 from ansible_collections.mlops.migration.plugins.module_utils.search.options import (
+    expand_indices,
     refuse_bad_options,
     selected_tasks,
     SELECTION_OPTIONS,
@@ -129,7 +130,7 @@ def export(module, params):
     source = SearchClient(**params["source"])
     try:
         source.info()
-        kinds, changed = export_indices(source, params["indices"], dest, query, params["batch_size"],
+        kinds, changed = export_indices(source, expand_indices(source, params["indices"]), dest, query, params["batch_size"],
                                         check_mode=module.check_mode)
     finally:
         source.close()

@@ -24,7 +24,7 @@ from mlflow.tracking import MlflowClient
 
 from ansible_collections.mlops.migration.plugins.module_utils.concurrency import bounded_map
 from ansible_collections.mlops.migration.plugins.module_utils.s3.client import S3Client
-from tests import clearml_documents
+from tests import clearml_documents, clearml_events
 from tests.integration.ansible_run import run_playbook, start_playbook
 from tests.stack import demo_platform
 from tests.stack.stack import Stack
@@ -208,18 +208,59 @@ def test_kill_during_s3_step_then_resume(run, platform, tmp_path):
     assert s3_result["verified"] == s3_result["copied"]
     assert len(keys(s3_client(platform, "target"), "target-bucket", "clearml/")) == source_count
     assert steps(state_dir) == {name: "done" for name in
-                                ("files_bulk", "s3", "mongo", "trackers", "files_delta", "verify")}
+                                ("files_bulk", "s3", "mongo", "events", "trackers", "files_delta", "verify")}
     check_target(platform)
 
     with open(os.path.join(state_dir, "report.md"), encoding="utf-8") as handle:
         report = handle.read()
     assert "| s3 | s3 objects | %d |" % source_count in report
     assert re.search(r"\| mongo \| documents backend.task \| 30 \| 15 \| 15 \| 0 \| 15 \| 0 \|", report), report
+    # the events of the 15 tasks that moved: 200 scalars, 8 plots, 6 debug images and 10 console lines each
+    assert re.search(r"\| events \| search documents events-training_stats_scalar-acme \| 3000 \| - \| 3000 \| 0 \| 3000 \| 0 \|",
+                     report), report
     assert "## First failures\n\nnone" in report
     assert os.path.exists(os.path.join(state_dir, "report.html"))
 
 
-def check_target(platform, bucket="target-bucket", db="backend", prefix="", fileserver="demo-fileserver"):
+def search_docs(url, index):
+    """``{_id: _source}`` of every document of an index (a plain scroll)."""
+    import urllib.request  # pylint: disable=import-outside-toplevel
+
+    def call(path, body):
+        req = urllib.request.Request(url + path, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=60) as response:
+            return json.loads(response.read())
+
+    call(f"/{index}/_refresh", {})
+    found, reply = {}, call(f"/{index}/_search?scroll=1m", {"size": 1000, "sort": ["_doc"]})
+    while reply["hits"]["hits"]:
+        found.update({hit["_id"]: hit["_source"] for hit in reply["hits"]["hits"]})
+        reply = call("/_search/scroll", {"scroll": "1m", "scroll_id": reply["_scroll_id"]})
+    return found
+
+
+def check_events(platform, kept, bucket, company):
+    """The events of the migrated tasks only, each once, image URLs at the target, console lines as they were."""
+    files_old, files_new = demo_platform.FILES_URL, f"s3://{bucket}/fileserver/"
+    kept_ids = {task["_id"] for task in kept}
+    for kind in clearml_events.EVENT_TYPES:
+        source = search_docs(platform["search"]["source"]["url"], clearml_events.index_name(kind, "acme"))
+        target = search_docs(platform["search"]["target"]["url"], clearml_events.index_name(kind, company))
+        expected = {ident: doc for ident, doc in source.items() if doc["task"] in kept_ids}
+        assert len(expected) < len(source) and set(target) == set(expected), kind  # per task and type, equal
+        for ident, doc in target.items():
+            packed = doc.get("plot_data")
+            text = doc.get("url") or doc.get("plot_str") or (clearml_events.unpacked(packed) if packed else "")
+            if kind == "log":
+                assert doc == expected[ident]  # console lines byte for byte, their URLs too
+            else:
+                assert files_old not in text and (kind == "training_stats_scalar" or files_new in text), (kind, ident)
+                assert doc == json.loads(json.dumps(expected[ident]).replace(files_old, files_new)) or "plot_data" in doc
+
+
+def check_target(platform, bucket="target-bucket", db="backend", prefix="", fileserver="demo-fileserver",
+                 company="acme"):
     """What the demo promises at the target after a full migration."""
     # S3: the trees byte-identical
     source_s3, target_s3 = s3_client(platform, "source"), s3_client(platform, "target")
@@ -247,6 +288,7 @@ def check_target(platform, bucket="target-bucket", db="backend", prefix="", file
             assert demo_platform.target_leftovers(text) == [], (name, doc["_id"])
         assert target[name].count_documents({}) > 0
     assert any(f"s3://{bucket}/fileserver/" in json.dumps(t, default=str) for t in tasks)
+    check_events(platform, kept, bucket, company)
     # MLflow: every run, with its original times
     source_ml = MlflowClient(platform["mlflow"]["source"]["tracking_uri"])
     target_ml = MlflowClient(platform["mlflow"]["target"]["tracking_uri"])
@@ -264,7 +306,7 @@ def check_target(platform, bucket="target-bucket", db="backend", prefix="", file
 
 def test_second_run_skips_every_step_and_changes_nothing(run, platform):
     result = run()
-    for name in ("files_bulk", "s3", "mongo", "trackers", "files_delta", "verify"):
+    for name in ("files_bulk", "s3", "mongo", "events", "trackers", "files_delta", "verify"):
         assert re.search(rf"{name} finished [\d-]+ [\d:]+;\s+skipped", result.stdout), name
     assert all(counts["changed"] == 0 for counts in recap(result.stdout).values()), recap(result.stdout)
     check_target(platform)
@@ -274,7 +316,8 @@ def test_second_run_skips_every_step_and_changes_nothing(run, platform):
 
 def test_files_then_db(run, platform):
     second = {"demo_name": "two", "demo_target_bucket": "second-bucket", "demo_target_db": "backend_two",
-              "demo_experiment_prefix": "two-", "demo_s3_mode": "bundle"}  # the air-gap way this time
+              "demo_experiment_prefix": "two-", "demo_s3_mode": "bundle", "demo_events_mode": "bundle",
+              "demo_events_rename": [{"from": "-acme", "to": "-two"}]}  # the air-gap way this time
     state_dir = os.path.join(platform["workdir"], "two-state")
     files = run(extra_vars=dict(second, migration_type="files"))
     assert "steps=files_bulk,s3,verify" in files.stdout
@@ -290,8 +333,9 @@ def test_files_then_db(run, platform):
     db = run(extra_vars=dict(second, migration_type="db"))
     for name in ("files_bulk", "s3"):  # db implies the files: done by the first stage, so skipped
         assert re.search(rf"{name} finished [\d-]+ [\d:]+;\s+skipped", db.stdout), name
-    for name in ("mongo", "trackers", "files_delta", "verify"):
+    for name in ("mongo", "events", "trackers", "files_delta", "verify"):
         assert f"TASK [mlops.migration.migration : Record the step done: {name}]" in db.stdout, name
     assert steps(state_dir) == {name: "done" for name in
-                                ("files_bulk", "s3", "mongo", "trackers", "files_delta", "verify")}
-    check_target(platform, bucket="second-bucket", db="backend_two", prefix="two-", fileserver="two-fileserver")
+                                ("files_bulk", "s3", "mongo", "events", "trackers", "files_delta", "verify")}
+    check_target(platform, bucket="second-bucket", db="backend_two", prefix="two-", fileserver="two-fileserver",
+                 company="two")

@@ -7,6 +7,9 @@
   the documents name;
 - S3 ``source-bucket``: artifacts and debug images under ``clearml/`` (awkward names, a
   zero-byte object, a directory marker, one multipart object);
+- OpenSearch: the ClearML server's event index templates and, per task, scalars over many
+  iterations, plots carrying image URLs (every fourth large and stored compressed), debug images
+  and console lines naming URLs (tests/clearml_events.py); the images are fileserver files too;
 - MLflow: two experiments with nested runs, metrics, params, artifacts and a registered model.
 
 Each part is seeded only when the source does not hold it yet, so seeding twice changes nothing.
@@ -18,13 +21,14 @@ import hashlib
 import os
 import re
 
-from tests import clearml_documents
+from tests import clearml_documents, clearml_events
 
 BUCKET = "source-bucket"
 TARGET_BUCKET = "target-bucket"
 S3_PREFIX = "clearml/"
 DATABASE = "backend"
 EXPERIMENTS = ("demo-training", "demo-tuning")
+COMPANY = "acme"
 FILES_URL = clearml_documents.FILES_URL + "/"
 
 
@@ -61,10 +65,58 @@ def fileserver_paths(docs):
     return sorted(found)
 
 
+def events(docs):
+    """``{index: [(id, doc)]}`` of the events of every task (also those the migration leaves out)."""
+    out = {}
+    projects = {proj["_id"]: proj["name"] for proj in docs["project"]}
+    for task in docs["task"]:
+        folder = f"{projects[task['project']]}/{task['name']}.{task['_id']}"  # as the task's artifacts are
+        for kind, pairs in clearml_events.task_events(task["_id"], COMPANY, clearml_documents.FILES_URL, folder).items():
+            out.setdefault(clearml_events.index_name(kind, COMPANY), []).extend(pairs)
+    return out
+
+
+def event_image_paths(docs):
+    """Fileserver paths of the images the events name."""
+    found = set()
+    for pairs in events(docs).values():
+        for _ident, doc in pairs:
+            text = doc.get("url") or doc.get("plot_str") or ""
+            if doc.get("plot_data"):
+                text = clearml_events.unpacked(doc["plot_data"])
+            found.update(re.findall(re.escape(FILES_URL) + r"([^\"]+?\.png)", text))
+    return sorted(found)
+
+
+def seed_search(state, docs):
+    import json  # pylint: disable=import-outside-toplevel
+    import urllib.request  # pylint: disable=import-outside-toplevel
+
+    url = state["search"]["source"]["url"]
+
+    def request(method, path, body=None, content_type="application/json"):
+        data = body if body is None or isinstance(body, bytes) else json.dumps(body).encode()
+        req = urllib.request.Request(url + path, data=data, method=method, headers={"Content-Type": content_type})
+        with urllib.request.urlopen(req, timeout=60) as response:
+            return json.loads(response.read() or b"{}")
+
+    clearml_events.install_templates(request)
+    written = 0
+    for index, pairs in events(docs).items():
+        try:
+            present = request("GET", f"/{index}/_count")["count"]
+        except OSError:  # no such index yet (urllib's HTTPError is an OSError)
+            present = 0
+        if present < len(pairs):
+            request("POST", "/_bulk?refresh=true", clearml_events.bulk_body(index, pairs), "application/x-ndjson")
+            written += len(pairs) - present
+    return written
+
+
 def seed_fileserver(state, docs):
     root = fileserver_dir(state)
     written = 0
-    for rel in fileserver_paths(docs):
+    for rel in fileserver_paths(docs) + event_image_paths(docs):
         path = os.path.join(root, rel)
         if os.path.exists(path):
             continue
@@ -156,7 +208,8 @@ def seed(state):
     """Seed what is missing; returns counts of what was written per part."""
     docs = documents()
     return {"fileserver files": seed_fileserver(state, docs), "s3 objects": seed_s3(state, docs),
-            "mongo documents": seed_mongo(state, docs), "mlflow experiments": seed_mlflow(state)}
+            "mongo documents": seed_mongo(state, docs), "mlflow experiments": seed_mlflow(state),
+            **({"search events": seed_search(state, docs)} if "search" in state else {})}
 
 
 def target_leftovers(text):

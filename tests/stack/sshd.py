@@ -79,7 +79,7 @@ class SshHost:
                 "UsePAM no",
                 "StrictModes no",
                 "PermitRootLogin prohibit-password",
-                "AllowTcpForwarding no",
+                "AllowTcpForwarding local",  # ssh_tunnel: local forwards only
                 "X11Forwarding no",
                 "PrintMotd no",
                 "MaxStartups 50:30:100",

@@ -29,7 +29,7 @@ SERVERS = {
     "mlflow": MlflowServer,
 }
 COMPONENTS = ("ssh", *SERVERS)
-DEFAULT_COMPONENTS = ("ssh", "s3", "mlflow", "mongo")
+DEFAULT_COMPONENTS = ("ssh", "s3", "mlflow", "mongo", "search")
 # What each component's process runs, to recognise our own PIDs in ``stop_recorded``.
 PROGRAMS = {"ssh": "sshd", "s3": "weed", "minio": "minio", "mlflow": "mlflow", "mongo": "ferretdb",
             "mongoeco": "mongo_wire_server", "search": "OpenSearchStackNode"}

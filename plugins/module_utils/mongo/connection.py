@@ -6,9 +6,11 @@ of a batch of ``_id``s a collection already holds."""
 
 from __future__ import annotations
 
+import atexit
 import datetime
 
 from ansible_collections.mlops.migration.plugins.module_utils.common import MigrationError
+from ansible_collections.mlops.migration.plugins.module_utils.tunnel import SshTunnel, tunnel_options
 
 try:
     import bson
@@ -48,6 +50,7 @@ def connection_options():
         tls_certificate_key_file=dict(type="path"),
         tls_allow_invalid_certificates=dict(type="bool", default=False),
         connect_timeout=dict(type="int", default=20),
+        ssh_tunnel=tunnel_options(),
     )
 
 
@@ -85,11 +88,15 @@ def connect(params, check=True):
     if params.get("tls_allow_invalid_certificates"):
         kwargs["tlsAllowInvalidCertificates"] = True
     where = describe(params)
+    uri, host, port = params.get("uri"), params.get("host"), params.get("port")
+    if params.get("ssh_tunnel"):
+        uri, host, port = _through_tunnel(params, where)
+        kwargs["directConnection"] = True
     try:
-        if params.get("uri"):
-            client = pymongo.MongoClient(params["uri"], **kwargs)
+        if uri:
+            client = pymongo.MongoClient(uri, **kwargs)
         else:
-            client = pymongo.MongoClient(params["host"], params["port"], **kwargs)
+            client = pymongo.MongoClient(host, port, **kwargs)
     except (ConfigurationError, ValueError, TypeError) as exc:
         raise MongoError(f"invalid MongoDB connection settings for {where}: {exc}") from exc
     if check:
@@ -99,6 +106,29 @@ def connect(params, check=True):
             client.close()
             raise MongoError(explain(exc, where)) from exc
     return client
+
+
+def _through_tunnel(params, where):
+    """``(uri, host, port)`` that reach the server through a local forward over ``ssh_tunnel``, kept open
+    until the module's process ends."""
+    if params.get("uri"):
+        try:
+            nodes = pymongo.uri_parser.parse_uri(params["uri"])["nodelist"]
+        except (ConfigurationError, ValueError) as exc:
+            raise MongoError(f"invalid MongoDB connection settings for {where}: {exc}") from exc
+        if len(nodes) != 1:
+            raise MongoError(f"ssh_tunnel reaches one MongoDB host; the URI names {len(nodes)} ({where})")
+        (host, port), = nodes
+    else:
+        host, port = params["host"], params["port"]
+    tunnel = SshTunnel(params["ssh_tunnel"], host, port)
+    atexit.register(tunnel.close)
+    if params.get("uri"):
+        head, _sep, rest = params["uri"].partition("://")
+        userinfo, at, hosts_and_more = rest.rpartition("@") if "@" in rest.split("/", 1)[0] else ("", "", rest)
+        tail = hosts_and_more[len(hosts_and_more.split("/", 1)[0].split("?", 1)[0]):]
+        return f"{head}://{userinfo}{at}127.0.0.1:{tunnel.port}{tail}", None, None
+    return None, "127.0.0.1", tunnel.port
 
 
 def explain(exc, where, what=None):

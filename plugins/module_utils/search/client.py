@@ -26,6 +26,7 @@ from ansible_collections.mlops.migration.plugins.module_utils.common import (
     Unreachable,
 )
 from ansible_collections.mlops.migration.plugins.module_utils.http11 import Connection, ProtocolError
+from ansible_collections.mlops.migration.plugins.module_utils.tunnel import SshTunnel, tunnel_options
 
 MAX_REPLY = 512 * 1024 * 1024  # a reply larger than this is refused, never held
 
@@ -56,6 +57,7 @@ def connection_options():
         validate_certs=dict(type="bool", default=True),
         ca_bundle=dict(type="path"),
         timeout=dict(type="int", default=120),
+        ssh_tunnel=tunnel_options(),
     )
 
 
@@ -63,9 +65,9 @@ class SearchClient:
     """One search server; ``call`` returns the decoded JSON reply or raises a typed SearchError."""
 
     def __init__(self, url, username=None, password=None, api_key=None, validate_certs=True, ca_bundle=None,
-                 timeout=120):
+                 timeout=120, ssh_tunnel=None):
         self.settings = dict(url=url, username=username, password=password, api_key=api_key,
-                             validate_certs=validate_certs, ca_bundle=ca_bundle, timeout=timeout)
+                             validate_certs=validate_certs, ca_bundle=ca_bundle, timeout=timeout, ssh_tunnel=ssh_tunnel)
         url, uri_user, uri_password = split_userinfo(url)
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -87,15 +89,28 @@ class SearchClient:
             token = base64.b64encode(f"{username}:{password or ''}".encode()).decode()
             self.auth = f"Basic {token}"
         self.conn = None
+        self.tunnel = None
+        self.address = (self.host, self.port)  # where the connection goes: the server, or a local forward to it
+        if ssh_tunnel:
+            self.tunnel = SshTunnel(ssh_tunnel, self.host, self.port)
+            self.address = ("127.0.0.1", self.tunnel.port)
 
     def clone(self):
         """Another client of the same server, on its own connection (one per thread)."""
         return SearchClient(**self.settings)
 
-    def close(self):
+    def _drop(self):
+        """Close the connection (the next call opens another)."""
         if self.conn is not None:
             self.conn.close()
             self.conn = None
+
+    def close(self):
+        """Close the connection and the ssh tunnel, if any."""
+        self._drop()
+        if self.tunnel is not None:
+            self.tunnel.close()
+            self.tunnel = None
 
     def _send(self, method, target, body, content_type):
         headers = {"Host": f"{self.host}:{self.port}", "Accept": "application/json",
@@ -105,11 +120,11 @@ class SearchClient:
         if self.auth:
             headers["Authorization"] = self.auth
         if self.conn is None:
-            self.conn = Connection(self.host, self.port, self.tls, read_timeout=self.timeout)
+            self.conn = Connection(*self.address, self.tls, read_timeout=self.timeout, server_hostname=self.host)
         reply = self.conn.request(method, target, headers, body)
         data = reply.body.read()
         if reply.will_close:
-            self.close()
+            self._drop()
         return reply.status, data
 
     def call(self, method, path, body=None, query=None, ndjson=None, what=None, missing_ok=False):
@@ -128,7 +143,7 @@ class SearchClient:
                 status, data = self._send(method, target, payload, content_type)
                 break
             except (ProtocolError, ConnectionError, socket.timeout, OSError) as exc:
-                self.close()
+                self._drop()
                 if attempt == 2 or isinstance(exc, socket.timeout):
                     raise SearchUnreachable(f"cannot reach the search server {self.url} for {what}: {exc}") from exc
         reply = _decode(data)

@@ -96,8 +96,8 @@ class IndexLoader:
         self.created = target.index(index) is None if created is None else created
         if self.created and not check_mode and created is None:
             target.create_index(index, meta.get("mappings") or {}, target_settings(meta))
-        self.counts = Counts(dry_run=check_mode, found=0, copied=0, present=0,
-                             verified=None if check_mode else 0, failed=0, bytes=0)
+        # in check mode, what is found at the target the same counts as verified (a check of it)
+        self.counts = Counts(dry_run=check_mode, found=0, copied=0, present=0, verified=0, failed=0, bytes=0)
         self.digests = Digests()
 
     def fork(self, target):
@@ -126,6 +126,8 @@ class IndexLoader:
         for ident, doc in docs:
             if ident in existing and existing[ident] == doc:
                 counts.present += 1
+                if self.check_mode:
+                    counts.verified += 1
                 self._seen(ident, existing[ident])
             else:
                 todo.append((ident, doc))

@@ -184,9 +184,11 @@ def render_table(plan, steps):
     lines = [f"{'step':<12} {'status':<8} {'took':>9}"]
     lines += [f"{name:<12} {state:<8} {took:>9}" for name, state, _started, took in step_rows(plan, steps)]
     lines.append("")
-    lines.append(f"{'step':<12} {'kind':<30} " + " ".join(f"{HEADINGS[c]:>12}" for c in COLUMNS))
-    for step, kind, counts in object_rows(plan, steps):
-        lines.append(f"{step:<12} {kind[:30]:<30} " + " ".join(f"{_cell(counts.get(c)):>12}" for c in COLUMNS))
+    rows = list(object_rows(plan, steps))
+    width = max([30] + [len(kind) for _step, kind, _counts in rows])  # kinds are never cut: two could look alike
+    lines.append(f"{'step':<12} {'kind':<{width}} " + " ".join(f"{HEADINGS[c]:>12}" for c in COLUMNS))
+    for step, kind, counts in rows:
+        lines.append(f"{step:<12} {kind:<{width}} " + " ".join(f"{_cell(counts.get(c)):>12}" for c in COLUMNS))
     return lines
 
 
