@@ -16,19 +16,19 @@ def checked_plan(values, argument_spec):
         raise AnsibleFilterError(f"checked_plan expects a mapping of variables, got {type(values).__name__}")
     if not isinstance(argument_spec, dict):
         raise AnsibleFilterError("checked_plan expects an argument spec (a mapping of options)")
-    given = {key: value for key, value in _plain(values).items() if value is not None}  # None: not given
-    result = ArgumentSpecValidator(_plain(argument_spec)).validate(given, validate_role_argument_spec=True)
+    given = {key: value for key, value in plain(values).items() if value is not None}  # None: not given
+    result = ArgumentSpecValidator(plain(argument_spec)).validate(given, validate_role_argument_spec=True)
     if result.error_messages:
         raise AnsibleFilterError("the migration plan is malformed: " + "; ".join(result.error_messages))
     return result.validated_parameters
 
 
-def _plain(value):
+def plain(value):
     """A plain copy (dicts, lists, scalars), every lazily templated value resolved first."""
     if isinstance(value, dict):
-        return {str(key): _plain(item) for key, item in value.items()}
+        return {str(key): plain(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
+        return [plain(item) for item in value]
     return value
 
 

@@ -50,6 +50,22 @@ options:
     type: list
     elements: dict
     default: []
+  scope:
+    description:
+      - What was migrated and what deliberately was not (a preset's scope, for example ClearML's), stated
+        in the report as two lists after the counts.
+    type: dict
+    suboptions:
+      migrated:
+        description: What the migration moves.
+        type: list
+        elements: str
+        default: []
+      not_migrated:
+        description: What it leaves out by design, each with the rule that leaves it out.
+        type: list
+        elements: str
+        default: []
 attributes:
   check_mode:
     support: full
@@ -122,6 +138,8 @@ def main():
             title=dict(type="str", default="Migration report"),
             dest=dict(type="path"),
             progress=dict(type="list", elements="dict", default=[]),
+            scope=dict(type="dict", options=dict(migrated=dict(type="list", elements="str", default=[]),
+                                                 not_migrated=dict(type="list", elements="str", default=[]))),
         ),
         supports_check_mode=True,
     )
@@ -141,8 +159,8 @@ def main():
                          table=status_lines(params["steps"], steps, progress_by_step(params["progress"])))
     dest = params["dest"] or params["state_dir"]
     paths = {"report_md": os.path.join(dest, "report.md"), "report_html": os.path.join(dest, "report.html")}
-    contents = {"report_md": render_markdown(params["title"], params["steps"], steps),
-                "report_html": render_html(params["title"], params["steps"], steps)}
+    contents = {"report_md": render_markdown(params["title"], params["steps"], steps, params["scope"]),
+                "report_html": render_html(params["title"], params["steps"], steps, params["scope"])}
     changed = False
     try:
         for key, path in paths.items():

@@ -135,7 +135,10 @@ def object_rows(plan, steps):
     return rows
 
 
-def render_markdown(title, plan, steps):
+SCOPE_HEADINGS = (("migrated", "Migrated"), ("not_migrated", "Not migrated, by design"))
+
+
+def render_markdown(title, plan, steps, scope=None):
     m = md_text
     lines = [f"# {m(title)}", "", "## Steps", "", "| step | status | started | took |", "|---|---|---|---|"]
     lines += [f"| {m(name)} | {m(state)} | {started} | {took} |"
@@ -150,10 +153,12 @@ def render_markdown(title, plan, steps):
     errors = [f"- {m(name)}: {m((steps[name].get('summary') or {}).get('error'))}" for name in plan
               if name in steps and (steps[name].get("summary") or {}).get("error")]
     lines += ["", "## First failures", ""] + (failures + errors or ["none"])
+    for key, heading in SCOPE_HEADINGS if scope else ():
+        lines += ["", f"## {heading}", ""] + [f"- {m(text)}" for text in scope.get(key) or []]
     return "\n".join(lines) + "\n"
 
 
-def render_html(title, plan, steps):
+def render_html(title, plan, steps, scope=None):
     esc = html.escape
     out = ["<!DOCTYPE html>", "<html><head><meta charset=\"utf-8\">", f"<title>{esc(title)}</title>",
            "<style>body{font-family:sans-serif}table{border-collapse:collapse}"
@@ -175,7 +180,10 @@ def render_html(title, plan, steps):
                  if name in steps and (steps[name].get("summary") or {}).get("error")]
     out += ["</table>", "<h2>First failures</h2>", "<ul>"]
     out += [f"<li>{esc(text)}</li>" for text in failures] or ["<li>none</li>"]
-    out += ["</ul>", "</body></html>"]
+    out.append("</ul>")
+    for key, heading in SCOPE_HEADINGS if scope else ():
+        out += [f"<h2>{esc(heading)}</h2>", "<ul>"] + [f"<li>{esc(text)}</li>" for text in scope.get(key) or []] + ["</ul>"]
+    out.append("</body></html>")
     return "\n".join(out) + "\n"
 
 

@@ -21,14 +21,21 @@ def load(*parts):
 
 TEMPLATES = load("awx", "job_templates.yml")["job_templates"]
 PLAN_SPEC = load("roles", "migration", "meta", "argument_specs.yml")["argument_specs"]["plan"]["options"]
-PLAN = {"mongo": {"source": {"uri": "mongodb://a"}, "target": {"uri": "mongodb://b"}}}
+PLAN = {"mongo": {"source": {"uri": "mongodb://a"}, "target": {"uri": "mongodb://b"}},
+        "events": {"source": {"url": "http://search-a:9200"}, "target": {"url": "http://search-b:9200"}}}
+STEPS = load("roles", "migration", "defaults", "main.yml")["migration_steps_by_type"]
 
 
 @pytest.mark.parametrize("template", TEMPLATES, ids=[t["name"] for t in TEMPLATES])
 def test_every_template_names_an_existing_playbook_and_valid_extra_vars(template):
     assert os.path.isfile(os.path.join(REPO, template["playbook"])), template["playbook"]
     assert template["job_type"] in ("run", "check")
-    checked_plan(dict(template.get("extra_vars") or {}, migration=PLAN), PLAN_SPEC)
+    checked = checked_plan(dict(template.get("extra_vars") or {}, migration=PLAN), PLAN_SPEC)
+    if template["playbook"] == "playbooks/migrate.yml":  # the steps of its type, the events among them
+        assert checked["migration"]["events"]["mode"] == "direct"
+        steps = STEPS[template["extra_vars"]["migration_type"]]
+        assert ("events" in steps) == (template["extra_vars"]["migration_type"] != "files")
+        assert ("search events" in template["description"]) == ("events" in steps), template["description"]
     if template.get("survey_enabled"):
         assert os.path.isfile(os.path.join(REPO, "awx", template["survey_spec"]))
 
