@@ -262,3 +262,20 @@ def test_bundle_round_trip_and_a_tampered_bundle_is_refused(playbook, search_pai
     refused = playbook(bundle_play("search_import", tampered), expect_rc=2).task("search_import")["result"]
     assert "does not match its MD5SUMS" in refused["msg"] and f"indices/{index}.ndjson" in refused["msg"]
     assert index.replace(OLD, "tampered") not in str(search_pair["target"].request("GET", "/_cat/indices?format=json"))
+
+
+def test_urls_inside_hyper_dataset_frames_are_rewritten(playbook, search_pair):
+    """Hyper-datasets are ClearML Enterprise's (no open-source server stores them, none runs here): a frame
+    document is built with the fields of the SDK's SingleFrame (sources with uri, preview and masks);
+    rules without paths reach every string, however deeply nested."""
+    index = f"frames-{uuid.uuid4().hex[:6]}"
+    frame = {"id": "f1", "sources": [
+        {"id": "front", "uri": FILES_OLD + "ds/1/front.jpg", "preview": {"uri": FILES_OLD + "ds/1/front-p.jpg"},
+         "masks": [{"id": "seg", "uri": FILES_OLD + "ds/1/front-mask.png"}]}],
+        "meta": {"note": "kept"}, "rois": [{"label": ["car"], "poly": [1, 2, 3, 4]}]}
+    search_pair["source"].request("PUT", f"/{index}/_doc/f1?refresh=true", frame)
+    plays = play(search_pair, index, rewrite=[{"from": FILES_OLD, "to": FILES_NEW, "match": "prefix"}])
+    result = playbook(plays).task(TASK)["result"]
+    assert result["rewritten"] == 3 and result["counts"]["verified"] == 1
+    moved = target_docs(search_pair, index)["f1"]
+    assert moved == json.loads(json.dumps(frame).replace(FILES_OLD, FILES_NEW))

@@ -29,8 +29,8 @@ def test_the_preset_encodes_the_scope_document():
     assert task["filter"] == {"status": {"$in": ["created", "in_progress", "completed", "published", "publishing"]}}
     assert set(task["unset_fields"]) == {"status_reason", "status_message", "execution.queue", "output.destination"}
     fileserver_rule = {"from": "http://files.old:8081/", "to": "s3://clearml/fileserver/", "match": "prefix"}
-    assert plan["mongo"]["rewrite"][:2] == [fileserver_rule, {"from": "s3://old-bucket/", "to": "s3://clearml/",
-                                                             "match": "prefix"}]
+    bucket_rule = {"from": "s3://old-bucket/", "to": "s3://clearml/", "match": "prefix"}
+    assert plan["mongo"]["rewrite"][:2] == [fileserver_rule, bucket_rule]
     assert {"from": "c0ffee", "to": "beef", "match": "prefix", "paths": ["company"]} in plan["mongo"]["rewrite"]
     events = plan["events"]
     assert events["indices"] == ["events-*-c0ffee"] and events["templates"] == ["events_*"]
