@@ -27,10 +27,17 @@ extends_documentation_fragment:
   - mlops.migration.search.selection
 options:
   indices:
-    description: Names of the source indices to export.
+    description: Names (or wildcard patterns) of the source indices to export.
     type: list
     elements: str
     required: true
+  templates:
+    description:
+      - Index templates (names or wildcard patterns, for a ClearML server C(events_*)) carried in the bundle's
+        C(templates.json) with the component templates they are composed of; the import puts them first.
+    type: list
+    elements: str
+    default: []
   dest:
     description: Bundle directory on the host that runs the module.
     type: path
@@ -114,6 +121,7 @@ def main():
             dest=dict(type="path", required=True),
             archive=dict(type="str", choices=["none", "zip", "tar.gz"], default="none"),
             batch_size=dict(type="int", default=1000),
+            templates=dict(type="list", elements="str", default=[]),
             **SELECTION_OPTIONS,
         ),
         mutually_exclusive=[("task_ids", "tasks_from")],
@@ -131,7 +139,7 @@ def export(module, params):
     try:
         source.info()
         kinds, changed = export_indices(source, expand_indices(source, params["indices"]), dest, query, params["batch_size"],
-                                        check_mode=module.check_mode)
+                                        check_mode=module.check_mode, templates=params["templates"])
     finally:
         source.close()
     result = dict(changed=changed, manifest=os.path.join(dest, MANIFEST), **by_kind(kinds))

@@ -53,6 +53,19 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+templates:
+  description: The bundle's templates put on the target (C(component_template <name>), C(index_template <name>)).
+  returned: always
+  type: list
+  elements: str
+indices:
+  description:
+    - Per index, C(source) (its name in the bundle), C(target), whether it was (or would be) C(created), and
+      C(digest) - the order-free digest of the bundle's documents after the rewrites (C(source)) against the
+      same digest of what the target holds for them (C(target)), and whether they are the C(same); V(null) in check mode.
+  returned: always
+  type: list
+  elements: dict
 rewritten:
   description: String values the O(rewrite) rules changed.
   returned: always
@@ -107,12 +120,14 @@ def load(module, params):
         try:
             target.info()
             progress = progress_file.start(module, f"search_import {params['src']} -> {target.url}", unit="documents")
-            kinds, created = import_bundle(root, entries, target, lambda name: target_name(name, params["index_rename"]),
+            kinds, created, details = import_bundle(root, entries, target, lambda name: target_name(name, params["index_rename"]),
                                            params["batch_size"], rewriter if rewriter else None, module.check_mode,
                                            progress)
         finally:
             target.close()
-    result = dict(rewritten=rewriter.rewritten, **by_kind(kinds))
+    templates = [name for item in details for name in item.get("templates", [])]
+    result = dict(rewritten=rewriter.rewritten, templates=templates, indices=[item for item in details if "target" in item],
+                  **by_kind(kinds))
     progress_file.finish(progress, result["counts"], ("copied", "present", "failed"))
     result["changed"] = bool(created or result["counts"]["copied"])
     return result

@@ -251,6 +251,7 @@ def test_bundle_round_trip_and_a_tampered_bundle_is_refused(playbook, search_pai
         search_pair["target"].request("GET", "/_cat/indices?format=json"))
     loaded = playbook(bundle_play("search_import", load)).task("search_import")["result"]
     assert (loaded["counts"]["copied"], loaded["counts"]["verified"]) == (600, 600)
+    assert loaded["indices"][0]["digest"]["same"] and loaded["indices"][0]["target"] == target_index
     assert target_docs(search_pair, target_index) == dict(scalar_events(tasks[:2], 150))
     assert not playbook(bundle_play("search_import", load)).task("search_import")["result"]["changed"]
 
@@ -262,6 +263,34 @@ def test_bundle_round_trip_and_a_tampered_bundle_is_refused(playbook, search_pai
     refused = playbook(bundle_play("search_import", tampered), expect_rc=2).task("search_import")["result"]
     assert "does not match its MD5SUMS" in refused["msg"] and f"indices/{index}.ndjson" in refused["msg"]
     assert index.replace(OLD, "tampered") not in str(search_pair["target"].request("GET", "/_cat/indices?format=json"))
+
+
+def test_index_templates_travel_first_directly_and_in_a_bundle(playbook, search_pair, tmp_path):
+    from tests import clearml_events  # pylint: disable=import-outside-toplevel
+
+    source, target = search_pair["source"], search_pair["target"]
+    clearml_events.install_templates(source.request)
+    company = uuid.uuid4().hex[:8]
+    index = clearml_events.index_name("plot", company)
+    source.request("POST", "/_bulk?refresh=true", clearml_events.bulk_body(index, clearml_events.plots(
+        "task0", company, 4, lambda it, n: f"{FILES_OLD}img-{it}-{n}.png")), "application/x-ndjson")
+    args = dict(source={"url": source.url}, target={"url": target.url}, indices=[f"events-*-{company}"],
+                templates=["events_*"])
+    copied = playbook(bundle_play("search_copy", args)).task("search_copy")["result"]
+    assert "component_template events_common" in copied["templates"] and "index_template events_plot" in copied["templates"]
+    assert target.request("GET", "/_index_template/events_plot")["index_templates"][0]["index_template"]["composed_of"] == [
+        "events_common"]
+    assert copied["counts"]["copied"] == 4 and copied["indices"][0]["source"] == index
+    again = playbook(bundle_play("search_copy", args)).task("search_copy")["result"]
+    assert again["templates"] == [] and not again["changed"]
+
+    target.request("DELETE", "/_index_template/events_plot")
+    dest = str(tmp_path / "bundle")
+    exported = playbook(bundle_play("search_export", dict(source={"url": source.url}, dest=dest, indices=[index],
+                                                          templates=["events_plot"]))).task("search_export")["result"]
+    assert exported["changed"] and os.path.isfile(os.path.join(dest, "templates.json"))
+    loaded = playbook(bundle_play("search_import", dict(target={"url": target.url}, src=dest))).task("search_import")
+    assert loaded["result"]["templates"] == ["index_template events_plot"]  # its component is there already
 
 
 def test_urls_inside_hyper_dataset_frames_are_rewritten(playbook, search_pair):

@@ -6,6 +6,7 @@
     <dest>/manifest.json        format, and per index its name, files and document count
     <dest>/indices/<n>.ndjson   the documents, one {"_id", "_source"} a line, in the source's _doc order
     <dest>/indices/<n>.meta.json  the index's mappings and settings (created before any document)
+    <dest>/templates.json       the index templates asked for and their component templates (put first)
     <dest>/MD5SUMS              md5sum lines of every file above, so ``md5sum -c`` checks it too
 
 An export writes each index file through a temporary sibling and a rename, so a killed export
@@ -31,9 +32,10 @@ from ansible_collections.mlops.migration.plugins.module_utils.files.manifest imp
 )
 from ansible_collections.mlops.migration.plugins.module_utils.search.client import SearchNotFound
 from ansible_collections.mlops.migration.plugins.module_utils.search.copy import load_pages
+from ansible_collections.mlops.migration.plugins.module_utils.search.templates import apply_templates, read_templates
 
 FORMAT = "mlops.migration/search-bundle"
-MANIFEST, SUMS, INDICES = "manifest.json", "MD5SUMS", "indices"
+MANIFEST, SUMS, INDICES, TEMPLATES = "manifest.json", "MD5SUMS", "indices", "templates.json"
 NOT_LISTED = (SUMS, ".tmp-*")  # MD5SUMS itself, and the scratch of an export that was killed
 
 
@@ -48,11 +50,18 @@ def _file_name(index):
     return index
 
 
-def export_indices(source, names, dest, query=None, batch_size=1000, transform=None, check_mode=False):
-    """Write the selected documents of each index of ``names`` into the bundle ``dest``; ``(kinds, changed)``."""
+def export_indices(source, names, dest, query=None, batch_size=1000, transform=None, check_mode=False, templates=()):
+    """Write the selected documents of each index of ``names`` (and the index ``templates``) into the bundle
+    ``dest``; ``(kinds, changed)``."""
     kinds, entries, changed = {}, [], False
     if not check_mode:
         os.makedirs(os.path.join(dest, INDICES), exist_ok=True)
+    if templates:
+        text = json.dumps(read_templates(source, templates), sort_keys=True, indent=1) + "\n"
+        if read_text_if_exists(os.path.join(dest, TEMPLATES)) != text:
+            changed = True
+            if not check_mode:
+                write_text_atomic(os.path.join(dest, TEMPLATES), text)
     for name in names:
         meta = source.index(name)
         if meta is None:
@@ -139,8 +148,15 @@ def _pages(path, batch_size):
 
 
 def import_bundle(root, entries, target, rename, batch_size=1000, transform=None, check_mode=False, progress=None):
-    """Load every index of a checked bundle into ``target`` (index names through ``rename``); ``(kinds, created)``."""
-    kinds, created_any = {}, False
+    """Load the templates and every index of a checked bundle into ``target`` (index names through ``rename``);
+    ``(kinds, changed, details)``: per index its target, whether it was created and its digests."""
+    kinds, details = {}, []
+    created_any = False
+    if os.path.isfile(os.path.join(root, TEMPLATES)):  # covered by MD5SUMS like every file
+        with open(os.path.join(root, TEMPLATES), encoding="utf-8") as handle:
+            put = apply_templates(target, json.load(handle), check_mode)
+        created_any = bool(put)
+        details.append({"templates": put})
     for entry in entries:
         with open(os.path.join(root, entry["meta"]), encoding="utf-8") as handle:
             meta = json.load(handle)
@@ -149,4 +165,6 @@ def import_bundle(root, entries, target, rename, batch_size=1000, transform=None
                             transform, check_mode, progress)
         kinds[f"search documents {to}"] = loaded.counts
         created_any = created_any or loaded.created
-    return kinds, created_any
+        details.append({"source": entry["index"], "target": to, "created": loaded.created,
+                        "digest": None if check_mode else loaded.digests.as_dict()})
+    return kinds, created_any, details

@@ -51,10 +51,18 @@ def selection(query=None, task_ids=None, task_field="task"):
     return must[0] if len(must) == 1 else {"bool": {"filter": must}}
 
 
-def doc_digest(ident, doc):
+def canonical(doc):
+    """A document's canonical JSON text (keys sorted): what its digest, its size and the rewrite check read."""
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def text_digest(ident, text):
     """One document's share of an index digest (the digest is their sum, so order does not matter)."""
-    text = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return int.from_bytes(hashlib.sha256(f"{ident}\0{text}".encode("utf-8")).digest()[:16], "big")
+
+
+def doc_digest(ident, doc):
+    return text_digest(ident, canonical(doc))
 
 
 class Digests:
@@ -113,49 +121,67 @@ class IndexLoader:
             self.page(hits)
         return self
 
+    def _prepared(self, hits):
+        """``[(id, source after the rewrites, its canonical text, its digest share)]`` of a page; the rewriter
+        walks only the documents its rules can change (``may_change``), the others keep their text."""
+        out = []
+        for hit in hits:
+            ident, doc = hit["_id"], hit["_source"]
+            text = canonical(doc)
+            if self.transform is not None and self.transform.may_change(text):
+                new = self.transform(doc)
+                if new != doc:
+                    doc, text = new, canonical(new)
+            out.append((ident, doc, text, text_digest(ident, text)))
+        return out
+
     def page(self, hits):
         counts, digests = self.counts, self.digests
-        docs = [(hit["_id"], self.transform(hit["_source"]) if self.transform else hit["_source"]) for hit in hits]
+        docs = self._prepared(hits)
         bytes_before = counts.bytes
         counts.found += len(docs)
-        for ident, doc in docs:
-            digests.source = (digests.source + doc_digest(ident, doc)) % DIGEST_MOD
+        for _ident, _doc, _text, share in docs:
+            digests.source = (digests.source + share) % DIGEST_MOD
         # an index this run created holds nothing but what this run writes (slices never overlap)
-        existing = {} if self.created else self.target.mget(self.index, [ident for ident, _doc in docs])
+        existing = {} if self.created else self.target.mget(self.index, [item[0] for item in docs])
         todo = []
-        for ident, doc in docs:
+        for item in docs:
+            ident, doc = item[0], item[1]
             if ident in existing and existing[ident] == doc:
                 counts.present += 1
                 if self.check_mode:
                     counts.verified += 1
-                self._seen(ident, existing[ident])
+                self._seen(item)  # equal as decoded JSON: the same canonical text, the same share
             else:
-                todo.append((ident, doc))
+                todo.append(item)
         if self.check_mode:
             counts.copied += len(todo)
-            counts.pending.extend(ident for ident, _doc in todo[:max(0, 100 - len(counts.pending))])
+            counts.pending.extend(item[0] for item in todo[:max(0, 100 - len(counts.pending))])
         elif todo:
             self._write(todo)
         self.tally.add(len(docs), counts.bytes - bytes_before)
 
-    def _seen(self, ident, doc):
-        self.digests.target = (self.digests.target + doc_digest(ident, doc)) % DIGEST_MOD
+    def _seen(self, item):
+        self.digests.target = (self.digests.target + item[3]) % DIGEST_MOD
 
     def _write(self, docs):
         counts = self.counts
-        refused = self.target.bulk(self.index, docs)
+        refused = self.target.bulk(self.index, [(item[0], item[1]) for item in docs])
         for ident, reason in refused.items():
             counts.fail(ident, f"refused by {self.index}: {reason}")
-        written = [(ident, doc) for ident, doc in docs if ident not in refused]
-        back = self.target.mget(self.index, [ident for ident, _doc in written])
-        for ident, doc in written:
+        written = [item for item in docs if item[0] not in refused]
+        back = self.target.mget(self.index, [item[0] for item in written])
+        for item in written:
+            ident, doc = item[0], item[1]
             counts.copied += 1
-            counts.bytes += len(json.dumps(doc, separators=(",", ":")))
+            counts.bytes += len(item[2].encode("utf-8"))
             if ident in back and back[ident] == doc:
                 counts.verified += 1
-                self._seen(ident, back[ident])
+                self._seen(item)
             else:
                 counts.fail(ident, f"written to {self.index} but not read back the same")
+                if ident in back:
+                    self.digests.target = (self.digests.target + doc_digest(ident, back[ident])) % DIGEST_MOD
 
 
 def load_pages(pages, target, target_index, meta, transform=None, check_mode=False, progress=None):
@@ -168,8 +194,9 @@ def copy_index(source, target, source_index, target_index, query=None, batch_siz
     """Make ``target_index`` hold every selected document of ``source_index``; the IndexLoader (counts,
     digests, ``created``) and the per-task comparison (None in check mode).
 
-    ``transform(source) -> source`` rewrites a document before it is compared and written; it must be
-    safe to call from several threads when ``slices`` > 1.
+    ``transform(source) -> source`` (an EventRewriter) rewrites a document before it is compared and
+    written, when its ``may_change(canonical text)`` says its rules can; it must be safe to call from
+    several threads when ``slices`` > 1.
     """
     meta = source.index(source_index)
     if meta is None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import threading
 import zlib
 
@@ -41,9 +42,19 @@ class EventRewriter:
         self.untouched = set(untouched)
         self.rewritten = 0
         self.lock = threading.Lock()  # slices rewrite side by side
+        self.needles = sorted({rule.old for rule in rules})
+        # a "from" that JSON escapes (quotes, backslashes, control characters) cannot be looked for in the text
+        self.hard = any(json.dumps(old, ensure_ascii=False)[1:-1] != old for old in self.needles)
 
     def __bool__(self):
         return bool(self.everywhere or self.by_path)
+
+    def may_change(self, text):
+        """Whether the rules can change a document whose canonical JSON is ``text`` (False only when no
+        rule's ``from`` occurs in it and it holds no compressed field); a document it clears is left as it is."""
+        if self.hard or any(f'"{name}":' in text for name in self.compressed):
+            return True
+        return any(old in text for old in self.needles)
 
     def __call__(self, doc):
         return self._value(doc, "") if self else doc
