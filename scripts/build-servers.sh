@@ -38,9 +38,13 @@ go_build() {
 # FerretDB embeds build/version/version.txt, which the published module leaves empty.
 ferretdb_version_file() { printf '%s\n' "$2" >"$1/build/version/version.txt"; }
 
+# The runner's own sources: a build whose stamp holds another hash is stale and built again.
+runner_hash() { find tests/stack/opensearch -type f -print0 | LC_ALL=C sort -z | xargs -0 cat | sha256sum | cut -c1-16; }
+
 build_opensearch() {
-  local out="$SERVERS_DIR/opensearch-$OPENSEARCH_VERSION"
-  [ -f "$out/.built" ] && return 0
+  local out="$SERVERS_DIR/opensearch-$OPENSEARCH_VERSION" hash
+  hash=$(runner_hash)
+  [ -f "$out/.built" ] && [ "$(cat "$out/.built")" = "$hash" ] && return 0
   command -v mvn >/dev/null || { log "no 'mvn' on PATH: the OpenSearch runner needs Maven and JDK 17"; exit 1; }
   log "building the OpenSearch $OPENSEARCH_VERSION runner with Maven"
   rm -rf "$out"
@@ -48,7 +52,7 @@ build_opensearch() {
   mvn -q -B -Dstyle.color=never -f tests/stack/opensearch/pom.xml package \
     -Dopensearch.version="$OPENSEARCH_VERSION" -Dstack.build.dir="$out"
   rm -rf "$out/maven-archiver" "$out/maven-status" "$out/generated-sources"
-  touch "$out/.built"
+  printf '%s\n' "$hash" >"$out/.built"
 }
 
 wanted=("$@")

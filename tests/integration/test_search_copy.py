@@ -308,3 +308,36 @@ def test_urls_inside_hyper_dataset_frames_are_rewritten(playbook, search_pair):
     assert result["rewritten"] == 3 and result["counts"]["verified"] == 1
     moved = target_docs(search_pair, index)["f1"]
     assert moved == json.loads(json.dumps(frame).replace(FILES_OLD, FILES_NEW))
+
+
+@pytest.fixture(scope="module")
+def secured_search(tmp_path_factory):
+    """One OpenSearch node that asks for basic credentials (the stack runner's BasicAuthPlugin)."""
+    from tests.stack.opensearch import OpenSearchNode  # pylint: disable=import-outside-toplevel
+
+    node = OpenSearchNode("secured", str(tmp_path_factory.mktemp("secured-search")), basic_auth="migrate:right-secret")
+    try:
+        node.start()
+    except Exception as exc:  # the message carries the server's log tail
+        pytest.fail(f"could not start the secured search node: {exc}", pytrace=False)
+    yield node
+    node.stop()
+
+
+def test_wrong_credentials_are_refused_before_any_write(playbook, search_pair, secured_search, events):
+    index, _tasks = events
+    wrong = {"url": secured_search.url, "username": "migrate", "password": "wrong-secret"}
+    plays = play(search_pair, index)
+    plays[0]["tasks"][0]["mlops.migration.search_copy"]["target"] = wrong
+    refused = playbook(plays, expect_rc=2)
+    result = refused.task(TASK)["result"]
+    assert f"the search server {secured_search.url} refused the credentials" in result["msg"] and "401" in result["msg"]
+    assert "wrong-secret" not in refused.stdout
+    assert secured_search.request("GET", "/_cat/indices?format=json") == []  # nothing was created
+    checked = playbook([{"name": "check", "hosts": "source", "gather_facts": False, "tasks": [
+        {"name": "check", "mlops.migration.preflight_check": {"kind": "search", "search": wrong}}]}], expect_rc=2)
+    assert "refused the credentials" in checked.task("check")["result"]["msg"]
+
+    plays[0]["tasks"][0]["mlops.migration.search_copy"]["target"] = dict(wrong, password="right-secret")
+    copied = playbook(plays).task(TASK)["result"]
+    assert copied["counts"]["copied"] == 1500 and copied["counts"]["verified"] == 1500

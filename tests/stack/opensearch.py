@@ -7,6 +7,7 @@ update-by-query, painless and the common analyzers as class-path plugins. Data i
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -35,6 +36,7 @@ class OpenSearchNode:
     port: int = 0
     transport_port: int = 0
     heap_mb: int = 512
+    basic_auth: str | None = None  # "user:password": the node then refuses other credentials (BasicAuthPlugin)
     process: ManagedProcess | None = None
 
     @property
@@ -50,6 +52,7 @@ class OpenSearchNode:
         argv = [java_binary(), f"-Xms{min(256, self.heap_mb)}m", f"-Xmx{self.heap_mb}m",
                 "-XX:+UseSerialGC", "-Djava.net.preferIPv4Stack=true", "-Djava.awt.headless=true", "-Dfile.encoding=UTF-8",
                 "-Dlog4j2.disable.jmx=true", f"-Djava.io.tmpdir={self._tmp()}",
+                *([f"-Dmlops.stack.basic_auth={self.basic_auth}"] if self.basic_auth else []),
                 "-cp", classpath, MAIN_CLASS, os.path.join(self.workdir, "home"), self.host,
                 self.port, self.transport_port, self.name]
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENSEARCH_", "ES_"))}
@@ -67,8 +70,10 @@ class OpenSearchNode:
     def request(self, method, path, body=None, content_type="application/json"):
         """One plain HTTP call; JSON in (a dict, or bytes as given), JSON out."""
         data = body if body is None or isinstance(body, bytes) else json.dumps(body).encode()
-        req = urllib.request.Request(self.url + path, data=data, method=method,
-                                     headers={"Content-Type": content_type})
+        headers = {"Content-Type": content_type}
+        if self.basic_auth:
+            headers["Authorization"] = "Basic " + base64.b64encode(self.basic_auth.encode()).decode()
+        req = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
         with urllib.request.urlopen(req, timeout=30) as response:
             return json.loads(response.read() or b"{}")
 

@@ -21,13 +21,15 @@ import org.opensearch.transport.Netty4Plugin;
 /**
  * One single-node OpenSearch cluster for the loopback test stack, run in this JVM with its plugins
  * on the class path (the way OpenSearch's own test framework starts nodes). Security is not
- * installed; HTTP and transport bind to the given loopback address only.
+ * installed (BasicAuthPlugin asks for basic credentials when the node is started with
+ * -Dmlops.stack.basic_auth=USER:PASSWORD); HTTP and transport bind to the given loopback address only.
  *
  * <pre>java -cp classes:lib/* mlops.migration.stack.OpenSearchStackNode HOME HOST HTTP_PORT TRANSPORT_PORT NAME</pre>
  */
 public final class OpenSearchStackNode {
     private static final List<Class<? extends Plugin>> PLUGINS = List.of(
-            Netty4Plugin.class, ReindexPlugin.class, PainlessPlugin.class, CommonAnalysisPlugin.class);
+            Netty4Plugin.class, ReindexPlugin.class, PainlessPlugin.class, CommonAnalysisPlugin.class,
+            BasicAuthPlugin.class);
 
     private OpenSearchStackNode() {
     }
