@@ -47,7 +47,7 @@ def seed(url, events, plots):
     from ansible_collections.mlops.migration.plugins.module_utils.search.client import SearchClient  # pylint: disable=C0415
 
     client = SearchClient(url)
-    clearml_events.install_templates(lambda method, path, body: client.call(method, path, body))
+    clearml_events.install_templates(client.call)
     tasks = [f"{n:032x}" for n in range(200)]
     per_task = events // len(tasks)
 

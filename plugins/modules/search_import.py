@@ -120,9 +120,9 @@ def load(module, params):
         try:
             target.info()
             progress = progress_file.start(module, f"search_import {params['src']} -> {target.url}", unit="documents")
-            kinds, created, details = import_bundle(root, entries, target, lambda name: target_name(name, params["index_rename"]),
-                                           params["batch_size"], rewriter if rewriter else None, module.check_mode,
-                                           progress)
+            kinds, created, details = import_bundle(
+                root, entries, target, lambda name: target_name(name, params["index_rename"]), params["batch_size"],
+                rewriter if rewriter else None, module.check_mode, progress)
         finally:
             target.close()
     templates = [name for item in details for name in item.get("templates", [])]
