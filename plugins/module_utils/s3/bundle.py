@@ -32,8 +32,7 @@ from ansible_collections.mlops.migration.plugins.module_utils.files.manifest imp
     render_manifest,
 )
 from ansible_collections.mlops.migration.plugins.module_utils.concurrency import bounded_map, prefetch
-from ansible_collections.mlops.migration.plugins.module_utils.s3.client import ClientError
-from ansible_collections.mlops.migration.plugins.module_utils.s3.connection import S3Error, s3_errors
+from ansible_collections.mlops.migration.plugins.module_utils.s3.connection import S3Error, s3_errors, S3NotFound
 from ansible_collections.mlops.migration.plugins.module_utils.s3.objects import (
     known_md5,
     list_objects,
@@ -280,6 +279,23 @@ def validated_info(info):
     return info
 
 
+def ensure_markers(target, markers, report, check_mode=False):
+    """Put each directory marker (an empty object) of ``markers`` the target lacks. Only a marker that is
+    not there is written: any other answer (credentials refused, server unreachable) fails as its typed error."""
+    for rel in markers:
+        report.found += 1
+        key = target.prefix + rel
+        try:
+            with s3_errors(target.endpoint, target.bucket, key):
+                target.client.head_object(Bucket=target.bucket, Key=key)
+            report.already_present += 1
+        except S3NotFound:
+            if not check_mode:
+                with s3_errors(target.endpoint, target.bucket, key):
+                    target.client.put_object(Bucket=target.bucket, Key=key, Body=b"")
+            report.record("would-copy" if check_mode else "copied", rel, 0, "md5")
+
+
 def import_bundle(root, target, overwrite="different", parallel=8, check_mode=False,
                   part_size=8 * 1024 * 1024, threshold=16 * 1024 * 1024, files=None, manifest=None, progress=None):
     """Upload a verified bundle into ``target.bucket`` under ``target.prefix``.
@@ -325,16 +341,7 @@ def import_bundle(root, target, overwrite="different", parallel=8, check_mode=Fa
             report.fail(target.prefix + rel, value)
         else:
             report.record(outcome, rel, mine.size, value)
-    for rel in markers:
-        report.found += 1
-        key = target.prefix + rel
-        try:
-            target.client.head_object(Bucket=target.bucket, Key=key)
-            report.already_present += 1
-        except ClientError:
-            if not check_mode:
-                target.client.put_object(Bucket=target.bucket, Key=key, Body=b"")
-            report.record("would-copy" if check_mode else "copied", rel, 0, "md5")
+    ensure_markers(target, markers, report, check_mode)
     result = report.as_dict()
     result["changed"] = report.copied > 0
     return result
