@@ -42,6 +42,13 @@ options:
     type: list
     elements: str
     default: []
+  keys:
+    description:
+      - Export only these keys (relative to O(source.prefix)), for example the objects a subset's documents
+        name (M(mlops.migration.subset_files)); up to 1,000 are looked up one HEAD each, without listing the bucket.
+      - A key the source does not have fails.
+    type: list
+    elements: str
   archive:
     description: Pack the bundle for carrying.
     type: str
@@ -172,6 +179,7 @@ def main():
             dest=dict(type="path", required=True),
             include=dict(type="list", elements="str", default=[]),
             exclude=dict(type="list", elements="str", default=[]),
+            keys=dict(type="list", elements="str", no_log=False),
             archive=dict(type="str", choices=["none", "zip", "tar.gz"], default="none"),
             parallel=dict(type="int", default=8),
             **progress_file.PROGRESS_OPTIONS,
@@ -186,7 +194,7 @@ def export(module, params):
     source, _created = open_bucket(params["source"], params["parallel"] + 2)
     progress = progress_file.start(module, f"s3_export {source.bucket}/{source.prefix} -> {dest}")
     result = export_bucket(source, dest, params["include"], params["exclude"], params["parallel"], module.check_mode,
-                           progress=progress)
+                           progress=progress, keys=params["keys"])
     progress_file.finish(progress, result)
     result["manifest"] = os.path.join(dest, MANIFEST)
     if result["failed_count"] or params["archive"] == "none":

@@ -37,9 +37,19 @@ options:
     type: bool
     default: false
   delete_extra:
-    description: Delete target objects under O(target.prefix) that the source does not have.
+    description:
+      - Delete target objects under O(target.prefix) that the source does not have.
+      - Not with O(keys).
     type: bool
     default: false
+  keys:
+    description:
+      - Copy only these keys (relative to O(source.prefix) and O(target.prefix)), for example the objects the
+        documents of a user or project subset name (M(mlops.migration.subset_files)).
+      - Up to 1,000 keys, each is looked up with one HEAD request at both ends and the bucket is not listed;
+        more are found by listing under their common prefix. A key the source does not have fails.
+    type: list
+    elements: str
   parallel:
     description: Objects copied at once.
     type: int
@@ -190,6 +200,7 @@ def main():
             source=location,
             target=location,
             delete_extra=dict(type="bool", default=False),
+            keys=dict(type="list", elements="str", no_log=False),
             create_bucket=dict(type="bool", default=False),
             parallel=dict(type="int", default=8),
             shard_index=dict(type="int", default=0),
@@ -203,6 +214,8 @@ def main():
     params = module.params
     if not 0 <= params["shard_index"] < params["shard_count"]:
         module.fail_json(msg=f"shard_index must be in 0..{params['shard_count'] - 1}, got {params['shard_index']}")
+    if params["keys"] is not None and params["delete_extra"]:
+        module.fail_json(msg="delete_extra cannot be used with keys: only the listed keys are compared")
     if params["part_size_mb"] < 5 or params["parallel"] < 1:
         module.fail_json(msg="part_size_mb must be at least 5 (the S3 minimum) and parallel at least 1")
     run_module(module, lambda: copy(module, params), "object(s) failed")
@@ -218,7 +231,7 @@ def copy(module, params):
     report = sync(source, target, parallel=params["parallel"], shard_index=params["shard_index"],
                   shard_count=params["shard_count"], delete_extra=params["delete_extra"], check_mode=module.check_mode,
                   part_size=params["part_size_mb"] * MIB, threshold=params["multipart_threshold_mb"] * MIB,
-                  progress=progress)
+                  progress=progress, keys=params["keys"])
     progress_file.finish(progress, report)
     report["changed"] = bool(report["copied"] or report["deleted"] or created)
     return report

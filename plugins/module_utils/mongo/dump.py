@@ -225,6 +225,40 @@ def backup_collection(client, spec, dest, compress, selected, keep_ids, check_mo
     return entry, not (same and meta_same)
 
 
+def select_documents(client, specs, batch_size=1000):
+    """``(db.name, decoded document)`` of every document the specs back up, read from the server as
+    ``backup`` reads them (``query_from`` following the ids selected before), without writing anything."""
+    specs = expand(client, specs)
+    referenced = {(s.db, s.query_from["collection"]) for s in specs if s.query_from}
+    selected = {}
+    for spec in specs:
+        ids = [] if (spec.db, spec.name) in referenced else None
+        try:
+            for query in _queries(spec, selected):
+                for doc in client[spec.db][spec.name].find(query, batch_size=batch_size).sort("_id", 1):
+                    if ids is not None:
+                        ids.append(doc["_id"])
+                    yield spec.full_name, doc
+        except PyMongoError as exc:
+            raise MongoError(explain(exc, "the source", f"collection {spec.full_name}")) from exc
+        if ids is not None:
+            selected[(spec.db, spec.name)] = ids
+
+
+def backup_documents(root, collections=None):
+    """``(db.name, decoded document)`` of every document of a backup (only the ``collections`` named, when
+    given), checked against its manifest first."""
+    import bson  # pylint: disable=import-outside-toplevel  # pymongo's
+
+    entries = [e for e in read_manifest(root)
+               if collections is None or f"{e['db']}.{e['collection']}" in collections]
+    check_backup(root, entries)
+    for entry in entries:
+        with documents(root, entry) as docs:
+            for raw in docs:
+                yield f"{entry['db']}.{entry['collection']}", bson.decode(raw)
+
+
 def _discard(tmp):
     if tmp and os.path.exists(tmp):
         os.unlink(tmp)

@@ -36,6 +36,7 @@ from ansible_collections.mlops.migration.plugins.module_utils.s3.connection impo
 from ansible_collections.mlops.migration.plugins.module_utils.s3.objects import (
     known_md5,
     list_objects,
+    listed_keys,
     ObjectInfo,
     part_sizes,
     put_verified,
@@ -121,8 +122,9 @@ def local_copy_matches(src, info, path):
     return check.md5 if check.mismatch() is None else None
 
 
-def export_bucket(source, dest, include=(), exclude=(), parallel=8, check_mode=False, progress=None):
-    """Make ``dest`` a bundle of the objects under ``source.prefix``; objects already there are kept."""
+def export_bucket(source, dest, include=(), exclude=(), parallel=8, check_mode=False, progress=None, keys=None):
+    """Make ``dest`` a bundle of the objects under ``source.prefix`` (only those of ``keys``, relative to it,
+    when given); objects already there are kept."""
     objects_dir = os.path.join(dest, OBJECTS)
     try:
         old_entries = read_manifest(os.path.join(dest, MANIFEST)) if os.path.exists(os.path.join(dest, MANIFEST)) else {}
@@ -155,8 +157,10 @@ def export_bucket(source, dest, include=(), exclude=(), parallel=8, check_mode=F
         except S3Error as exc:
             return "failed", str(exc)
 
-    listing = (info for info in list_objects(source.client, source.endpoint, source.bucket, source.prefix)
-               if _wanted(info.key[len(source.prefix):], include, exclude))
+    missing = []
+    objects = list_objects(source.client, source.endpoint, source.bucket, source.prefix) if keys is None else \
+        listed_keys(source.client, source.endpoint, source.bucket, source.prefix, keys, missing, parallel)
+    listing = (info for info in objects if _wanted(info.key[len(source.prefix):], include, exclude))
     for info, (outcome, value) in bounded_map(work, listing, parallel):
         rel = info.key[len(source.prefix):]
         report.found += 1
@@ -168,6 +172,9 @@ def export_bucket(source, dest, include=(), exclude=(), parallel=8, check_mode=F
             report.record(outcome, rel, info.size, "multipart-etag" if info.multipart else "md5")
             if value:
                 entries[rel], etags[rel] = value, info.etag
+    for rel in missing:
+        report.found += 1
+        report.fail(source.prefix + rel, "a listed key that is not at the source")
     for rel in list(markers):  # a marker is a directory in the bundle; one that cannot be fails alone
         reason = unsafe_key_reason(rel)
         try:

@@ -16,6 +16,7 @@ Importable without Ansible; the clients come from s3/connection.py.
 from __future__ import annotations
 
 import base64
+import os
 import time
 import binascii
 import zlib
@@ -29,9 +30,10 @@ from ansible_collections.mlops.migration.plugins.module_utils.checksums import (
     new_md5,
     normalize_etag,
 )
+from ansible_collections.mlops.migration.plugins.module_utils.concurrency import bounded_map
 from ansible_collections.mlops.migration.plugins.module_utils.counts import by_kind, Counts
 from ansible_collections.mlops.migration.plugins.module_utils.s3.client import ApiError
-from ansible_collections.mlops.migration.plugins.module_utils.s3.connection import S3Error, s3_error, s3_errors
+from ansible_collections.mlops.migration.plugins.module_utils.s3.connection import S3Error, s3_error, s3_errors, S3NotFound
 
 
 MIB = 1024 * 1024
@@ -134,6 +136,46 @@ def list_objects(client, endpoint, bucket, prefix=""):
             seen.add(token)
     except ApiError as exc:
         raise s3_error(exc, endpoint, bucket) from exc
+
+
+HEAD_LIMIT = 1000  # up to this many keys, one HEAD each beats listing a large bucket
+
+
+def head_info(client, endpoint, bucket, key):
+    """The ObjectInfo of one key, or None when the key is not there (any other error is raised, typed)."""
+    try:
+        with s3_errors(endpoint, bucket, key):
+            head = client.head_object(Bucket=bucket, Key=key)
+    except S3NotFound:
+        return None
+    return ObjectInfo(key, int(head.get("ContentLength") or 0), normalize_etag(head.get("ETag") or ""))
+
+
+def listed_keys(client, endpoint, bucket, prefix, keys, missing=None, parallel=8):
+    """The objects of an explicit list of ``keys`` (relative to ``prefix``), in key order, as
+    ``list_objects`` yields them: a HEAD per key when there are at most HEAD_LIMIT of them (no listing
+    of the bucket), else the listing under the keys' common prefix, filtered. Keys not there are
+    appended to ``missing`` (when given) and left out."""
+    wanted = sorted(set(keys))
+    if not wanted:
+        return
+    if len(wanted) <= HEAD_LIMIT:
+        for rel, info in bounded_map(lambda rel: head_info(client, endpoint, bucket, prefix + rel), wanted, parallel):
+            if info is None:
+                if missing is not None:
+                    missing.append(rel)
+            else:
+                yield info
+        return
+    common = os.path.commonprefix([prefix + rel for rel in wanted])
+    remaining = set(wanted)
+    for info in list_objects(client, endpoint, bucket, common):
+        rel = info.key[len(prefix):]
+        if rel in remaining:
+            remaining.discard(rel)
+            yield info
+    if missing is not None:
+        missing.extend(sorted(remaining))
 
 
 def in_shard(key, shard_index, shard_count):

@@ -19,6 +19,7 @@ from ansible_collections.mlops.migration.plugins.module_utils.s3.objects import 
     in_shard,
     LIST_LIMIT,
     list_objects,
+    listed_keys,
     same_content,
     TransferReport,
 )
@@ -55,13 +56,23 @@ def merge_listings(source, target, source_prefix, target_prefix):
             src, dst = next(src_iter, None), next(dst_iter, None)
 
 
+def listing(location, keys=None, missing=None, parallel=8):
+    """The objects under a Location's prefix, or only those of ``keys`` (relative; see ``listed_keys``)."""
+    if keys is None:
+        return list_objects(location.client, location.endpoint, location.bucket, location.prefix)
+    return listed_keys(location.client, location.endpoint, location.bucket, location.prefix, keys, missing, parallel)
+
+
 def sync(source, target, parallel=8, shard_index=0, shard_count=1, delete_extra=False, check_mode=False,
-         part_size=8 * 1024 * 1024, threshold=16 * 1024 * 1024, progress=None):
-    """Make the Location ``target`` hold every object of the Location ``source`` (keys mapped prefix to prefix)."""
+         part_size=8 * 1024 * 1024, threshold=16 * 1024 * 1024, progress=None, keys=None):
+    """Make the Location ``target`` hold every object of the Location ``source`` (keys mapped prefix to prefix),
+    or only the objects of ``keys`` (relative to the prefixes; a key not at the source fails)."""
     report = TransferReport(progress=progress, dry_run=check_mode)
+    if keys is not None:
+        keys = [key for key in keys if in_shard(key, shard_index, shard_count)]
+    missing = []
     pairs = (pair for pair in merge_listings(
-        list_objects(source.client, source.endpoint, source.bucket, source.prefix),
-        prefetch(list_objects(target.client, target.endpoint, target.bucket, target.prefix)),
+        listing(source, keys, missing, parallel), prefetch(listing(target, keys, None, parallel)),
         source.prefix, target.prefix) if in_shard(pair[0], shard_index, shard_count))
 
     def work(pair):
@@ -95,6 +106,9 @@ def sync(source, target, parallel=8, shard_index=0, shard_count=1, delete_extra=
             if len(extras) == 1000:
                 delete_keys(target, extras, check_mode, report)
     delete_keys(target, extras, check_mode, report)
+    for rel in missing:
+        report.found += 1
+        report.fail(source.prefix + rel, "a listed key that is not at the source")
     return report.as_dict()
 
 

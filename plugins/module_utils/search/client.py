@@ -178,10 +178,13 @@ class SearchClient:
         return self.call("PUT", f"/{_name(name)}", {"mappings": mappings, "settings": {"index": settings}},
                          what=f"creating index {name}")
 
-    def scroll(self, index, query, size, keep="5m", part=None):
+    def scroll(self, index, query, size, keep="5m", part=None, fields=None):
         """Every document of ``index`` matching ``query``, a page of ``size`` at a time; with ``part``
-        ``(n, of)`` only slice ``n`` of a sliced scroll in ``of`` slices."""
+        ``(n, of)`` only slice ``n`` of a sliced scroll in ``of`` slices; with ``fields`` only those
+        fields of each document's source."""
         body = {"query": query, "size": size, "sort": ["_doc"]}
+        if fields is not None:
+            body["_source"] = list(fields)
         if part is not None and part[1] > 1:
             body["slice"] = {"id": part[0], "max": part[1]}
         reply = self.call("POST", f"/{_name(index)}/_search", body, query={"scroll": keep}, what=f"index {index}")

@@ -89,11 +89,16 @@ class EventRewriter:
         return new
 
     def _compressed(self, data, path):
-        try:
-            text = zlib.decompress(base64.b64decode(data)).decode("utf-8")
-        except (binascii.Error, zlib.error, UnicodeDecodeError) as exc:
-            raise MigrationError(f"{path} is not base64 of zlib-compressed UTF-8 text: {exc}") from exc
+        text = unpacked_text(data, path)
         new = self._text(text, path, inside=True)
         if new == text:
             return data  # unchanged: the stored bytes stay as they were
         return base64.encodebytes(zlib.compress(new.encode("utf-8"), level=1)).decode("ascii")
+
+
+def unpacked_text(data, path):
+    """The text of a compressed field (ClearML's ``plot_data``: base64 of zlib-compressed UTF-8)."""
+    try:
+        return zlib.decompress(base64.b64decode(data)).decode("utf-8")
+    except (binascii.Error, zlib.error, UnicodeDecodeError) as exc:
+        raise MigrationError(f"{path} is not base64 of zlib-compressed UTF-8 text: {exc}") from exc
