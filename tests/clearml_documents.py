@@ -78,10 +78,10 @@ def task(rng, index, proj, owner, queue):
     }
 
 
-def model(rng, tsk, index):
+def model(rng, tsk, index, proj):
     return {"_id": f"model-{index}", "name": f"{tsk['name']}-best", "user": tsk["user"], "company": "acme",
             "project": tsk["project"], "task": tsk["_id"], "created": tsk["created"], "framework": "PyTorch",
-            "uri": f"{FILES_URL}/{tsk['project']}/{tsk['name']}/models/best.pt", "ready": True,
+            "uri": f"{FILES_URL}/{proj['name']}/models/{tsk['name']}-best.pt", "ready": True,  # one folder per project
             "design": {"design": "layers: 4"}, "labels": {"background": 0, "cat": 1}, "tags": [],
             "metadata": {"accuracy": {"key": "accuracy", "value": "0.93", "type": "float"}}}
 
@@ -104,7 +104,7 @@ def backend(seed=1, users=3, projects=4, tasks_per_project=10):
             tsk = task(rng, index, proj, people[index % users], queues[index % 2])
             tasks.append(tsk)
             if index % 2 == 0:
-                models.append(model(rng, tsk, index))
+                models.append(model(rng, tsk, index, proj))
     return {"user": people, "queue": queues, "project": projs, "task": tasks, "model": models}
 
 

@@ -142,7 +142,9 @@ options:
     CHECKED = r"""
 options:
   s3:
-    description: The location to check, for V(s3).
+    description:
+      - An S3 location. M(mlops.migration.preflight_check) checks it (for V(s3)); M(mlops.migration.subset_files) looks
+        up the keys of the mappings that name a bucket at its endpoint with its credentials (each in its own bucket).
     type: dict
     required: false
     suboptions:

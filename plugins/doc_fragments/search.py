@@ -155,7 +155,9 @@ options:
     CHECKED = r"""
 options:
   search:
-    description: The search server to check, for V(search).
+    description:
+      - A search server. M(mlops.migration.preflight_check) checks it (for V(search)); M(mlops.migration.subset_files)
+        reads the events of a subset's tasks from it.
     type: dict
     suboptions:
       url:

@@ -110,7 +110,12 @@ from ansible_collections.mlops.migration.plugins.module_utils.common import Migr
 from ansible_collections.mlops.migration.plugins.module_utils.state.steps import StepLog
 from ansible_collections.mlops.migration.plugins.module_utils.state.store import STATE_FILE
 from ansible_collections.mlops.migration.plugins.module_utils.state.progress import log_event
-from ansible_collections.mlops.migration.plugins.module_utils.state.report import render_table, ReportError, summarize
+from ansible_collections.mlops.migration.plugins.module_utils.state.report import (
+    missing_references,
+    render_table,
+    ReportError,
+    summarize,
+)
 
 
 def step_event(name, state, summary):
@@ -148,6 +153,9 @@ def main():
     try:
         if params["results"] is not None:
             summary = dict(summary or {}, objects=summarize(params["results"]))
+            missing = missing_references(params["results"])
+            if missing:
+                summary["missing"] = missing
         steps = StepLog(path, readonly=readonly)
         try:
             changed = False

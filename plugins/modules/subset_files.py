@@ -13,13 +13,13 @@ version_added: 0.2.0
 description:
   - Reads the documents of a subset - from a M(mlops.migration.mongo_backup) backup (O(src)) or, with
     O(collections), from the MongoDB server with the same selection the backup makes - keeping only those
-    the restore's O(filters) let through, and collects every URL the O(references) name. With O(source),
+    the restore's O(filters) let through, and collects every URL the O(references) name. With O(search),
     the events of the subset's tasks add theirs (ClearML's debug images and plot images).
   - Each URL is resolved through O(mappings), the longest matching prefix winning - a directory on the
     host that runs the module (a fileserver's root) or an S3 bucket and prefix - and looked up there.
-  - For a directory, a directory moves whole (rsync, RV(locations[].directories)) when every file under it
-    belongs to the subset, the other files of the subset singly (tar with a file list, RV(locations[].files)).
-    For S3, the keys are an explicit list (RV(locations[].keys)) for M(mlops.migration.s3_sync).
+  - For a directory, a directory moves whole (rsync, C(directories) in RV(locations)) when every file under it
+    belongs to the subset, the other files of the subset singly (tar with a file list, C(files)).
+    For S3, the keys are an explicit list (C(keys)) for M(mlops.migration.s3_sync).
   - A reference that names nothing there is listed in RV(missing) with its document and field; it fails
     the module only with O(on_missing=fail). A URL no mapping covers is counted in RV(unmapped).
   - Writes nothing but O(dest), a JSON record of the result, rewritten only when it changes.
@@ -30,16 +30,8 @@ extends_documentation_fragment:
   - mlops.migration.s3
   - mlops.migration.s3.checked
   - mlops.migration.search
-  - mlops.migration.search.source
+  - mlops.migration.search.checked
 options:
-  source:
-    description:
-      - The search server holding the events of the subset's tasks, for O(references) that name an C(index).
-    required: false
-  s3:
-    description:
-      - The S3 endpoint and credentials of the O(mappings) that name a C(bucket) (each its own bucket and prefix at
-        this endpoint); its C(bucket) is checked first. Needed only for such mappings.
   src:
     description:
       - A backup (directory or zip) of M(mlops.migration.mongo_backup) holding the documents that move.
@@ -85,14 +77,14 @@ options:
     description:
       - Where the documents name files. Each has a C(collection) (C(db.name)) or an C(index) (a name or a wildcard
         pattern, for the events), a dotted C(path) (C(*) is every key or element), a C(kind) - V(file), V(directory)
-        (every file under it belongs to the document) or V(destination) (a directory the document's outputs go to:
-        it moves whole when all under it belongs, and its absence is no error) - and C(embedded) (the value is text
+        (every file under it belongs to the document) or V(destination) (a directory the document's outputs go to,
+        which moves whole when all under it belongs, and its absence is no error) - and C(embedded) (the value is text
         with URLs inside, such as a plot's JSON) or C(compressed) (that text base64 of zlib, ClearML's C(plot_data)).
     type: list
     elements: dict
     required: true
   tasks_collection:
-    description: The collection (C(db.name)) of the tasks whose events O(source) holds.
+    description: The collection (C(db.name)) of the tasks whose events O(search) holds.
     type: str
     default: backend.task
   task_field:
@@ -121,11 +113,10 @@ options:
 attributes:
   check_mode:
     support: full
-    details: Reads only; O(dest) is not written.
+    description: Reads only and returns the same lists; O(dest) is not written.
   diff_mode:
     support: none
-  platform:
-    platforms: posix
+    description: The lists are in the result in every mode.
 """
 
 EXAMPLES = r"""
@@ -142,7 +133,7 @@ EXAMPLES = r"""
       - {collection: backend.model, path: uri}
       - {collection: backend.project, path: default_output_destination, kind: destination}
       - {index: "events-training_debug_image-*", path: url}
-    source: {url: "http://127.0.0.1:9200"}
+    search: {url: "http://127.0.0.1:9200"}
     mappings:
       - {url: "http://files.example.com:8081/", dir: /opt/clearml/data/fileserver}
       - {url: "s3://clearml-bucket/", bucket: clearml-bucket}
@@ -259,7 +250,7 @@ def main():
             )),
             filters=dict(type="dict", default={}),
             references=dict(type="list", elements="dict", required=True),
-            source=dict(type="dict", options=search_options()),
+            search=dict(type="dict", options=search_options()),
             tasks_collection=dict(type="str", default="backend.task"),
             task_field=dict(type="str", default="task"),
             mappings=dict(type="list", elements="dict", required=True),
@@ -288,8 +279,8 @@ def _checked(params):
     for name, query in (params["filters"] or {}).items():
         check_filter(query, f"filters.{name}")
         filters[name] = from_extjson(query, f"filters.{name}")
-    if any(spec.index for spec in specs) and not params["source"]:
-        raise ReferenceSpecError("references name an index: source (the search server of the events) is required")
+    if any(spec.index for spec in specs) and not params["search"]:
+        raise ReferenceSpecError("references name an index: search (the server of the events) is required")
     return specs, mappings, filters
 
 
@@ -308,7 +299,7 @@ def gather(module, params):
     event_specs = [s for s in specs if s.index]
     prefixes = [m.url for m in mappings]
     buckets = _buckets(params, mappings)
-    tasks_collection = params["tasks_collection"] if params["source"] else None
+    tasks_collection = params["tasks_collection"] if params["search"] else None
     if params["src"]:
         with opened_bundle(params["src"], "mlops-subset-") as root:
             refs, tasks, seen = collect(backup_documents(root), doc_specs, filters, prefixes, tasks_collection)
@@ -321,7 +312,7 @@ def gather(module, params):
         finally:
             client.close()
     if event_specs and tasks:
-        search = SearchClient(**params["source"])
+        search = SearchClient(**params["search"])
         try:
             refs += event_references(search, event_specs, tasks, params["task_field"], prefixes, unpacked_text,
                                      params["batch_size"])
@@ -355,7 +346,7 @@ def gather(module, params):
               "unmapped_first": [{"document": r.document, "field": r.field, "url": r.url} for r in unmapped[:UNMAPPED_SHOWN]],
               "missing": missing[:MISSING_SHOWN], "missing_count": len(missing), "locations": out,
               "tasks": len(set(tasks)), "changed": False}
-    if params["dest"] and not module.check_mode:
+    if params["dest"] and not module.check_mode and not (missing and params["on_missing"] == "fail"):
         text = json.dumps({k: v for k, v in result.items() if k != "changed"}, indent=1, sort_keys=True, default=str) + "\n"
         if read_text_if_exists(params["dest"]) != text:
             write_text_atomic(params["dest"], text)

@@ -1,8 +1,8 @@
 """Seed the source side of a running stack with a small ClearML-shaped platform (for ``make demo``).
 
 - MongoDB ``backend``: users, projects, queues, tasks in every status, models
-  (tests/clearml_documents.py), whose artifact and model URLs point at the fileserver, and whose
-  output destinations point at the source S3 bucket;
+  (tests/clearml_documents.py), whose artifact and model URLs point at the fileserver (the first
+  tasks' predictions at the source S3 bucket), and whose output destinations point at that bucket;
 - the fileserver: a directory on the source host holding a file at every fileserver URL path
   the documents name;
 - S3 ``source-bucket``: artifacts and debug images under ``clearml/`` (awkward names, a
@@ -42,8 +42,24 @@ def _content(name, size=None):
     return (seed * (size // len(seed) + 1))[:size]
 
 
+S3_TASKS = 12  # the first tasks keep debug images and a predictions artifact in the source bucket
+
+
 def documents():
-    return clearml_documents.backend(seed=11, users=3, projects=3, tasks_per_project=10)
+    """The backend database; the tasks with objects in the source bucket name their predictions there."""
+    docs = clearml_documents.backend(seed=11, users=3, projects=3, tasks_per_project=10)
+    for task in docs["task"][:S3_TASKS]:
+        key = clearml_documents.artifact_id("predictions")
+        task["execution"]["artifacts"][key] = {
+            "key": "predictions", "type": "custom", "mode": "output", "hash": "", "content_size": 0,
+            "uri": f"s3://{BUCKET}/{s3_folder(docs, task)}/artifacts/predictions/preds.csv", "timestamp": task["created"]}
+    return docs
+
+
+def s3_folder(docs, task):
+    """The task's folder in the source bucket, as ClearML lays it out: <prefix><project>/<task>.<id>."""
+    project = next(p for p in docs["project"] if p["_id"] == task["project"])
+    return f"{S3_PREFIX}{project['name']}/{task['name']}.{task['_id']}"
 
 
 def fileserver_paths(docs):
@@ -76,11 +92,13 @@ def events(docs):
     return out
 
 
-def event_image_paths(docs):
-    """Fileserver paths of the images the events name."""
+def event_image_paths(docs, tasks=None):
+    """Fileserver paths of the images the events name (of the ``tasks`` ids only, when given)."""
     found = set()
     for pairs in events(docs).values():
         for _ident, doc in pairs:
+            if tasks is not None and doc["task"] not in tasks:
+                continue
             text = doc.get("url") or doc.get("plot_str") or ""
             if doc.get("plot_data"):
                 text = clearml_events.unpacked(doc["plot_data"])
@@ -130,9 +148,8 @@ def seed_fileserver(state, docs):
 def s3_objects(docs):
     """{key: bytes} of the source bucket: per task, debug images and an artifact, plus edge cases."""
     objects = {}
-    for index, task in enumerate(docs["task"][:12]):
-        project = next(p for p in docs["project"] if p["_id"] == task["project"])
-        folder = f"{S3_PREFIX}{project['name']}/{task['name']}.{task['_id']}"
+    for index, task in enumerate(docs["task"][:S3_TASKS]):
+        folder = s3_folder(docs, task)
         for step in range(2):
             key = f"{folder}/metrics/debug images/sample_{step:03d}+val%.png"
             objects[key] = _content(key)

@@ -254,7 +254,8 @@ def backup_documents(root, collections=None):
                if collections is None or f"{e['db']}.{e['collection']}" in collections]
     check_backup(root, entries)
     for entry in entries:
-        with documents(root, entry) as docs:
+        # the file is closed when the caller stops early too: closing this generator exits the with
+        with documents(root, entry) as docs:  # pylint: disable=contextmanager-generator-missing-cleanup
             for raw in docs:
                 yield f"{entry['db']}.{entry['collection']}", bson.decode(raw)
 

@@ -9,7 +9,9 @@ ClearML server migration: tasks (datasets and pipelines are tasks too) in the st
 their Console, Scalar, Plots and Debug-samples events; the fields that do not move removed; every
 artifact, model, debug-image and plot-image URL rewritten from the fileserver and the source buckets
 to the target S3; console lines left as they are; the fileserver's files landed and put into S3.
-What the user writes in the files, mongo or events parts themselves wins over the preset.
+A user or project subset moves only the files its tasks, models, projects and events name
+(``FILE_REFERENCES``, the ``subset`` part). What the user writes in the files, mongo, events or
+subset parts themselves wins over the preset.
 ``SCOPE`` is what the report states was migrated and deliberately was not. Importable without Ansible.
 """
 
@@ -34,6 +36,15 @@ URL_FIELDS = {
     "events-training_debug_image-*": ["url"],
     "events-plot-*": ["plot_str (image sources in the plot JSON)", "plot_data (the same, zlib-compressed, base64)"],
 }
+# Where a subset's documents and events name files (a user or project subset moves those files only).
+FILE_REFERENCES = [
+    {"collection": TASKS, "path": "execution.artifacts.*.uri"},
+    {"collection": "backend.model", "path": "uri"},
+    {"collection": "backend.project", "path": "default_output_destination", "kind": "destination"},
+    {"index": "events-training_debug_image-*", "path": "url"},
+    {"index": "events-plot-*", "path": "plot_str", "embedded": True},
+    {"index": "events-plot-*", "path": "plot_data", "compressed": True},
+]
 EVENT_INDICES = "events-*-{company}"
 EVENT_TEMPLATES = ["events_*"]
 SCOPE = {
@@ -45,6 +56,7 @@ SCOPE = {
         "artifact, model, debug-image and plot-image URLs, pointed at the target S3",
         "the fileserver's files, into the target S3 under unchanged paths",
         "S3 objects, file structure unchanged, every object verified",
+        "for a user or project subset: only the files and objects its tasks, models, projects and events name",
     ],
     "not_migrated": [
         "tasks, datasets and pipelines in the statuses " + ", ".join(LEFT_STATUSES) + " (and their events)",
@@ -106,6 +118,9 @@ def expand(plan):
         files = {key: value for key, value in fileserver.items()
                  if key in ("ssh_private_key_file", "known_hosts", "ssh_user", "ssh_port")}
         out["files"] = dict(plan.get("files") or {}, trees=[tree], **files)
+    out["subset"] = _merged({"references": [dict(ref) for ref in FILE_REFERENCES],
+                             "urls": [{"url": fileserver["url"].rstrip("/") + "/", "src": fileserver["src"]}]
+                             if fileserver.get("url") and fileserver.get("src") else []}, {}, plan.get("subset"))
     out["scope"] = SCOPE
     out.pop("clearml", None)
     out.pop("preset", None)

@@ -85,6 +85,37 @@ def summarize(results):
     return objects
 
 
+MISSING_KEPT = 50
+
+
+def missing_references(results):
+    """The references that name nothing (``missing``, subset_files' results), the first MISSING_KEPT, each once."""
+    found, seen = [], set()
+    for entry in results or []:
+        result = entry.get("result") if isinstance(entry, dict) else None
+        for one in (result.get("results") if isinstance((result or {}).get("results"), list) else [result]):
+            if not isinstance(one, dict) or "missing_count" not in one:
+                continue
+            for item in one.get("missing") or []:
+                key = (item.get("document"), item.get("field"), item.get("url"))
+                if key not in seen and len(found) < MISSING_KEPT:
+                    seen.add(key)
+                    found.append({k: str(item.get(k)) for k in ("document", "field", "url", "reason")})
+    return found
+
+
+def missing_rows(plan, steps):
+    """``(step, reference)`` for every missing reference a planned step recorded, each reference once."""
+    rows, seen = [], set()
+    for name in plan:
+        for item in ((steps.get(name) or {}).get("summary") or {}).get("missing") or []:
+            key = (item.get("document"), item.get("field"), item.get("url"))
+            if key not in seen:
+                seen.add(key)
+                rows.append((name, item))
+    return rows
+
+
 # rendering -------------------------------------------------------------------------------------
 
 def _when(stamp):
@@ -153,6 +184,11 @@ def render_markdown(title, plan, steps, scope=None):
     errors = [f"- {m(name)}: {m((steps[name].get('summary') or {}).get('error'))}" for name in plan
               if name in steps and (steps[name].get("summary") or {}).get("error")]
     lines += ["", "## First failures", ""] + (failures + errors or ["none"])
+    missing = missing_rows(plan, steps)
+    if missing:
+        lines += ["", "## Missing references", "", "| step | document | field | url | reason |", "|---|---|---|---|---|"]
+        lines += [f"| {m(step)} | {m(i['document'])} | {m(i['field'])} | {m(i['url'])} | {m(i['reason'])} |"
+                  for step, i in missing]
     for key, heading in SCOPE_HEADINGS if scope else ():
         lines += ["", f"## {heading}", ""] + [f"- {m(text)}" for text in scope.get(key) or []]
     return "\n".join(lines) + "\n"
@@ -181,6 +217,13 @@ def render_html(title, plan, steps, scope=None):
     out += ["</table>", "<h2>First failures</h2>", "<ul>"]
     out += [f"<li>{esc(text)}</li>" for text in failures] or ["<li>none</li>"]
     out.append("</ul>")
+    missing = missing_rows(plan, steps)
+    if missing:
+        out += ["<h2>Missing references</h2>",
+                "<table><tr><th>step</th><th>document</th><th>field</th><th>url</th><th>reason</th></tr>"]
+        out += ["<tr>" + "".join(f"<td>{esc(str(v))}</td>" for v in (step, i["document"], i["field"], i["url"], i["reason"]))
+                + "</tr>" for step, i in missing]
+        out.append("</table>")
     for key, heading in SCOPE_HEADINGS if scope else ():
         out += [f"<h2>{esc(heading)}</h2>", "<ul>"] + [f"<li>{esc(text)}</li>" for text in scope.get(key) or []] + ["</ul>"]
     out.append("</body></html>")

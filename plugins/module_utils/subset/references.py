@@ -14,8 +14,9 @@ A reference spec names where a collection's documents (or an index's events) nam
 
 A value is the URL itself when it starts with a mapped URL prefix; otherwise (``embedded``: JSON
 text such as a plot's; ``compressed``: that text base64 of zlib, ClearML's ``plot_data``) every
-mapped URL inside it counts, each ending at a quote, a backslash, an angle bracket or a line break. A mapping turns a URL prefix into a location: a directory on the
-host that runs the module, or an S3 bucket and prefix; the longest prefix that matches wins, and
+mapped URL inside it counts, each ending at a quote, a backslash, an angle bracket or a line break.
+A mapping turns a URL prefix into a location: a directory on the host that runs the module, or an
+S3 bucket and prefix; the longest prefix that matches wins, and
 a URL no mapping covers is not a file of the subset (it is counted as unmapped, not missing).
 Importable without Ansible.
 """

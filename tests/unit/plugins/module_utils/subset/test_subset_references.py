@@ -21,8 +21,8 @@ FILES = "http://files.example:8081/"
 def test_values_at_walks_stars_and_lists():
     doc = {"execution": {"artifacts": {"a_output": {"uri": "u1"}, "b_output": {"uri": "u2"}}},
            "models": {"output": [{"uri": "m1"}, {"uri": "m2"}, {"name": "no uri"}]}}
-    assert values_at(doc, "execution.artifacts.*.uri") == [("execution.artifacts.a_output.uri", "u1"),
-                                                             ("execution.artifacts.b_output.uri", "u2")]
+    assert values_at(doc, "execution.artifacts.*.uri") == [
+        ("execution.artifacts.a_output.uri", "u1"), ("execution.artifacts.b_output.uri", "u2")]
     assert [v for _f, v in values_at(doc, "models.output.uri")] == ["m1", "m2"]
     assert [f for f, _v in values_at(doc, "models.output.*.uri")] == ["models.output.0.uri", "models.output.1.uri"]
     assert values_at(doc, "nothing.here") == []
