@@ -197,6 +197,7 @@ counts:
 """
 
 import json
+import os
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
@@ -349,6 +350,7 @@ def gather(module, params):
     if params["dest"] and not module.check_mode and not (missing and params["on_missing"] == "fail"):
         text = json.dumps({k: v for k, v in result.items() if k != "changed"}, indent=1, sort_keys=True, default=str) + "\n"
         if read_text_if_exists(params["dest"]) != text:
+            os.makedirs(os.path.dirname(os.path.abspath(params["dest"])), exist_ok=True)
             write_text_atomic(params["dest"], text)
             result["changed"] = True
     result.update(by_kind({k: v for k, v in kinds.items() if any(

@@ -26,7 +26,7 @@ from tests.stack.stack import Stack
 pytestmark = pytest.mark.integration
 PLAYBOOK = "playbooks/migrate.yml"
 INVENTORY = "inventories/demo"
-FILES = demo_platform.FILES_URL
+FILES = demo_platform.FILES_URL  # with its trailing slash
 S3_URL = f"s3://{demo_platform.BUCKET}/{demo_platform.S3_PREFIX}"
 DANGLING = "dangling0000000000000000000000000"
 TARGET = {"demo_target_bucket": "subset-bucket", "demo_target_db": "backend_subset",
@@ -50,7 +50,7 @@ def platform(tmp_path_factory):
         # a task of the project, in a status that moves, whose artifact is not on the fileserver
         task = dict(DOCS["task"][10], _id=DANGLING, name="dangling", status="completed", execution={"artifacts": {
             "gone_output": {"key": "gone", "mode": "output",
-                            "uri": f"{FILES}/{PROJECT['name']}/dangling.{DANGLING}/artifacts/gone/gone.csv"}}})
+                            "uri": f"{FILES}{PROJECT['name']}/dangling.{DANGLING}/artifacts/gone/gone.csv"}}})
         mongo(state, "source", "backend").task.insert_one(task)
         yield state
     finally:
@@ -79,12 +79,12 @@ def expected(tasks):
     for task in kept:
         for artifact in task["execution"]["artifacts"].values():
             uri = artifact["uri"]
-            if uri.startswith(FILES + "/"):
-                files.add(uri[len(FILES) + 1:])
+            if uri.startswith(FILES):
+                files.add(uri[len(FILES):])
             elif uri.startswith(S3_URL):
                 keys.add(uri[len(S3_URL):])
     ids = {t["_id"] for t in tasks}
-    files.update(m["uri"][len(FILES) + 1:] for m in DOCS["model"] if m["task"] in ids)
+    files.update(m["uri"][len(FILES):] for m in DOCS["model"] if m["task"] in ids)
     files.update(demo_platform.event_image_paths(DOCS, {t["_id"] for t in kept}))
     return files, keys
 
@@ -144,7 +144,7 @@ def test_check_lists_what_the_project_would_move_and_writes_nothing(run, platfor
     result = run("project", PROJECT["_id"], "p1", check=True)
     shown = [r["msg"] for r in named(result, "Show what the subset moves")]
     assert shown, result.stdout[-3000:]
-    assert re.search(rf"{re.escape(FILES)}/ {len(files)} file\(s\)", shown[0]), shown[0]
+    assert re.search(rf"{re.escape(FILES)} {len(files)} file\(s\)", shown[0]), shown[0]
     assert re.search(rf"{re.escape(S3_URL)} {len(keys)} object\(s\)", shown[0]), shown[0]
     assert "1 reference(s) name nothing" in shown[0] and DANGLING in shown[0]
     assert landed(platform) == {} and target_keys(platform, "") == set()
