@@ -209,3 +209,90 @@ def test_a_user_subset_later_adds_its_files_and_leaves_the_project_s_alone(run, 
     target = mongo(platform, "target", "backend_subset")
     assert {t["_id"] for t in target.task.find({"user": USER["_id"]})} >= {
         t["_id"] for t in DOCS["task"] if t["user"] == USER["_id"] and t["status"] in clearml_documents.KEPT_STATUSES}
+
+
+# -- the modules alone, on the same servers: bad input is refused before anything is read or written ----
+
+def module_play(platform, tmp_path, name, **args):
+    return run_playbook(local_play(platform, name, args), "localhost,", str(tmp_path), expect_rc=None)
+
+
+def local_play(platform, name, args):
+    return [{"name": "module", "hosts": "localhost", "connection": "local", "gather_facts": False,
+             "vars": {"ansible_python_interpreter": platform["python"]},
+             "tasks": [{"name": "the module", f"mlops.migration.{name}": args}]}]
+
+
+def subset_args(platform, tmp_path, **changes):
+    s3 = platform["s3"]["source"]
+    args = {"uri": platform["mongo"]["source"]["uri"],
+            "collections": [{"db": "backend", "name": "project", "query": {"_id": PROJECT["_id"]}},
+                            {"db": "backend", "name": "task", "query_from": {"collection": "project", "field": "project"}}],
+            "references": [{"collection": "backend.task", "path": "execution.artifacts.*.uri"}],
+            "mappings": [{"url": FILES, "dir": demo_platform.fileserver_dir(platform)},
+                         {"url": S3_URL, "bucket": demo_platform.BUCKET, "prefix": demo_platform.S3_PREFIX}],
+            "s3": {"endpoint_url": s3["endpoint_url"], "access_key": s3["access_key"], "secret_key": s3["secret_key"],
+                   "bucket": demo_platform.BUCKET},
+            "dest": str(tmp_path / "subset.json")}
+    args.update(changes)
+    return args
+
+
+def the_result(run):
+    return run.task("the module")["result"]
+
+
+def test_subset_files_alone_reruns_unchanged_and_check_writes_nothing(platform, tmp_path):
+    dest = tmp_path / "subset.json"
+    checked = run_playbook(local_play(platform, "subset_files", subset_args(platform, tmp_path)), "localhost,",
+                           str(tmp_path), check=True)
+    assert not dest.exists() and the_result(checked)["kinds"]["subset s3 objects"]["found"] == 2
+    first = the_result(module_play(platform, tmp_path, "subset_files", **subset_args(platform, tmp_path)))
+    again = the_result(module_play(platform, tmp_path, "subset_files", **subset_args(platform, tmp_path)))
+    assert first["changed"] and not again["changed"] and dest.exists()
+    assert first["locations"] == again["locations"] and first["missing_count"] == 1
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"references": [{"collection": "backend.task", "path": "x", "kind": "folder"}]}, "kind must be one of"),
+    ({"mappings": [{"url": FILES}]}, "needs either dir"),
+    ({"references": [{"index": "events-*", "path": "url"}]}, "search (the server of the events) is required"),
+    ({"s3": {"bucket": "no-such-bucket"}}, "bucket no-such-bucket does not exist"),
+    ({"s3": {"secret_key": "wrong"}}, "rejected the credentials"),
+    ({"uri": "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=2000"}, "127.0.0.1:1"),
+])
+def test_subset_files_refuses_bad_input_before_writing(platform, tmp_path, change, message):
+    args = subset_args(platform, tmp_path)
+    if "s3" in change:
+        args["s3"] = dict(args["s3"], **change.pop("s3"))
+        if args["s3"]["bucket"] == "no-such-bucket":
+            args["mappings"] = [{"url": S3_URL, "bucket": "no-such-bucket"}]
+    args.update(change)
+    result = module_play(platform, tmp_path, "subset_files", **args)
+    assert result.returncode == 2 and message in the_result(result)["msg"], the_result(result)["msg"]
+    assert not (tmp_path / "subset.json").exists()
+
+
+def test_s3_sync_moves_only_the_listed_keys(platform, tmp_path):
+    source, target = platform["s3"]["source"], platform["s3"]["target"]
+    loc = {k: source[k] for k in ("endpoint_url", "access_key", "secret_key")}
+    dst = dict({k: target[k] for k in ("endpoint_url", "access_key", "secret_key")}, bucket="keys-bucket")
+    wanted = sorted(k[len(demo_platform.S3_PREFIX):] for k in demo_platform.s3_objects(DOCS) if "preds.csv" in k)[:3]
+    args = {"source": dict(loc, bucket=demo_platform.BUCKET, prefix=demo_platform.S3_PREFIX), "create_bucket": True,
+            "target": dict(dst, prefix=demo_platform.S3_PREFIX), "keys": wanted}
+    copied = the_result(module_play(platform, tmp_path, "s3_sync", **args))
+    assert (copied["found"], copied["copied"], copied["verified"]) == (3, 3, 3)
+    assert target_keys_of(target, "keys-bucket") == {demo_platform.S3_PREFIX + k for k in wanted}
+    again = the_result(module_play(platform, tmp_path, "s3_sync", **args))
+    assert (again["changed"], again["already_present"]) == (False, 3)
+    missing = module_play(platform, tmp_path, "s3_sync", **dict(args, keys=wanted + ["not/there.bin"]))
+    assert missing.returncode == 2 and "not/there.bin: a listed key that is not at the source" in the_result(missing)["msg"]
+    refused = module_play(platform, tmp_path, "s3_sync", **dict(args, delete_extra=True))
+    assert refused.returncode == 2 and "delete_extra cannot be used with keys" in the_result(refused)["msg"]
+
+
+def target_keys_of(info, bucket):
+    client = boto3.client("s3", endpoint_url=info["endpoint_url"], aws_access_key_id=info["access_key"],
+                          aws_secret_access_key=info["secret_key"], region_name=info["region"])
+    return {o["Key"] for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+            for o in page.get("Contents", [])}

@@ -274,3 +274,42 @@ def test_delete_extra_deletes_nothing_when_the_source_listing_is_cut_short():
     with pytest.raises(S3Error, match="gives no continuation token"):
         sync(Location(source, endpoint, "src"), Location(target, endpoint, "dst"), parallel=2, delete_extra=True)
     assert target.deleted == []
+
+
+class KeysClient:
+    """A bucket of ``keys`` that counts its HEAD and list requests (a pure unit test of the choice between them)."""
+
+    def __init__(self, keys):
+        self.keys, self.heads, self.lists = sorted(keys), 0, 0
+
+    def head_object(self, Bucket, Key):  # noqa: N803
+        self.heads += 1
+        if Key not in self.keys:
+            raise ClientError("404", "Not Found", 404, "HeadObject")
+        return {"ContentLength": 1, "ETag": '"%s"' % hashlib.md5(b"x").hexdigest()}
+
+    def list_objects_v2(self, Bucket, Prefix="", ContinuationToken=None):  # noqa: N803
+        self.lists += 1
+        start = int(ContinuationToken or 0)
+        found = [k for k in self.keys if k.startswith(Prefix)]
+        page = found[start:start + 1000]
+        more = start + 1000 < len(found)
+        return {"Contents": [{"Key": k, "Size": 1, "ETag": '"e"'} for k in page], "IsTruncated": more,
+                **({"NextContinuationToken": str(start + 1000)} if more else {})}
+
+
+def test_a_short_key_list_is_looked_up_key_by_key_without_listing():
+    client = KeysClient([f"p/k{i:05d}" for i in range(5000)])
+    missing = []
+    found = list(objects.listed_keys(client, ENDPOINT, "b", "p/", ["k00003", "k00001", "gone"], missing))
+    assert [i.key for i in found] == ["p/k00001", "p/k00003"] and missing == ["gone"]
+    assert (client.heads, client.lists) == (3, 0)
+
+
+def test_a_long_key_list_is_found_by_one_listing_under_its_common_prefix():
+    client = KeysClient([f"p/a/k{i:05d}" for i in range(3000)] + [f"p/b/k{i:05d}" for i in range(3000)])
+    wanted = [f"a/k{i:05d}" for i in range(0, 3000, 2)] + ["a/gone"]
+    missing = []
+    found = list(objects.listed_keys(client, ENDPOINT, "b", "p/", wanted, missing))
+    assert len(found) == 1500 and missing == ["a/gone"]
+    assert client.heads == 0 and client.lists == 3  # the 3,000 keys under p/a/ only, not the bucket's 6,000
