@@ -91,3 +91,44 @@ requirements:
 - pymongo >= 4.6 on the host that runs the module
 - paramiko, for O(ssh_tunnel)
 """
+
+    # The collections read (mongo_backup, subset_files).
+    COLLECTIONS = r"""
+options:
+  collections:
+    description:
+      - Collections to read, in order (to back up, or to work a subset's files out from). A collection referenced
+        by O(collections[].query_from) must come before the one that references it.
+      - A user or project subset's are what the filter P(mlops.migration.scope_collections#filter) gives.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      db:
+        description: Database of the collection.
+        type: str
+        required: true
+      name:
+        description: Collection name.
+        type: str
+        required: true
+      query:
+        description:
+          - Filter the documents. Extended JSON values such as C($oid) and C($date)
+            mappings are understood.
+        type: dict
+      query_from:
+        description:
+          - Also require O(collections[].query_from.field) to be one of the C(_id)s read from
+            another collection of the same database (listed earlier).
+        type: dict
+        suboptions:
+          collection:
+            description: The earlier collection whose C(_id)s to follow.
+            type: str
+            required: true
+          field:
+            description: Field of this collection that holds those ids, for example C(project) or C(task).
+            type: str
+            required: true
+"""

@@ -26,6 +26,7 @@ author:
   - mlops.migration developers (@mlops-migration)
 extends_documentation_fragment:
   - mlops.migration.mongo
+  - mlops.migration.mongo.collections
 options:
   dest:
     description: Directory to write the backup into (created when missing).
@@ -36,41 +37,6 @@ options:
     type: list
     elements: str
     default: []
-  collections:
-    description:
-      - Collections to back up, in order. A collection referenced by O(collections[].query_from)
-        must come before the one that references it.
-    type: list
-    elements: dict
-    default: []
-    suboptions:
-      db:
-        description: Database of the collection.
-        type: str
-        required: true
-      name:
-        description: Collection name.
-        type: str
-        required: true
-      query:
-        description:
-          - Filter the documents to back up. Extended JSON values such as C($oid) and C($date)
-            mappings are understood.
-        type: dict
-      query_from:
-        description:
-          - Also require O(collections[].query_from.field) to be one of the C(_id)s backed up from
-            another collection of the same database (listed earlier).
-        type: dict
-        suboptions:
-          collection:
-            description: The earlier collection whose backed-up C(_id)s to follow.
-            type: str
-            required: true
-          field:
-            description: Field of this collection that holds those ids, for example C(project) or C(task).
-            type: str
-            required: true
   compress:
     description: Write C(.bson.gz) instead of C(.bson).
     type: bool
@@ -177,7 +143,7 @@ from ansible_collections.mlops.migration.plugins.module_utils.mongo.connection i
     connection_options,
     HAS_PYMONGO,
 )
-from ansible_collections.mlops.migration.plugins.module_utils.mongo.dump import backup, MANIFEST, parse_specs
+from ansible_collections.mlops.migration.plugins.module_utils.mongo.dump import backup, collections_option, MANIFEST, parse_specs
 
 
 def main():
@@ -186,15 +152,7 @@ def main():
             connection_options(),
             dest=dict(type="path", required=True),
             databases=dict(type="list", elements="str", default=[]),
-            collections=dict(type="list", elements="dict", default=[], options=dict(
-                db=dict(type="str", required=True),
-                name=dict(type="str", required=True),
-                query=dict(type="dict"),
-                query_from=dict(type="dict", options=dict(
-                    collection=dict(type="str", required=True),
-                    field=dict(type="str", required=True),
-                )),
-            )),
+            collections=collections_option(),
             compress=dict(type="bool", default=True),
             archive=dict(type="str", choices=["none", "zip"], default="none"),
             batch_size=dict(type="int", default=1000),

@@ -27,6 +27,7 @@ author:
   - mlops.migration developers (@mlops-migration)
 extends_documentation_fragment:
   - mlops.migration.mongo
+  - mlops.migration.mongo.collections
   - mlops.migration.s3
   - mlops.migration.s3.checked
   - mlops.migration.search
@@ -35,38 +36,8 @@ options:
   src:
     description:
       - A backup (directory or zip) of M(mlops.migration.mongo_backup) holding the documents that move.
-      - Mutually exclusive with O(collections).
+      - Or O(collections), read from the server given by the connection options (nothing is written); one of them.
     type: path
-  collections:
-    description:
-      - The subset's collections as M(mlops.migration.mongo_backup) takes them, read from the server given by
-        the connection options (nothing is written).
-    type: list
-    elements: dict
-    suboptions:
-      db:
-        description: Database of the collection.
-        type: str
-        required: true
-      name:
-        description: Collection name.
-        type: str
-        required: true
-      query:
-        description: Filter of the documents (extended JSON values understood).
-        type: dict
-      query_from:
-        description: Also require O(collections[].query_from.field) to be one of the ids selected from an earlier collection.
-        type: dict
-        suboptions:
-          collection:
-            description: The earlier collection.
-            type: str
-            required: true
-          field:
-            description: The field holding its ids.
-            type: str
-            required: true
   filters:
     description:
       - Per collection (C(db.name)), the restore's filter (M(mlops.migration.mongo_restore) O(collections)); a document
@@ -208,6 +179,7 @@ from ansible_collections.mlops.migration.plugins.module_utils.files.archives imp
 from ansible_collections.mlops.migration.plugins.module_utils.mongo.connection import connect, connection_options, HAS_PYMONGO
 from ansible_collections.mlops.migration.plugins.module_utils.mongo.dump import (
     backup_documents,
+    collections_option,
     from_extjson,
     parse_specs,
     select_documents,
@@ -240,15 +212,7 @@ def main():
         argument_spec=dict(
             connection_options(),
             src=dict(type="path"),
-            collections=dict(type="list", elements="dict", options=dict(
-                db=dict(type="str", required=True),
-                name=dict(type="str", required=True),
-                query=dict(type="dict"),
-                query_from=dict(type="dict", options=dict(
-                    collection=dict(type="str", required=True),
-                    field=dict(type="str", required=True),
-                )),
-            )),
+            collections=collections_option(),
             filters=dict(type="dict", default={}),
             references=dict(type="list", elements="dict", required=True),
             search=dict(type="dict", options=search_options()),
@@ -260,10 +224,10 @@ def main():
             dest=dict(type="path"),
             batch_size=dict(type="int", default=1000),
         ),
-        mutually_exclusive=[("src", "collections")],
-        required_one_of=[("src", "collections")],
         supports_check_mode=True,
     )
+    if bool(module.params["src"]) == bool(module.params["collections"]):
+        module.fail_json(msg="give either src (a backup of the documents that move) or collections (read from the server)")
     protect_uri_secrets(module, module.params["uri"])
     if not HAS_PYMONGO:
         module.fail_json(msg=missing_required_lib("pymongo", reason="to read the subset's documents"))

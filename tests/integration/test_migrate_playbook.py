@@ -27,7 +27,6 @@ from ansible_collections.mlops.migration.plugins.module_utils.s3.client import S
 from tests import clearml_documents, clearml_events
 from tests.integration.ansible_run import run_playbook, start_playbook
 from tests.stack import demo_platform
-from tests.stack.stack import Stack
 
 PLAYBOOK = "playbooks/migrate.yml"
 STATUS = "playbooks/status.yml"
@@ -38,15 +37,7 @@ SOURCE_RUN_TAG = "mlops.migration.source_run_id"
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory):
-    workdir = str(tmp_path_factory.mktemp("demo-platform"))
-    stack = Stack(workdir)
-    try:
-        stack.start()
-    except Exception as exc:  # the message carries the server's log tail
-        pytest.fail(f"could not start the demo stack: {exc}", pytrace=False)
-    try:
-        state = stack.describe()
-        demo_platform.seed(state)
+    with demo_platform.running(str(tmp_path_factory.mktemp("demo-platform"))) as state:
         info = state["s3"]["source"]
         with S3Client(info["endpoint_url"], info["access_key"], info["secret_key"]) as client:
             def put(index):
@@ -55,8 +46,6 @@ def platform(tmp_path_factory):
             for _done in bounded_map(put, range(BULK_OBJECTS), 8):
                 pass
         yield state
-    finally:
-        stack.stop()
 
 
 @pytest.fixture

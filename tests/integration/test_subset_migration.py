@@ -21,7 +21,6 @@ import pytest
 from tests import clearml_documents
 from tests.integration.ansible_run import run_playbook
 from tests.stack import demo_platform
-from tests.stack.stack import Stack
 
 pytestmark = pytest.mark.integration
 PLAYBOOK = "playbooks/migrate.yml"
@@ -38,23 +37,13 @@ USER = DOCS["user"][0]
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory):
-    workdir = str(tmp_path_factory.mktemp("subset-platform"))
-    stack = Stack(workdir)
-    try:
-        stack.start()
-    except Exception as exc:  # the message carries the server's log tail
-        pytest.fail(f"could not start the demo stack: {exc}", pytrace=False)
-    try:
-        state = stack.describe()
-        demo_platform.seed(state)
+    with demo_platform.running(str(tmp_path_factory.mktemp("subset-platform"))) as state:
         # a task of the project, in a status that moves, whose artifact is not on the fileserver
         task = dict(DOCS["task"][10], _id=DANGLING, name="dangling", status="completed", execution={"artifacts": {
             "gone_output": {"key": "gone", "mode": "output",
                             "uri": f"{FILES}{PROJECT['name']}/dangling.{DANGLING}/artifacts/gone/gone.csv"}}})
         mongo(state, "source", "backend").task.insert_one(task)
         yield state
-    finally:
-        stack.stop()
 
 
 def mongo(state, side, name):
@@ -285,9 +274,9 @@ def test_s3_sync_moves_only_the_listed_keys(platform, tmp_path):
     assert target_keys_of(target, "keys-bucket") == {demo_platform.S3_PREFIX + k for k in wanted}
     again = the_result(module_play(platform, tmp_path, "s3_sync", **args))
     assert (again["changed"], again["already_present"]) == (False, 3)
-    missing = module_play(platform, tmp_path, "s3_sync", **dict(args, keys=wanted + ["not/there.bin"]))
+    missing = module_play(platform, tmp_path, "s3_sync", **{**args, "keys": wanted + ["not/there.bin"]})
     assert missing.returncode == 2 and "not/there.bin: a listed key that is not at the source" in the_result(missing)["msg"]
-    refused = module_play(platform, tmp_path, "s3_sync", **dict(args, delete_extra=True))
+    refused = module_play(platform, tmp_path, "s3_sync", **{**args, "delete_extra": True})
     assert refused.returncode == 2 and "delete_extra cannot be used with keys" in the_result(refused)["msg"]
 
 

@@ -17,6 +17,7 @@ Each part is seeded only when the source does not hold it yet, so seeding twice 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -227,6 +228,27 @@ def seed(state):
     return {"fileserver files": seed_fileserver(state, docs), "s3 objects": seed_s3(state, docs),
             "mongo documents": seed_mongo(state, docs), "mlflow experiments": seed_mlflow(state),
             **({"search events": seed_search(state, docs)} if "search" in state else {})}
+
+
+@contextlib.contextmanager
+def running(workdir):
+    """``with running(workdir) as state:`` a whole stack started and seeded, stopped afterwards (the
+    test modules' fixtures); a stack that does not start fails the test with the server's log tail."""
+    import pytest  # pylint: disable=import-outside-toplevel
+
+    from tests.stack.stack import Stack  # pylint: disable=import-outside-toplevel
+
+    stack = Stack(workdir)
+    try:
+        stack.start()
+    except Exception as exc:  # pylint: disable=broad-except  # the message carries the server's log tail
+        pytest.fail(f"could not start the demo stack: {exc}", pytrace=False)
+    try:
+        state = stack.describe()
+        seed(state)
+        yield state
+    finally:
+        stack.stop()
 
 
 def target_leftovers(text):

@@ -76,6 +76,19 @@ class CollectionSpec:
         return f"{self.db}.{self.name}"
 
 
+def collections_option():
+    """Argument spec of the ``collections`` option (doc fragment mlops.migration.mongo.collections)."""
+    return dict(type="list", elements="dict", default=[], options=dict(
+        db=dict(type="str", required=True),
+        name=dict(type="str", required=True),
+        query=dict(type="dict"),
+        query_from=dict(type="dict", options=dict(
+            collection=dict(type="str", required=True),
+            field=dict(type="str", required=True),
+        )),
+    ))
+
+
 def parse_specs(databases, collections):
     """CollectionSpecs from the module options; MongoError names the first bad entry."""
     specs = []
