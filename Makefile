@@ -55,6 +55,7 @@ bench: deps
 	$(PY) benchmarks/mongo_pipeline.py
 	$(PY) benchmarks/tracker_copy.py
 	$(PY) benchmarks/events_copy.py
+	$(PY) benchmarks/subset_keys.py
 
 clean: demo-down
 	rm -rf .build $(DEMO_DIR) .bench .pytest_cache
