@@ -137,3 +137,21 @@ def bulk_body(index, pairs):
         lines.append(json.dumps({"index": {"_index": index, "_id": ident}}))
         lines.append(json.dumps(doc))
     return ("\n".join(lines) + "\n").encode()
+
+
+def search_docs(url, index):
+    """``{_id: _source}`` of every document of an index (a plain scroll)."""
+    import urllib.request  # pylint: disable=import-outside-toplevel
+
+    def call(path, body):
+        req = urllib.request.Request(url + path, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=60) as response:
+            return json.loads(response.read())
+
+    call(f"/{index}/_refresh", {})
+    found, reply = {}, call(f"/{index}/_search?scroll=1m", {"size": 1000, "sort": ["_doc"]})
+    while reply["hits"]["hits"]:
+        found.update({hit["_id"]: hit["_source"] for hit in reply["hits"]["hits"]})
+        reply = call("/_search/scroll", {"scroll": "1m", "scroll_id": reply["_scroll_id"]})
+    return found

@@ -211,31 +211,13 @@ def test_kill_during_s3_step_then_resume(run, platform, tmp_path):
     assert os.path.exists(os.path.join(state_dir, "report.html"))
 
 
-def search_docs(url, index):
-    """``{_id: _source}`` of every document of an index (a plain scroll)."""
-    import urllib.request  # pylint: disable=import-outside-toplevel
-
-    def call(path, body):
-        req = urllib.request.Request(url + path, data=json.dumps(body).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=60) as response:
-            return json.loads(response.read())
-
-    call(f"/{index}/_refresh", {})
-    found, reply = {}, call(f"/{index}/_search?scroll=1m", {"size": 1000, "sort": ["_doc"]})
-    while reply["hits"]["hits"]:
-        found.update({hit["_id"]: hit["_source"] for hit in reply["hits"]["hits"]})
-        reply = call("/_search/scroll", {"scroll": "1m", "scroll_id": reply["_scroll_id"]})
-    return found
-
-
 def check_events(platform, kept, bucket, company):
     """The events of the migrated tasks only, each once, image URLs at the target, console lines as they were."""
     files_old, files_new = demo_platform.FILES_URL, f"s3://{bucket}/fileserver/"
     kept_ids = {task["_id"] for task in kept}
     for kind in clearml_events.EVENT_TYPES:
-        source = search_docs(platform["search"]["source"]["url"], clearml_events.index_name(kind, "acme"))
-        target = search_docs(platform["search"]["target"]["url"], clearml_events.index_name(kind, company))
+        source = clearml_events.search_docs(platform["search"]["source"]["url"], clearml_events.index_name(kind, "acme"))
+        target = clearml_events.search_docs(platform["search"]["target"]["url"], clearml_events.index_name(kind, company))
         expected = {ident: doc for ident, doc in source.items() if doc["task"] in kept_ids}
         assert len(expected) < len(source) and set(target) == set(expected), kind  # per task and type, equal
         for ident, doc in target.items():

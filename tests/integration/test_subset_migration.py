@@ -18,7 +18,7 @@ import boto3
 import pymongo
 import pytest
 
-from tests import clearml_documents
+from tests import clearml_documents, clearml_events
 from tests.integration.ansible_run import run_playbook
 from tests.stack import demo_platform
 
@@ -168,6 +168,10 @@ def test_one_project_moves_exactly_its_files_and_objects(run, platform):
             and t["status"] in clearml_documents.KEPT_STATUSES} | {DANGLING}
     assert {t["_id"] for t in target.task.find()} == kept
     assert not re.search(re.escape(FILES), str(list(target.task.find())))  # the moved documents point at the target
+    # the events step moved the events of the project's kept tasks only
+    index = clearml_events.index_name("training_debug_image", demo_platform.COMPANY)
+    moved_tasks = {doc["task"] for doc in clearml_events.search_docs(platform["search"]["target"]["url"], index).values()}
+    assert moved_tasks == kept - {DANGLING}
     with open(os.path.join(platform["workdir"], "p1-state", "report.md"), encoding="utf-8") as handle:
         report = handle.read()
     assert "## Missing references" in report and f"backend.task/{DANGLING}" in report
