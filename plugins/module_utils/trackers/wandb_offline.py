@@ -1,0 +1,198 @@
+# -*- coding: utf-8 -*-
+# Copyright: mlops.migration contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A W&B offline run folder read into the neutral records of trackers/base.py.
+
+``read_run(folder)`` decodes every record of ``run-<id>.wandb`` (trackers/wandb_log.py frames them; the
+``wandb`` package's protobuf classes decode them) into an ``OfflineRun``:
+
+- the ``run`` record: id, name, project (the experiment), entity, group, job type, notes (the run's
+  description), tags (kept as ``{tag: ""}``), start time;
+- ``config`` (the run record's and later updates, nested keys joined into a mapping; ``_wandb`` left out):
+  ``Run.config``, and ``Run.params`` its flattening with dotted keys and JSON values;
+- every ``history`` row: numbers become ``Point``s with the row's ``_step`` and ``_timestamp`` (ms);
+  values W&B logs as typed objects (``_type``: ``image-file``, ``histogram`` ...) become ``SeriesItem``s
+  of kind media or histogram (a media item's ``file`` is its path among the run's files);
+- ``summary`` updates and removals applied in order (``_runtime``, ``_step``, ``_timestamp`` and
+  ``_wandb`` left out): ``Run.summary``;
+- ``output_raw``: console lines (``stdout``/``stderr``), a text series ``console``;
+- ``files``: the run's file paths; ``exit``: the status (FINISHED, or FAILED on a non-zero exit code) and
+  the end time (the start plus the exit's runtime, or the last row's ``_timestamp``).
+
+A run whose log has no ``exit`` record was still running or was cut off: its status is RUNNING, so
+nothing built on it is marked complete. A log cut off or corrupt raises WandbLogError (with the
+records read before it in the error's ``partial``). Importable without Ansible; ``read_run`` needs
+``wandb``.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+from dataclasses import dataclass, field
+
+from ansible_collections.mlops.migration.plugins.module_utils.trackers.base import Point, Run, SeriesItem
+from ansible_collections.mlops.migration.plugins.module_utils.trackers.wandb_log import read_records, WandbLogError
+
+ROW_KEYS = ("_step", "_timestamp", "_runtime")
+SUMMARY_LEFT_OUT = ("_wandb", "_runtime", "_step", "_timestamp")
+MEDIA_TYPES = ("image-file", "video-file", "audio-file", "html-file", "object3D-file", "molecule-file")
+
+
+@dataclass
+class OfflineRun:
+    run: Run
+    entity: str | None = None
+    points: dict = field(default_factory=dict)  # metric key -> [Point]
+    series: list = field(default_factory=list)  # SeriesItem, in log order
+    files: list = field(default_factory=list)
+    records: int = 0
+
+
+def run_log(folder):
+    """The ``run-<id>.wandb`` of an offline run folder (WandbLogError when there is none, or several)."""
+    found = glob.glob(os.path.join(folder, "run-*.wandb"))
+    if len(found) != 1:
+        raise WandbLogError(f"{folder} holds {len(found)} run-<id>.wandb files; an offline run folder holds one")
+    return found[0]
+
+
+def _key(item):
+    return ".".join(item.nested_key) if item.nested_key else item.key
+
+
+def _ms(timestamp):
+    return int(timestamp.seconds * 1000 + timestamp.nanos // 1_000_000)
+
+
+def _set(tree, path, value):
+    for part in path[:-1]:
+        tree = tree.setdefault(part, {})
+    tree[path[-1]] = value
+
+
+def flatten(tree, prefix=""):
+    """``{dotted key: JSON text}`` of a nested mapping (a leaf's value as JSON)."""
+    out = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out.update(flatten(value, name + "."))
+        else:
+            out[name] = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    return out
+
+
+def _config_updates(config, updates):
+    for item in updates:
+        path = list(item.nested_key) or [item.key]
+        if path[0] != "_wandb":
+            _set(config, path, json.loads(item.value_json))
+
+
+def _row(out, history):
+    """Add one history row's points and series items to ``out``; returns its timestamp (ms) or None.
+
+    W&B writes a logged object (an image, a histogram) as one item per field (``nested_key`` its path), so
+    the row is rebuilt as a tree first: a mapping with ``_type`` is one object, any other mapping a
+    namespace whose leaves are keys joined with dots."""
+    tree = {}
+    for item in history.item:
+        _set(tree, list(item.nested_key) or [item.key], json.loads(item.value_json))
+    step = tree.get("_step", history.step.num if history.HasField("step") else None)
+    stamp = tree.get("_timestamp")
+    timestamp = int(stamp * 1000) if isinstance(stamp, (int, float)) and not isinstance(stamp, bool) else None
+    for key, value in _leaves(tree):
+        if key in ROW_KEYS:
+            continue
+        if isinstance(value, dict):
+            kind = value.get("_type")
+            if kind in MEDIA_TYPES:
+                out.series.append(SeriesItem(key, step, timestamp, file=value.get("path"), caption=value.get("caption"),
+                                             data={k: v for k, v in value.items() if k != "path"}))
+            elif kind == "histogram":
+                histogram = {"edges": value.get("bins"), "values": value.get("values")}
+                out.series.append(SeriesItem(key, step, timestamp, data=histogram))
+            else:
+                out.series.append(SeriesItem(key, step, timestamp, data=value))
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            out.points.setdefault(key, []).append(Point(key, float(value), timestamp, step))
+        else:
+            out.series.append(SeriesItem(key, step, timestamp, text=json.dumps(value)))
+    return timestamp
+
+
+def _leaves(tree, prefix=""):
+    """``(dotted key, value)`` of a row tree, a typed object (``_type``) being one leaf."""
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value and "_type" not in value:
+            yield from _leaves(value, name + ".")
+        else:
+            yield name, value
+
+
+def read_run(folder, pb=None):
+    """The OfflineRun of an offline run folder (``pb``: wandb's ``wandb_internal_pb2``, imported when None)."""
+    if pb is None:
+        from wandb.proto import wandb_internal_pb2 as pb  # pylint: disable=import-outside-toplevel
+    path = run_log(folder)
+    run = Run(id="", experiment_id="", name="", start_time=None, end_time=None, status="RUNNING", user=None)
+    out, config, summary, last_stamp, exit_record = OfflineRun(run), {}, {}, None, None
+    try:
+        for _offset, data in read_records(path):
+            record = pb.Record()
+            record.ParseFromString(data)
+            out.records += 1
+            kind = record.WhichOneof("record_type")
+            if kind == "run":
+                info = record.run
+                run.id, run.name, run.experiment_id = info.run_id, info.display_name or info.run_id, info.project
+                run.group, run.job_type = info.run_group or None, info.job_type or None
+                run.description = info.notes or None
+                run.tags = {tag: "" for tag in info.tags}
+                run.start_time = _ms(info.start_time) if info.HasField("start_time") else None
+                out.entity = info.entity or None
+                _config_updates(config, info.config.update)
+            elif kind == "config":
+                _config_updates(config, record.config.update)
+            elif kind == "history":
+                last_stamp = _row(out, record.history) or last_stamp
+            elif kind == "summary":
+                for item in record.summary.update:
+                    path_ = list(item.nested_key) or [item.key]
+                    if path_[0] not in SUMMARY_LEFT_OUT:
+                        _set(summary, path_, json.loads(item.value_json))
+                for item in record.summary.remove:
+                    path_ = list(item.nested_key) or [item.key]
+                    summary.pop(path_[0], None) if len(path_) == 1 else None
+            elif kind == "output_raw":
+                stream = "stderr" if record.output_raw.output_type == pb.OutputRawRecord.OutputType.STDERR else "stdout"
+                out.series.append(SeriesItem("console", None, _ms(record.output_raw.timestamp),
+                                             text=record.output_raw.line, data={"stream": stream}))
+            elif kind == "files":
+                out.files.extend(f.path for f in record.files.files if f.path not in out.files)
+            elif kind == "exit":
+                exit_record = record.exit
+    except WandbLogError as exc:
+        exc.partial = out
+        raise
+    run.config = config
+    run.params = flatten(config)
+    run.summary = summary
+    run.metric_keys = sorted(out.points)
+    run.series = {}
+    for item in out.series:
+        kind_ = "text" if item.text is not None else "media" if item.file else "histogram" \
+            if isinstance(item.data, dict) and "edges" in item.data else "plot"
+        keys = run.series.setdefault(kind_, [])
+        if item.key not in keys:
+            keys.append(item.key)
+    if exit_record is not None:
+        run.status = "FAILED" if exit_record.exit_code else "FINISHED"
+        if run.start_time is not None and exit_record.runtime:
+            run.end_time = run.start_time + int(exit_record.runtime * 1000)
+        else:
+            run.end_time = last_stamp
+    return out
