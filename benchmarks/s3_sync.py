@@ -50,7 +50,7 @@ ends = []
 for side in ("source", "target"):
     e = Endpoint(cfg[side]["endpoint_url"], cfg[side]["access_key"], cfg[side]["secret_key"])
     ends.append(Location(e.client(max_pool=10), e, cfg[side]["bucket"]))
-print(json.dumps(sync(ends[0], ends[1], parallel=8)))
+print(json.dumps(sync(ends[0], ends[1], parallel=8, keys=cfg.get("keys"))))
 """
 
 

@@ -25,22 +25,10 @@ sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.join(REPO, ".build", "collections"))
 
 from benchmarks.measure import run_measured, settle  # noqa: E402  pylint: disable=wrong-import-position
-from benchmarks.s3_sync import rclone_env  # noqa: E402  pylint: disable=wrong-import-position
+from benchmarks.s3_sync import rclone_env, UTILS_RUN  # noqa: E402  pylint: disable=wrong-import-position
 from ansible_collections.mlops.migration.plugins.module_utils.concurrency import bounded_map  # noqa: E402  pylint: disable=wrong-import-position
 from tests.stack.stack import Stack  # noqa: E402  pylint: disable=wrong-import-position
 
-UTILS_RUN = """
-import json, sys
-sys.path.insert(0, sys.argv[1])
-from ansible_collections.mlops.migration.plugins.module_utils.s3.connection import Endpoint, Location
-from ansible_collections.mlops.migration.plugins.module_utils.s3.sync import sync
-cfg = json.loads(sys.argv[2])
-ends = []
-for side in ("source", "target"):
-    e = Endpoint(cfg[side]["endpoint_url"], cfg[side]["access_key"], cfg[side]["secret_key"])
-    ends.append(Location(e.client(max_pool=10), e, cfg[side]["bucket"]))
-print(json.dumps(sync(ends[0], ends[1], parallel=8, keys=cfg["keys"])))
-"""
 TOOLS = ("rclone", "s3_sync")
 
 

@@ -23,7 +23,7 @@ options:
       kind:
         description: Tracker type; it decides which of the other options apply.
         type: str
-        choices: [mlflow]
+        choices: [mlflow, wandb_offline]
         default: mlflow
       tracking_uri:
         description:
@@ -39,6 +39,11 @@ options:
       password:
         description: Basic-auth password, for V(mlflow). Never logged or returned.
         type: str
+      wandb_dir:
+        description:
+          - For V(wandb_offline) (a source only, required there), the directory of W&B offline runs - a C(wandb/)
+            directory holding C(offline-run-<time>-<id>) folders, or the directory that holds it.
+        type: path
   target:
     description: The tracker to write, like O(source).
     type: dict
@@ -46,6 +51,7 @@ options:
     suboptions: *tracker
 requirements:
   - for V(mlflow), mlflow-skinny >= 2.10 on the host that runs the module
+  - for V(wandb_offline), wandb >= 0.31 on the host that runs the module (its protobuf classes read the runs)
 """
 
     # A tracker to check (preflight).
@@ -58,7 +64,7 @@ options:
       kind:
         description: Tracker type; it decides which of the other options apply.
         type: str
-        choices: [mlflow]
+        choices: [mlflow, wandb_offline]
         default: mlflow
       tracking_uri:
         description:
@@ -74,6 +80,12 @@ options:
       password:
         description: Basic-auth password, for V(mlflow). Never logged or returned.
         type: str
+      wandb_dir:
+        description:
+          - For V(wandb_offline) (a source only, required there), the directory of W&B offline runs - a C(wandb/)
+            directory holding C(offline-run-<time>-<id>) folders, or the directory that holds it.
+        type: path
 requirements:
   - for V(mlflow), mlflow-skinny >= 2.10 on the host that runs the module
+  - for V(wandb_offline), wandb >= 0.31 on the host that runs the module (its protobuf classes read the runs)
 """

@@ -10,8 +10,10 @@ import importlib.util
 
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.base import TrackerError
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.mlflow import MlflowSource, MlflowTarget
+from ansible_collections.mlops.migration.plugins.module_utils.trackers.wandb import WandbOfflineSource
 
-ADAPTERS = {cls.KIND: (cls, target) for cls, target in ((MlflowSource, MlflowTarget),)}
+# kind -> (source adapter, target adapter or None when the kind is read only)
+ADAPTERS = {cls.KIND: (cls, target) for cls, target in ((MlflowSource, MlflowTarget), (WandbOfflineSource, None))}
 DEFAULT_KIND = "mlflow"
 
 
@@ -41,6 +43,9 @@ def adapter(settings, side):
     missing = [name for name in source_class.REQUIRED if not settings.get(name)]
     if missing:
         raise TrackerError(f"a {kind} tracker needs {', '.join(missing)}")
+    if side != "source" and target_class is None:
+        raise TrackerError(f"a {kind} tracker can be read from, not written to (kinds written: "
+                           + ", ".join(k for k, (_s, t) in ADAPTERS.items() if t is not None) + ")")
     tracker = (source_class if side == "source" else target_class).from_settings(settings)
     tracker.check()
     return tracker

@@ -133,6 +133,17 @@ def _leaves(tree, prefix=""):
             yield name, value
 
 
+def series_kind(item):
+    """The neutral series kind (text, media, histogram or plot) of a SeriesItem read from a W&B run."""
+    if item.text is not None:
+        return "text"
+    if item.file:
+        return "media"
+    if isinstance(item.data, dict) and "edges" in item.data:
+        return "histogram"
+    return "plot"
+
+
 def read_run(folder, pb=None):
     """The OfflineRun of an offline run folder (``pb``: wandb's ``wandb_internal_pb2``, imported when None)."""
     if pb is None:
@@ -184,9 +195,7 @@ def read_run(folder, pb=None):
     run.metric_keys = sorted(out.points)
     run.series = {}
     for item in out.series:
-        kind_ = "text" if item.text is not None else "media" if item.file else "histogram" \
-            if isinstance(item.data, dict) and "edges" in item.data else "plot"
-        keys = run.series.setdefault(kind_, [])
+        keys = run.series.setdefault(series_kind(item), [])
         if item.key not in keys:
             keys.append(item.key)
     if exit_record is not None:

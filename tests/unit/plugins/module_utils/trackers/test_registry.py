@@ -13,14 +13,21 @@ from ansible_collections.mlops.migration.plugins.module_utils.trackers.registry 
 
 def test_the_spec_is_the_kind_and_every_adapters_options():
     spec = tracker_spec()
-    assert spec["kind"]["choices"] == ["mlflow"] and spec["kind"]["default"] == "mlflow"
-    assert {"tracking_uri", "token", "username", "password"} <= set(spec)
+    assert spec["kind"]["choices"] == ["mlflow", "wandb_offline"] and spec["kind"]["default"] == "mlflow"
+    assert {"tracking_uri", "token", "username", "password", "wandb_dir"} <= set(spec)
     assert spec["token"]["no_log"] and spec["password"]["no_log"]
 
 
 def test_a_kind_without_its_required_options_is_refused_before_any_call():
     with pytest.raises(TrackerError, match="a mlflow tracker needs tracking_uri"):
         adapter({"kind": "mlflow", "token": "t"}, "source")
+
+
+def test_a_read_only_kind_is_refused_as_a_target_before_any_call(tmp_path):
+    with pytest.raises(TrackerError, match="can be read from, not written to"):
+        adapter({"kind": "wandb_offline", "wandb_dir": str(tmp_path)}, "target")
+    with pytest.raises(TrackerError, match="holds no offline-run"):
+        adapter({"kind": "wandb_offline", "wandb_dir": str(tmp_path)}, "source")
 
 
 def test_library_and_uris():
