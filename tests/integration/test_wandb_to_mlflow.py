@@ -74,7 +74,8 @@ def test_wandb_offline_runs_into_mlflow_field_by_field(playbook, mlflow_pair, wa
         assert run.info.run_name == f"run-{index}" and run.info.status == "FINISHED"
         assert run.info.start_time <= run.info.end_time
         assert run.data.params == {"lr": str(0.01 * (index + 1)), "optimizer.name": "adam"}
-        assert run.data.tags["mlflow.note.content"] == f"run {index}"
+        assert run.data.tags["mlflow.note.content"] == f"run {index}" and run.data.tags["baseline"] == ""
+        assert (run.data.tags["mlops.migration.group"], run.data.tags["mlops.migration.job_type"]) == ("sweep", "train")
         loss = client.get_metric_history(run.info.run_id, "loss")
         assert sorted(m.step for m in loss) == list(range(1200))
         assert all(abs(m.value - 1.0 / (m.step + 1 + index)) < 1e-9 for m in loss)
