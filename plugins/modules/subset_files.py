@@ -284,8 +284,7 @@ def gather(module, params):
         finally:
             search.close()
     grouped, unmapped = by_mapping(refs, mappings)
-    out, missing, kinds = [], [], {"subset files": Counts(dry_run=module.check_mode, found=0, bytes=0),
-                                   "subset s3 objects": Counts(dry_run=module.check_mode, found=0, bytes=0)}
+    out, missing, kinds = [], [], {}
     for mapping in mappings:
         if mapping.is_s3:
             loc = buckets[mapping.bucket]
@@ -299,14 +298,13 @@ def gather(module, params):
             found = locate_dir(mapping.root, grouped[mapping.index])
             entry = {"url": mapping.url, "dir": mapping.root}
             kind = "subset files"
+        counts = kinds.setdefault(kind, Counts(dry_run=module.check_mode, found=0, bytes=0))
+        counts.add(Counts(found=found["count"], bytes=found["bytes"]))
+        for item in found["missing"] if params["on_missing"] == "fail" else ():
+            counts.fail(f"{item['document']} {item['field']}", f"{item['url']}: {item['reason']}")
         missing += found.pop("missing")
         entry.update(found)
-        kinds[kind].add(Counts(found=found["count"], bytes=found["bytes"]))
         out.append(entry)
-    if params["on_missing"] == "fail":
-        for item in missing:
-            kinds["subset files" if _in_dir(item, mappings) else "subset s3 objects"].fail(
-                f"{item['document']} {item['field']}", f"{item['url']}: {item['reason']}")
     result = {"documents": seen, "references": len(refs), "unmapped": len(unmapped),
               "unmapped_first": [{"document": r.document, "field": r.field, "url": r.url} for r in unmapped[:UNMAPPED_SHOWN]],
               "missing": missing[:MISSING_SHOWN], "missing_count": len(missing), "locations": out,
@@ -317,14 +315,8 @@ def gather(module, params):
             os.makedirs(os.path.dirname(os.path.abspath(params["dest"])), exist_ok=True)
             write_text_atomic(params["dest"], text)
             result["changed"] = True
-    result.update(by_kind({k: v for k, v in kinds.items() if any(
-        (m.is_s3 if k == "subset s3 objects" else not m.is_s3) for m in mappings)}))
+    result.update(by_kind(kinds))
     return result
-
-
-def _in_dir(item, mappings):
-    best = max((m for m in mappings if item["url"].startswith(m.url)), key=lambda m: len(m.url), default=None)
-    return best is not None and not best.is_s3
 
 
 if __name__ == "__main__":
