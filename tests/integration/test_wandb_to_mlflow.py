@@ -1,7 +1,7 @@
 """W&B offline runs (written by the W&B SDK itself, offline, inside the test) copied by tracker_copy into a real
 MLflow server: run fields, params from the nested config, every point with its step and original timestamp
 (sparse metrics as logged), summary, media and console series, files as artifacts; a re-run changes nothing;
-check mode writes nothing; a W&B folder cannot be a target; a cut-off run log is refused naming its offset."""
+check mode writes nothing; a file cannot be a W&B target; a cut-off run log is refused naming its offset."""
 
 from __future__ import annotations
 
@@ -89,11 +89,13 @@ def test_wandb_offline_runs_into_mlflow_field_by_field(playbook, mlflow_pair, wa
     assert not again["changed"] and again["runs"]["skipped"] == 2 and again["points_copied"] == 0
 
 
-def test_a_wandb_folder_is_no_target_and_a_cut_off_log_is_refused(playbook, mlflow_pair, wandb_runs, tmp_path):
+def test_a_file_is_no_wandb_target_and_a_cut_off_log_is_refused(playbook, mlflow_pair, wandb_runs, tmp_path):
     root, project = wandb_runs
+    (tmp_path / "a-file").write_text("not a directory")
     refused = playbook(play({"tracking_uri": mlflow_pair["source"].tracking_uri},
-                            {"kind": "wandb_offline", "wandb_dir": str(tmp_path)}, str(tmp_path / "s")), expect_rc=2)
-    assert "can be read from, not written to" in refused.task(TASK)["result"]["msg"]
+                            {"kind": "wandb_offline", "wandb_dir": str(tmp_path / "a-file" / "runs")},
+                            str(tmp_path / "s")), expect_rc=2)
+    assert "is not a directory" in refused.task(TASK)["result"]["msg"]
     # a copy of one run whose log ends in the middle of a record
     folder = glob.glob(os.path.join(root, "wandb", f"offline-run-*-wb0{project[-6:]}"))[0]
     cut = tmp_path / "cut" / "wandb" / os.path.basename(folder)

@@ -198,11 +198,14 @@ class TargetAdapter(SourceAdapter):
     """What a copy writes to a tracker; it reads back through the SourceAdapter methods to verify."""
 
     OWN_ARTIFACTS = None  # a path prefix of the artifacts the adapter writes itself (series, summary)
+    APPENDS = True  # False: a run copied while it was running is copied again whole, not appended to
     uri = ""
 
+    SYSTEM_PREFIX = ""  # the prefix of system metrics' names at this tracker
+
     def system_metric_key(self, key):
-        """The name a system metric ``key`` gets at this tracker."""
-        return key
+        """The name a system metric ``key`` gets at this tracker (SYSTEM_PREFIX before it, once)."""
+        return key if key.startswith(self.SYSTEM_PREFIX) else self.SYSTEM_PREFIX + key
 
     def ensure_experiment(self, experiment, name, tags):
         """The id of the experiment called ``name`` (copied from ``experiment``: its description),
@@ -239,6 +242,9 @@ class TargetAdapter(SourceAdapter):
 
     def finish_run(self, run_id, status, end_time):
         raise NotImplementedError
+
+    def done(self, run_id):
+        """Everything of the run has been handed over; a target that holds a run back writes it now."""
 
     def delete_run(self, run_id):
         raise NotImplementedError

@@ -8,7 +8,8 @@ Per run: create it at the target with its original name, start time, user, descr
 inputs, every metric point with its step and timestamp, the text, media, plot and histogram
 series, summary values and nested configuration, carry each artifact (md5 taken on the way), set
 the original status and end time, then verify and only then mark it complete in the ledger. A
-run whose source was still running is completed again later by appending the new points.
+run whose source was still running is completed again later by appending the new points (or, for a
+target that cannot append, ``APPENDS = False``, by copying it again whole).
 
 Nothing here knows a tracker's conventions: the records are tracker-neutral (trackers/base.py)
 and each adapter maps them to and from its own.
@@ -198,14 +199,16 @@ class Copier:
 
     def _run(self, run, experiment, target_exp):
         entry = self.ledger.get("run", run.id)
+        again = entry is not None and entry.complete and entry.detail.get("running")
         if entry is not None and entry.complete:
-            if entry.detail.get("running"):
-                self._update(run, entry)
-            else:
+            if not again:
                 self.report.add("runs", "skipped")
-            return
+                return
+            if self.target.APPENDS:
+                self._update(run, entry)
+                return
         if self.check_mode:
-            self.report.add("runs", "copied")
+            self.report.add("runs", "updated" if again else "copied")
             return
         stale = [entry.target_id] if entry is not None else self.target.find_runs_by_tag(
             target_exp, SOURCE_RUN_TAG, run.id)
@@ -227,13 +230,14 @@ class Copier:
         digests = self._artifacts(run, new_id) if "artifacts" in self.include else {}
         if run.finished:
             self.target.finish_run(new_id, run.status, run.end_time)
+        self.target.done(new_id)
         if self.verify:
             self._verify(run, new_id, points, digests, series)
         if run.lifecycle == "deleted":  # copied with include_deleted: deleted at the target too
             self.target.delete_run(new_id)
         self.ledger.record("run", run.id, new_id, "complete", {"points": points, "running": not run.finished,
                                                                "experiment": [experiment.id, target_exp]})
-        self.report.add("runs", "copied")
+        self.report.add("runs", "updated" if again else "copied")
 
     def _metric_names(self, run):
         """``{source key: target key}`` of the run's metrics, system metrics under the target's name for them."""
@@ -314,7 +318,7 @@ class Copier:
             problems.append("params differ")
         if "tags" in self.include:
             theirs = {k: v for k, v in copy.tags.items() if k not in OUR_TAGS}
-            missing = {k for k in run.tags if theirs.get(k) != run.tags[k]}
+            missing = {k for k in run.tags if k not in OUR_TAGS and theirs.get(k) != run.tags[k]}  # ours: this hop's
             if missing:
                 problems.append(f"tags differ: {', '.join(sorted(missing)[:5])}")
         if (copy.description or None) != (run.description or None):

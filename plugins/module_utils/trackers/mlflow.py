@@ -33,7 +33,7 @@ import time
 from urllib.parse import urlsplit
 
 from ansible_collections.mlops.migration.plugins.module_utils.common import split_userinfo
-from ansible_collections.mlops.migration.plugins.module_utils.paths import UnsafePath, confined
+from ansible_collections.mlops.migration.plugins.module_utils.paths import UnsafePath
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.base import (
     Artifact,
     Experiment,
@@ -45,6 +45,11 @@ from ansible_collections.mlops.migration.plugins.module_utils.trackers.base impo
     TargetAdapter,
     TrackerError,
     TransientError,
+)
+from ansible_collections.mlops.migration.plugins.module_utils.trackers.side_files import (
+    SERIES_DIR,
+    series_path,
+    write_series,
 )
 
 try:
@@ -66,8 +71,6 @@ USER_TAG = "mlflow.user"
 NOTE_TAG = "mlflow.note.content"
 SERVER_TAGS = "mlflow."  # an experiment's tags with this prefix are the server's own (but NOTE_TAG)
 FORK_TAG = "mlops.migration.fork_step"
-SYSTEM_PREFIX = "system/"
-SERIES_DIR = "mlops-migration"
 OPTIONS = dict(
     tracking_uri=dict(type="str"),
     token=dict(type="str", no_log=True),
@@ -365,9 +368,7 @@ class MlflowTarget(MlflowSource, TargetAdapter):
     MLflow lacks become artifacts under SERIES_DIR (see the module's documentation)."""
 
     OWN_ARTIFACTS = SERIES_DIR + "/"  # what the copy itself writes besides the source's artifacts
-
-    def system_metric_key(self, key):
-        return key if key.startswith(SYSTEM_PREFIX) else SYSTEM_PREFIX + key
+    SYSTEM_PREFIX = "system/"  # as MLflow names its own system metrics
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -452,7 +453,7 @@ class MlflowTarget(MlflowSource, TargetAdapter):
 
     def _series_path(self, kind, key, suffix=".jsonl"):
         try:
-            return confined(SERIES_DIR, f"{kind}/{key}{suffix}", "series key")
+            return series_path(kind, key, suffix)
         except UnsafePath as exc:
             raise TrackerError(f"MLflow at {self.uri}: {exc}") from exc
 
@@ -462,27 +463,11 @@ class MlflowTarget(MlflowSource, TargetAdapter):
              local, os.path.dirname(artifact_path) or None)
 
     def log_series(self, run_id, kind, key, items, fetch):
-        """One JSON line per item in ``SERIES_DIR/<kind>/<key>.jsonl``; media files beside it."""
-        path = self._series_path(kind, key)
-        count = 0
+        """One JSON line per item in ``SERIES_DIR/<kind>/<key>.jsonl``; media files beside it (trackers/side_files.py)."""
+        self._series_path(kind, key)
         with tempfile.TemporaryDirectory(prefix="mlops-series-") as scratch:
-            lines = os.path.join(scratch, os.path.basename(path))
-            with open(lines, "w", encoding="utf-8") as out:
-                for item in items:
-                    line = {"step": item.step, "timestamp": item.timestamp}
-                    line.update({name: getattr(item, name) for name in ("text", "data", "caption", "url")
-                                 if getattr(item, name) is not None})
-                    if item.file:
-                        name = f"{count:06d}-{os.path.basename(item.file) or 'file'}"
-                        local = os.path.join(scratch, name)
-                        fetch(item, local)
-                        line["artifact"] = self._series_path(kind, f"{key}/{name}", "")
-                        self._upload_as(run_id, local, line["artifact"])
-                        os.unlink(local)
-                    out.write(json.dumps(line, sort_keys=True, default=str) + "\n")
-                    count += 1
-            self._upload_as(run_id, lines, path)
-        return count
+            return write_series(kind, key, items, fetch,
+                                lambda local, path: self._upload_as(run_id, local, path), scratch)
 
     def series_count(self, run, kind, key):
         with tempfile.TemporaryDirectory(prefix="mlops-series-") as scratch:

@@ -10,10 +10,10 @@ import importlib.util
 
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.base import TrackerError
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.mlflow import MlflowSource, MlflowTarget
-from ansible_collections.mlops.migration.plugins.module_utils.trackers.wandb import WandbOfflineSource
+from ansible_collections.mlops.migration.plugins.module_utils.trackers.wandb import WandbOfflineSource, WandbOfflineTarget
 
 # kind -> (source adapter, target adapter or None when the kind is read only)
-ADAPTERS = {cls.KIND: (cls, target) for cls, target in ((MlflowSource, MlflowTarget), (WandbOfflineSource, None))}
+ADAPTERS = {cls.KIND: (cls, target) for cls, target in ((MlflowSource, MlflowTarget), (WandbOfflineSource, WandbOfflineTarget))}
 DEFAULT_KIND = "mlflow"
 
 

@@ -1,31 +1,124 @@
 # -*- coding: utf-8 -*-
 # Copyright: mlops.migration contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""W&B offline runs as a tracker source (kind ``wandb_offline``): the ``offline-run-<time>-<id>`` folders
-under ``wandb_dir`` (a ``wandb/`` directory, or the directory holding it), each read with
-trackers/wandb_offline.py. The W&B project is the experiment; a run's files under ``files/`` are its
-artifacts (media files are also its media series' files). Every W&B convention lives here and in
-wandb_offline.py. Importable without Ansible; reading needs the ``wandb`` package (its protobuf classes).
+"""W&B offline runs as a tracker source and target (kind ``wandb_offline``): the ``offline-run-<time>-<id>``
+folders under ``wandb_dir`` (a ``wandb/`` directory, or the directory holding it), each read with
+trackers/wandb_offline.py and written with trackers/wandb_write.py through the W&B SDK. The W&B project is
+the experiment; a run's files under ``files/`` are its artifacts (media files are also its media series'
+files). A run this collection wrote carries the config key ``mlops_migration`` and side files under
+``files/mlops-migration/`` (trackers/wandb_write.py lists them); reading such a run puts back what they
+hold, so a copy reads back as the records it was written from. Experiments' descriptions and tags, and
+registered models (W&B offline runs have neither), are kept in ``mlops-migration-projects.json`` and
+``mlops-migration-models.json`` in ``wandb_dir``. Every W&B convention lives here, in wandb_offline.py and
+in wandb_write.py. Importable without Ansible; reading and writing need the ``wandb`` package.
 """
 
 from __future__ import annotations
 
 import glob
+import json
 import os
 import re
 import shutil
+import threading
 
+from ansible_collections.mlops.migration.plugins.module_utils.atomic import write_text_atomic
+from ansible_collections.mlops.migration.plugins.module_utils.paths import UnsafePath
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.base import (
     Artifact,
     Experiment,
+    ModelVersion,
+    Point,
+    RegisteredModel,
+    SOURCE_RUN_TAG,
     SourceAdapter,
+    TargetAdapter,
     TrackerError,
 )
+from ansible_collections.mlops.migration.plugins.module_utils.trackers.side_files import read_series, series_path
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.wandb_log import WandbLogError
-from ansible_collections.mlops.migration.plugins.module_utils.trackers.wandb_offline import read_run, series_kind
+from ansible_collections.mlops.migration.plugins.module_utils.trackers.wandb_offline import flatten, read_run, series_kind
+from ansible_collections.mlops.migration.plugins.module_utils.trackers.wandb_write import (
+    ARTIFACTS_FILE,
+    MIGRATION_KEY,
+    POINTS_FILE,
+    TIMESTAMPS_FILE,
+    PendingRun,
+    project_for,
+    run_id_for,
+    write_offline,
+)
 
-OPTIONS = dict(wandb_dir=dict(type="path"))
+OPTIONS = dict(wandb_dir=dict(type="path"), entity=dict(type="str"))
 FOLDER = "offline-run-*-*"
+PROJECTS_FILE = "mlops-migration-projects.json"
+MODELS_FILE = "mlops-migration-models.json"
+SPOOL_DIR = ".mlops-migration-spool"
+RESTORED = ("start_time", "end_time", "status", "user", "lifecycle", "parent_id", "fork_step")
+
+
+def _json_lines(path):
+    if not os.path.isfile(path):
+        return
+    with open(path, encoding="utf-8") as lines:
+        for line in lines:
+            if line.strip():
+                yield json.loads(line)
+
+
+def restore(folder, found):
+    """Put back what a run this collection wrote keeps outside W&B's own records (trackers/wandb_write.py);
+    a run without the config key MIGRATION_KEY is left as W&B holds it."""
+    found.side, found.manifest = {}, None
+    meta = (found.run.config or {}).pop(MIGRATION_KEY, None)
+    if not isinstance(meta, dict):
+        return found
+    run, files = found.run, os.path.join(folder, "files")
+    run.params = meta["params"] if "params" in meta else flatten(run.config)
+    if not meta.get("nested_config"):
+        run.config = None
+    for name in RESTORED:
+        if name in meta:
+            setattr(run, name, meta[name])
+    run.tags = dict(run.tags, **(meta.get("tags") or {}))
+    keys = set(meta.get("summary_keys") or ())
+    run.summary = {key: value for key, value in run.summary.items() if key in keys}
+    stamps = {(line["key"], line["step"]): line["timestamp"] for line in _json_lines(os.path.join(files, TIMESTAMPS_FILE))}
+    if stamps:
+        for key, points in found.points.items():
+            for point in points:
+                point.timestamp = stamps.get((key, point.step), point.timestamp)
+    for line in _json_lines(os.path.join(files, POINTS_FILE)):
+        found.points.setdefault(line["key"], []).append(Point(line["key"], line["value"], line["timestamp"],
+                                                              line["step"]))
+    run.metric_keys = sorted(found.points)
+    for kind, keys_ in (meta.get("series") or {}).items():
+        for key in keys_:
+            path = os.path.join(files, series_path(kind, key))
+            if os.path.isfile(path):
+                with open(path, encoding="utf-8") as lines:
+                    found.side[kind, key] = list(read_series(key, lines))
+            if key not in run.series.setdefault(kind, []):
+                run.series[kind].append(key)
+    manifest = os.path.join(files, ARTIFACTS_FILE)
+    if os.path.isfile(manifest):
+        with open(manifest, encoding="utf-8") as handle:
+            found.manifest = json.load(handle)
+    return found
+
+
+def _read(folder):
+    try:
+        return restore(folder, read_run(folder))
+    except WandbLogError as exc:
+        raise TrackerError(f"wandb_offline: {exc}") from exc
+
+
+def _json_doc(path):
+    if not os.path.isfile(path):
+        return {}
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
 
 
 class WandbOfflineSource(SourceAdapter):
@@ -38,14 +131,16 @@ class WandbOfflineSource(SourceAdapter):
         self.root = os.path.abspath(os.path.expanduser(wandb_dir))
         self.uri = f"wandb-offline://{self.root}"
         self._runs = None  # run id -> (folder, OfflineRun), read once
+        self.lock = threading.RLock()
 
     @classmethod
     def from_settings(cls, settings):
         return cls(settings["wandb_dir"])
 
-    def folders(self):
-        """The offline run folders, in name order (their names start with the time they were made)."""
-        found = glob.glob(os.path.join(self.root, FOLDER)) + glob.glob(os.path.join(self.root, "wandb", FOLDER))
+    def folders(self, run_id="*"):
+        """The offline run folders (of one run id), in name order (their names start with the time they were made)."""
+        pattern = FOLDER if run_id == "*" else f"offline-run-*-{glob.escape(run_id)}"
+        found = glob.glob(os.path.join(self.root, pattern)) + glob.glob(os.path.join(self.root, "wandb", pattern))
         return sorted((f for f in found if os.path.isdir(f)), key=os.path.basename)
 
     def check(self):
@@ -55,54 +150,71 @@ class WandbOfflineSource(SourceAdapter):
             raise TrackerError(f"wandb_offline: {self.root} holds no offline-run-<time>-<id> folder")
 
     def _loaded(self):
-        if self._runs is None:
-            runs = {}
-            for folder in self.folders():
-                try:
-                    found = read_run(folder)
-                except WandbLogError as exc:
-                    raise TrackerError(f"wandb_offline: {exc}") from exc
-                if found.run.id in runs:
-                    raise TrackerError(f"wandb_offline: run {found.run.id} is in two folders, {runs[found.run.id][0]} "
-                                       f"and {folder}; keep one")
-                runs[found.run.id] = (folder, found)
-            self._runs = runs
-        return self._runs
+        with self.lock:
+            if self._runs is None:
+                runs = {}
+                for folder in self.folders():
+                    found = _read(folder)
+                    if found.run.id in runs:
+                        raise TrackerError(f"wandb_offline: run {found.run.id} is in two folders, "
+                                           f"{runs[found.run.id][0]} and {folder}; keep one")
+                    runs[found.run.id] = (folder, found)
+                self._runs = runs
+            return self._runs
+
+    def _entry(self, run_id):
+        """(folder, OfflineRun) of a run."""
+        entry = self._loaded().get(run_id)
+        if entry is None:
+            raise TrackerError(f"wandb_offline: no run {run_id} under {self.root}")
+        return entry
 
     def experiments(self, selectors, include_deleted=False):
         patterns = [re.compile(s) for s in selectors or []]
-        names = sorted({found.run.experiment_id for _folder, found in self._loaded().values()})
-        return [Experiment(name, name) for name in names if not patterns or any(p.fullmatch(name) for p in patterns)]
+        known = _json_doc(os.path.join(self.root, PROJECTS_FILE))
+        out = []
+        for project in sorted({found.run.experiment_id for _folder, found in self._loaded().values()}):
+            about = known.get(project) or {}
+            experiment = Experiment(project, about.get("name") or project, about.get("tags") or {},
+                                    about.get("lifecycle") or "active", about.get("description"))
+            if experiment.lifecycle == "deleted" and not include_deleted:
+                continue
+            if not patterns or any(p.fullmatch(experiment.name) or p.fullmatch(project) for p in patterns):
+                out.append(experiment)
+        return out
 
     def runs(self, experiment, include_deleted=False):
-        runs = [found.run for _folder, found in self._loaded().values() if found.run.experiment_id == experiment.id]
+        runs = [found.run for _folder, found in self._loaded().values() if found.run.experiment_id == experiment.id
+                and (include_deleted or found.run.lifecycle != "deleted")]
         return sorted(runs, key=lambda run: (run.start_time or 0, run.id))
 
     def run(self, run_id):
-        if run_id not in self._loaded():
-            raise TrackerError(f"wandb_offline: no run {run_id} under {self.root}")
-        folder = self._loaded()[run_id][0]
-        try:
-            found = read_run(folder)  # fresh: an offline run may still be written to
-        except WandbLogError as exc:
-            raise TrackerError(f"wandb_offline: {exc}") from exc
-        self._runs[run_id] = (folder, found)
+        folder = self._entry(run_id)[0]
+        found = _read(folder)  # fresh: an offline run may still be written to
+        with self.lock:
+            self._runs[run_id] = (folder, found)
         return found.run
 
     def _found(self, run):
-        return self._loaded()[run.id][1]
+        return self._entry(run.id)[1]
 
     def metric_history(self, run, key):
         return iter(self._found(run).points.get(key, ()))
 
     def series(self, run, kind, key):
-        return (item for item in self._found(run).series if item.key == key and series_kind(item) == kind)
+        found = self._found(run)
+        yield from (item for item in found.series if item.key == key and series_kind(item) == kind)
+        yield from found.side.get((kind, key), ())
 
     def series_file(self, run, item, path):
         shutil.copyfile(self._file(run, item.file), path)
 
     def artifacts(self, run):
-        base = os.path.join(self._loaded()[run.id][0], "files")
+        folder, found = self._entry(run.id)
+        base = os.path.join(folder, "files")
+        if found.manifest is not None:  # a run this collection wrote: the artifacts it was given
+            return [Artifact(path, os.path.getsize(os.path.join(base, stored)) if os.path.isfile(
+                os.path.join(base, stored)) else None) for path, stored in sorted(found.manifest.items())]
         out = []
         for directory, dirs, names in os.walk(base):
             dirs.sort()
@@ -112,17 +224,217 @@ class WandbOfflineSource(SourceAdapter):
         return out
 
     def download(self, run, artifact, path):
-        shutil.copyfile(self._file(run, artifact.path), path)
+        manifest = self._found(run).manifest
+        shutil.copyfile(self._file(run, manifest.get(artifact.path) if manifest is not None else artifact.path), path)
 
     def _file(self, run, rel):
-        base = os.path.realpath(os.path.join(self._loaded()[run.id][0], "files"))
+        base = os.path.realpath(os.path.join(self._entry(run.id)[0], "files"))
         full = os.path.realpath(os.path.join(base, rel or ""))
         if not full.startswith(base + os.sep) or not os.path.isfile(full):
             raise TrackerError(f"wandb_offline: run {run.id} has no file {rel}")
         return full
 
     def registered_models(self):
-        return []
+        models = (_json_doc(os.path.join(self.root, MODELS_FILE)).get("models") or {})
+        return [RegisteredModel(name, m.get("description"), m.get("tags") or {}, m.get("aliases") or {})
+                for name, m in sorted(models.items())]
 
     def model_versions(self, model):
-        return []
+        found = (_json_doc(os.path.join(self.root, MODELS_FILE)).get("models") or {}).get(model.name) or {}
+        return [ModelVersion(model.name, v["version"], v["source"], v.get("run_id"), v.get("description"),
+                             v.get("tags") or {}, v.get("stage"), [a for a, n in (found.get("aliases") or {}).items()
+                                                                   if n == v["version"]])
+                for v in found.get("versions") or []]
+
+
+class WandbOfflineTarget(WandbOfflineSource, TargetAdapter):
+    """Writes offline run folders through the W&B SDK, one per run with the source run's id kept (where
+    W&B takes it), for ``wandb sync`` on the far side of an air gap. A run is held back until the copy
+    has handed over all of it (trackers/wandb_write.py: the SDK writes a run once, in step order), so a
+    run copied while its source was running is written again whole later (APPENDS is False)."""
+
+    APPENDS = False
+    SYSTEM_PREFIX = "system/"
+
+    def __init__(self, wandb_dir, entity=None):
+        super().__init__(wandb_dir)
+        self.entity = entity
+        self.pending = {}
+        self.written = {}  # run id -> (folder, OfflineRun) of the runs read back
+        self.mirrored = set()  # runs written as deleted, kept when the copy deletes them
+
+    @classmethod
+    def from_settings(cls, settings):
+        return cls(settings["wandb_dir"], settings.get("entity"))
+
+    def check(self):
+        existing = self.root
+        while not os.path.exists(existing):
+            existing = os.path.dirname(existing)
+        if not os.path.isdir(existing):
+            raise TrackerError(f"wandb_offline: {existing} is not a directory, so {self.root} cannot hold runs")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise TrackerError(f"wandb_offline: {existing} is not writable, so {self.root} cannot hold runs")
+
+    def _entry(self, run_id):
+        with self.lock:
+            if run_id in self.pending:
+                self._write(run_id)
+            if run_id not in self.written:
+                folders = self.folders(run_id)
+                if not folders:
+                    raise TrackerError(f"wandb_offline: no run {run_id} under {self.root}")
+                self.written[run_id] = (folders[-1], _read(folders[-1]))
+            return self.written[run_id]
+
+    def run(self, run_id):
+        with self.lock:
+            self.written.pop(run_id, None)
+        return self._entry(run_id)[1].run
+
+    def _pending(self, run_id):
+        if run_id not in self.pending:
+            raise TrackerError(f"wandb_offline: run {run_id} was not started by this copy")
+        return self.pending[run_id]
+
+    def ensure_experiment(self, experiment, name, tags):
+        project = project_for(name)
+        path = os.path.join(self.root, PROJECTS_FILE)
+        with self.lock:
+            known = _json_doc(path)
+            if project in known:
+                return project, False
+            os.makedirs(self.root, exist_ok=True)
+            known[project] = {"name": name, "tags": tags, "description": experiment.description, "lifecycle": "active"}
+            write_text_atomic(path, json.dumps(known, sort_keys=True, indent=1))
+        return project, True
+
+    def delete_experiment(self, experiment_id):
+        """W&B offline runs have no project to delete: the project is marked deleted in PROJECTS_FILE."""
+        path = os.path.join(self.root, PROJECTS_FILE)
+        with self.lock:
+            known = _json_doc(path)
+            known.setdefault(experiment_id, {"name": experiment_id})["lifecycle"] = "deleted"
+            write_text_atomic(path, json.dumps(known, sort_keys=True, indent=1))
+
+    def find_runs_by_tag(self, experiment_id, key, value):
+        if key == SOURCE_RUN_TAG:  # a copy's id follows from its source's
+            return [run_id_for(value)] if self.folders(run_id_for(value)) else []
+        return [found.run.id for _folder, found in self._loaded().values()
+                if found.run.experiment_id == experiment_id and found.run.tags.get(key) == value]
+
+    def create_run(self, experiment_id, run, tags, parent_id=None):
+        run_id = run_id_for(run.id)
+        spool = os.path.join(self.root, SPOOL_DIR, run_id)
+        with self.lock:
+            self.written.pop(run_id, None)
+            self.pending[run_id] = PendingRun(spool, run_id, experiment_id, self.entity, run, tags, parent_id)
+            if run.lifecycle == "deleted":
+                self.mirrored.add(run_id)
+        return run_id
+
+    def log_batch(self, run_id, params=(), tags=(), points=()):
+        pending = self._pending(run_id)
+        pending.params.update(params)
+        pending.tags.update(tags)
+        pending.add_points(points)
+
+    def log_inputs(self, run_id, inputs):
+        self._pending(run_id).inputs = [_input(i) for i in inputs]
+
+    def log_series(self, run_id, kind, key, items, fetch):
+        try:
+            return self._pending(run_id).add_series(kind, key, items, fetch)
+        except UnsafePath as exc:
+            raise TrackerError(f"wandb_offline: run {run_id}: {exc}") from exc
+
+    def series_count(self, run, kind, key):
+        return sum(1 for _item in self.series(run, kind, key))
+
+    def log_summary(self, run_id, summary, config):
+        pending = self._pending(run_id)
+        pending.summary = dict(summary or {})
+        pending.config = config if config else None
+
+    def upload(self, run_id, artifact, path):
+        try:
+            self._pending(run_id).add_artifact(artifact.path, path)
+        except UnsafePath as exc:
+            raise TrackerError(f"wandb_offline: run {run_id}: {exc}") from exc
+
+    def finish_run(self, run_id, status, end_time):
+        pending = self._pending(run_id)
+        pending.status, pending.end_time = status, end_time
+
+    def done(self, run_id):
+        with self.lock:
+            if run_id in self.pending:
+                self._write(run_id)
+
+    def _write(self, run_id):
+        pending = self.pending.pop(run_id)
+        import wandb  # pylint: disable=import-outside-toplevel
+        for old in self.folders(run_id):
+            shutil.rmtree(old)
+        try:
+            folder = write_offline(pending, self.root, wandb)
+        except Exception as exc:  # pylint: disable=broad-except  # the SDK's errors are many; the run fails
+            pending.discard()
+            raise TrackerError(f"wandb_offline: writing run {run_id} with the W&B SDK failed: {exc}") from exc
+        try:
+            os.rmdir(os.path.join(self.root, SPOOL_DIR))  # when no other run is spooled
+        except OSError:
+            pass
+        self.written[run_id] = (folder, _read(folder))
+
+    def delete_run(self, run_id):
+        """Remove a run's folders; a run written as deleted (its source run was) is kept, marked deleted."""
+        with self.lock:
+            if run_id in self.mirrored:
+                self.mirrored.discard(run_id)
+                return
+            if run_id in self.pending:
+                self.pending.pop(run_id).discard()
+            self.written.pop(run_id, None)
+            for folder in self.folders(run_id):
+                shutil.rmtree(folder)
+
+    # registered models: a side file (W&B offline runs have no registry) ------------------------------
+
+    def _models(self, change):
+        path = os.path.join(self.root, MODELS_FILE)
+        with self.lock:
+            doc = _json_doc(path)
+            result = change(doc.setdefault("models", {}))
+            write_text_atomic(path, json.dumps(doc, sort_keys=True, indent=1))
+        return result
+
+    def ensure_registered_model(self, model):
+        def change(models):
+            if model.name in models:
+                return False
+            models[model.name] = {"description": model.description, "tags": model.tags, "aliases": {}, "versions": []}
+            return True
+        return self._models(change)
+
+    def create_model_version(self, version, source, run_id):
+        def change(models):
+            versions = models[version.name]["versions"]
+            number = str(len(versions) + 1)
+            versions.append({"version": number, "source": source, "run_id": run_id, "tags": version.tags,
+                             "description": version.description, "stage": version.stage})
+            return number
+        return self._models(change)
+
+    def set_alias(self, name, alias, version):
+        def change(models):
+            models[name]["aliases"][alias] = str(version)
+        self._models(change)
+
+
+def _input(dataset_input):
+    """A dataset input as JSON (an MLflow DatasetInput, or anything with ``dataset`` and ``tags``)."""
+    dataset = getattr(dataset_input, "dataset", None)
+    fields = ("name", "digest", "source_type", "source", "schema", "profile")
+    return {"dataset": {name: getattr(dataset, name, None) for name in fields},
+            "tags": {getattr(t, "key", ""): getattr(t, "value", "") for t in getattr(dataset_input, "tags", []) or []}}

@@ -102,7 +102,7 @@ def _row(out, history):
         _set(tree, list(item.nested_key) or [item.key], json.loads(item.value_json))
     step = tree.get("_step", history.step.num if history.HasField("step") else None)
     stamp = tree.get("_timestamp")
-    timestamp = int(stamp * 1000) if isinstance(stamp, (int, float)) and not isinstance(stamp, bool) else None
+    timestamp = round(stamp * 1000) if isinstance(stamp, (int, float)) and not isinstance(stamp, bool) else None
     for key, value in _leaves(tree):
         if key in ROW_KEYS:
             continue

@@ -23,11 +23,23 @@ def test_a_kind_without_its_required_options_is_refused_before_any_call():
         adapter({"kind": "mlflow", "token": "t"}, "source")
 
 
-def test_a_read_only_kind_is_refused_as_a_target_before_any_call(tmp_path):
+def test_a_read_only_kind_is_refused_as_a_target_before_any_call(monkeypatch):
+    from ansible_collections.mlops.migration.plugins.module_utils.trackers import registry
+    from ansible_collections.mlops.migration.plugins.module_utils.trackers.wandb import WandbOfflineSource
+
+    monkeypatch.setitem(registry.ADAPTERS, "wandb_offline", (WandbOfflineSource, None))
     with pytest.raises(TrackerError, match="can be read from, not written to"):
-        adapter({"kind": "wandb_offline", "wandb_dir": str(tmp_path)}, "target")
+        adapter({"kind": "wandb_offline", "wandb_dir": "/nonexistent"}, "target")
+
+
+def test_wandb_offline_needs_runs_to_read_and_a_directory_to_write(tmp_path):
     with pytest.raises(TrackerError, match="holds no offline-run"):
         adapter({"kind": "wandb_offline", "wandb_dir": str(tmp_path)}, "source")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(TrackerError, match="is not a directory"):
+        adapter({"kind": "wandb_offline", "wandb_dir": str(tmp_path / "file" / "runs")}, "target")
+    assert adapter({"kind": "wandb_offline", "wandb_dir": str(tmp_path / "new")}, "target").root.endswith("new")
+    assert not (tmp_path / "new").exists()  # checking writes nothing
 
 
 def test_library_and_uris():

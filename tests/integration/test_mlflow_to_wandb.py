@@ -1,0 +1,163 @@
+"""MLflow runs (on the real MLflow server) copied by tracker_copy into W&B offline run folders written through the
+W&B SDK, then, as on the far side of an air gap, the folders copied into the other MLflow server: every field
+comes back as it was (names, original start and end times, status, user, params, tags, every point with its
+step and timestamp, artifacts by md5), `wandb sync --dry-run` accepts the folders, a re-run changes nothing,
+check mode writes nothing, a run copied while running is written again whole, and a killed copy resumes
+without a duplicate folder."""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests import mlflow_records
+from tests.integration.test_tracker_copy import copies
+
+pytestmark = pytest.mark.integration
+TASK = "copy"
+
+
+def play(source, target, state_dir, **options):
+    args = {"source": source, "target": target, "state_dir": state_dir, **options}
+    return [{"name": "copy", "hosts": "source", "gather_facts": False,
+             "tasks": [{"name": TASK, "mlops.migration.tracker_copy": args}]}]
+
+
+def folders(root):
+    return sorted(glob.glob(os.path.join(root, "wandb", "offline-run-*-*")))
+
+
+def md5s(client, run_id, path=None):
+    out = {}
+    for info in client.list_artifacts(run_id, path):
+        if info.is_dir:
+            out.update(md5s(client, run_id, info.path))
+        else:
+            with open(client.download_artifacts(run_id, info.path), "rb") as handle:
+                out[info.path] = hashlib.md5(handle.read()).hexdigest()
+    return out
+
+
+def test_mlflow_runs_to_wandb_offline_and_back_field_by_field(playbook, mlflow_pair, tmp_path):
+    name = f"tow-{uuid.uuid4().hex[:8]}"
+    _exp_id, ids = mlflow_records.seed(mlflow_pair["source"].tracking_uri, name, runs=3, metrics=2, steps=1200)
+    source_uri, back_uri = mlflow_pair["source"].tracking_uri, mlflow_pair["target"].tracking_uri
+    root = str(tmp_path / "offline")
+    wandb_target = {"kind": "wandb_offline", "wandb_dir": root}
+    checked = playbook(play({"tracking_uri": source_uri}, wandb_target, str(tmp_path / "s1"), experiments=[name]),
+                       check=True).task(TASK)["result"]
+    assert checked["runs"]["copied"] == 3 and not os.path.exists(root)
+
+    first = playbook(play({"tracking_uri": source_uri}, wandb_target, str(tmp_path / "s1"),
+                          experiments=[name])).task(TASK)["result"]
+    assert (first["runs"]["copied"], first["failed_count"]) == (3, 0), first["failures"]
+    assert first["points_copied"] == 3 * 2 * 1200
+    written = folders(root)
+    assert sorted(f.rsplit("-", 1)[1] for f in written) == sorted(ids)  # the source run ids kept
+    assert not os.path.exists(os.path.join(root, ".mlops-migration-spool"))
+    dry = subprocess.run([os.path.join(os.path.dirname(sys.executable), "wandb"), "sync", "--dry-run", *written],
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert dry.returncode == 0 and "Would sync 3 run(s)" in dry.stdout + dry.stderr, dry.stdout + dry.stderr
+    again = playbook(play({"tracking_uri": source_uri}, wandb_target, str(tmp_path / "s1"),
+                          experiments=[name])).task(TASK)["result"]
+    assert not again["changed"] and again["runs"]["skipped"] == 3 and folders(root) == written
+
+    # the far side of the air gap: the folders into the other MLflow server
+    back = playbook(play({"kind": "wandb_offline", "wandb_dir": root}, {"tracking_uri": back_uri},
+                         str(tmp_path / "s2"), experiments=[name], name_prefix="back-")).task(TASK)["result"]
+    assert (back["runs"]["copied"], back["failed_count"]) == (3, 0), back["failures"]
+    source, target = MlflowClient(source_uri), MlflowClient(back_uri)
+    returned = copies(target, "back-" + name)
+    assert set(returned) == set(ids)
+    for source_id, run in returned.items():
+        original = source.get_run(source_id)
+        assert (run.info.run_name, run.info.start_time, run.info.end_time, run.info.status, run.info.user_id) == (
+            original.info.run_name, original.info.start_time, original.info.end_time, original.info.status,
+            original.info.user_id)
+        assert run.data.params == original.data.params
+        ours = {k: v for k, v in run.data.tags.items() if not k.startswith("mlops.migration.")}
+        parent = original.data.tags.get("mlflow.parentRunId")
+        if parent:
+            assert ours.pop("mlflow.parentRunId") == returned[parent].info.run_id
+        assert ours == {k: v for k, v in original.data.tags.items() if k != "mlflow.parentRunId"}
+        for key in original.data.metrics:
+            theirs = sorted((m.step, m.timestamp, m.value) for m in target.get_metric_history(run.info.run_id, key))
+            assert theirs == sorted((m.step, m.timestamp, m.value) for m in source.get_metric_history(source_id, key))
+        mine = md5s(source, source_id)
+        theirs = {k: v for k, v in md5s(target, run.info.run_id).items() if not k.startswith("mlops-migration/")}
+        assert theirs == mine and mine
+    assert target.get_experiment_by_name("back-" + name).tags["mlflow.note.content"] == "the déscription"
+
+
+def test_a_running_run_is_written_again_whole(playbook, mlflow_pair, tmp_path):
+    name = f"liw-{uuid.uuid4().hex[:8]}"
+    exp_id, _ids = mlflow_records.seed(mlflow_pair["source"].tracking_uri, name, runs=1, steps=10, artifacts=0,
+                                       model=False)
+    client = MlflowClient(mlflow_pair["source"].tracking_uri)
+    live = mlflow_records.add_run(client, exp_id, 7, metrics=1, steps=20, artifacts=0, finish=False)
+    root = str(tmp_path / "offline")
+    options = dict(experiments=[name])
+    source, target = {"tracking_uri": mlflow_pair["source"].tracking_uri}, {"kind": "wandb_offline", "wandb_dir": root}
+    first = playbook(play(source, target, str(tmp_path / "s"), **options)).task(TASK)["result"]
+    assert first["runs"]["copied"] == 2
+    mlflow_records.log_points(client, live, "metric_0", 15, start=20)
+    client.set_terminated(live, "FINISHED", mlflow_records.BASE_TIME + 999_000)
+    second = playbook(play(source, target, str(tmp_path / "s"), **options)).task(TASK)["result"]
+    assert (second["runs"]["updated"], second["runs"]["skipped"], second["failed_count"]) == (1, 1, 0)
+    assert len([f for f in folders(root) if f.endswith(live)]) == 1
+    sys.path.insert(0, os.path.join(os.getcwd(), ".build", "collections"))
+    from ansible_collections.mlops.migration.plugins.module_utils.trackers.wandb import WandbOfflineSource
+    reader = WandbOfflineSource(root)
+    copy = reader.run(live)
+    assert (copy.status, copy.end_time) == ("FINISHED", mlflow_records.BASE_TIME + 999_000)
+    assert [p.step for p in reader.metric_history(copy, "metric_0")] == list(range(35))
+
+
+def test_killed_copy_to_wandb_resumes_without_duplicates(playbook, mlflow_pair, tmp_path):
+    name = f"kiw-{uuid.uuid4().hex[:8]}"
+    mlflow_records.seed(mlflow_pair["source"].tracking_uri, name, runs=6, metrics=2, steps=2000, artifacts=1,
+                        nested=False, model=False)
+    state, root = str(tmp_path / "state"), str(tmp_path / "offline")
+    script = tmp_path / "first_run.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {os.path.join(os.getcwd(), ".build", "collections")!r})
+        from ansible_collections.mlops.migration.plugins.module_utils.state.ledger import Ledger
+        from ansible_collections.mlops.migration.plugins.module_utils.trackers.copy import Copier
+        from ansible_collections.mlops.migration.plugins.module_utils.trackers.mlflow import MlflowSource
+        from ansible_collections.mlops.migration.plugins.module_utils.trackers.wandb import WandbOfflineTarget
+        source = MlflowSource({mlflow_pair["source"].tracking_uri!r})
+        target = WandbOfflineTarget({root!r})
+        ledger = Ledger({os.path.join(state, "migration-state.sqlite")!r}, source.uri, target.uri)
+        Copier(source, target, ledger, parallel=1).copy([{name!r}])
+    """))
+    proc = subprocess.Popen([sys.executable, str(script)], start_new_session=True)  # pylint: disable=consider-using-with
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and len(folders(root)) < 2 and proc.poll() is None:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # the copy and the SDK's service process
+    proc.wait()
+    before = len(folders(root))
+    assert 2 <= before < 6, f"the kill came too late or too early: {before} runs"
+
+    resumed = playbook(play({"tracking_uri": mlflow_pair["source"].tracking_uri},
+                            {"kind": "wandb_offline", "wandb_dir": root}, state,
+                            experiments=[name])).task(TASK)["result"]
+    assert resumed["runs"]["copied"] + resumed["runs"]["skipped"] == 6 and resumed["failed_count"] == 0
+    ids = [f.rsplit("-", 1)[1] for f in folders(root)]
+    assert len(ids) == len(set(ids)) == 6  # one folder per run, none twice
+    sys.path.insert(0, os.path.join(os.getcwd(), ".build", "collections"))
+    from ansible_collections.mlops.migration.plugins.module_utils.trackers.wandb import WandbOfflineSource
+    reader = WandbOfflineSource(root)
+    for run_id in ids:
+        assert len(list(reader.metric_history(reader.run(run_id), "metric_1"))) == 2000
