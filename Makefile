@@ -54,6 +54,7 @@ bench: deps
 	$(PY) benchmarks/s3_sync.py
 	$(PY) benchmarks/mongo_pipeline.py
 	$(PY) benchmarks/tracker_copy.py
+	$(PY) benchmarks/wandb_copy.py
 	$(PY) benchmarks/events_copy.py
 	$(PY) benchmarks/subset_keys.py
 

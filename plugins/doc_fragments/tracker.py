@@ -41,9 +41,13 @@ options:
         type: str
       wandb_dir:
         description:
-          - For V(wandb_offline) (a source only, required there), the directory of W&B offline runs - a C(wandb/)
-            directory holding C(offline-run-<time>-<id>) folders, or the directory that holds it.
+          - For V(wandb_offline) (required there), the directory of W&B offline runs - a C(wandb/) directory
+            holding C(offline-run-<time>-<id>) folders, or the directory that holds it. As a target, the runs are
+            written through the W&B SDK into its C(wandb/) directory, which is created when missing.
         type: path
+      entity:
+        description: For V(wandb_offline) as a target, the W&B entity the runs name (for C(wandb sync) later).
+        type: str
   target:
     description: The tracker to write, like O(source).
     type: dict
@@ -51,7 +55,7 @@ options:
     suboptions: *tracker
 requirements:
   - for V(mlflow), mlflow-skinny >= 2.10 on the host that runs the module
-  - for V(wandb_offline), wandb >= 0.31 on the host that runs the module (its protobuf classes read the runs)
+  - for V(wandb_offline), wandb >= 0.31 on the host that runs the module (its protobuf classes read the runs; its SDK writes them)
 """
 
     # A tracker to check (preflight).
@@ -82,10 +86,14 @@ options:
         type: str
       wandb_dir:
         description:
-          - For V(wandb_offline) (a source only, required there), the directory of W&B offline runs - a C(wandb/)
-            directory holding C(offline-run-<time>-<id>) folders, or the directory that holds it.
+          - For V(wandb_offline) (required there), the directory of W&B offline runs - a C(wandb/) directory
+            holding C(offline-run-<time>-<id>) folders, or the directory that holds it. As a target, the runs are
+            written through the W&B SDK into its C(wandb/) directory, which is created when missing.
         type: path
+      entity:
+        description: For V(wandb_offline) as a target, the W&B entity the runs name (for C(wandb sync) later).
+        type: str
 requirements:
   - for V(mlflow), mlflow-skinny >= 2.10 on the host that runs the module
-  - for V(wandb_offline), wandb >= 0.31 on the host that runs the module (its protobuf classes read the runs)
+  - for V(wandb_offline), wandb >= 0.31 on the host that runs the module (its protobuf classes read the runs; its SDK writes them)
 """

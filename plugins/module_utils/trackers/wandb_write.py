@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import shutil
@@ -75,7 +76,7 @@ def whole_step(step):
     """``step`` as an int when a history row can hold it (a whole number, not negative), else None."""
     if isinstance(step, bool) or not isinstance(step, (int, float)):
         return None
-    if step < 0 or step != step or not float(step).is_integer():
+    if not math.isfinite(step) or step < 0 or not float(step).is_integer():
         return None
     return int(step)
 
