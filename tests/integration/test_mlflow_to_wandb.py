@@ -21,7 +21,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from tests import mlflow_records
-from tests.integration.test_tracker_copy import copies
+from tests.integration.test_tracker_copy import assert_same_run, copies
 
 pytestmark = pytest.mark.integration
 TASK = "copy"
@@ -80,19 +80,7 @@ def test_mlflow_runs_to_wandb_offline_and_back_field_by_field(playbook, mlflow_p
     returned = copies(target, "back-" + name)
     assert set(returned) == set(ids)
     for source_id, run in returned.items():
-        original = source.get_run(source_id)
-        assert (run.info.run_name, run.info.start_time, run.info.end_time, run.info.status, run.info.user_id) == (
-            original.info.run_name, original.info.start_time, original.info.end_time, original.info.status,
-            original.info.user_id)
-        assert run.data.params == original.data.params
-        ours = {k: v for k, v in run.data.tags.items() if not k.startswith("mlops.migration.")}
-        parent = original.data.tags.get("mlflow.parentRunId")
-        if parent:
-            assert ours.pop("mlflow.parentRunId") == returned[parent].info.run_id
-        assert ours == {k: v for k, v in original.data.tags.items() if k != "mlflow.parentRunId"}
-        for key in original.data.metrics:
-            theirs = sorted((m.step, m.timestamp, m.value) for m in target.get_metric_history(run.info.run_id, key))
-            assert theirs == sorted((m.step, m.timestamp, m.value) for m in source.get_metric_history(source_id, key))
+        assert_same_run(source, target, source_id, run, returned)
         mine = md5s(source, source_id)
         theirs = {k: v for k, v in md5s(target, run.info.run_id).items() if not k.startswith("mlops-migration/")}
         assert theirs == mine and mine

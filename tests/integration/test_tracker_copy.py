@@ -43,6 +43,26 @@ def copies(client, name):
     return found
 
 
+def assert_same_run(source, target, source_id, run, copied):
+    """The copy ``run`` has the source run's name, times, status, user, params, tags (the parent as the copy of
+    the parent, among ``copied``) and every metric point; returns the source run."""
+    original = source.get_run(source_id)
+    assert (run.info.run_name, run.info.start_time, run.info.end_time, run.info.status, run.info.user_id) == (
+        original.info.run_name, original.info.start_time, original.info.end_time, original.info.status,
+        original.info.user_id)
+    assert run.data.params == original.data.params
+    ours = {k: v for k, v in run.data.tags.items() if not k.startswith("mlops.migration.")}
+    parent = original.data.tags.get("mlflow.parentRunId")
+    if parent:
+        assert ours.pop("mlflow.parentRunId") == copied[parent].info.run_id
+    assert ours == {k: v for k, v in original.data.tags.items() if k != "mlflow.parentRunId"}
+    for key in original.data.metrics:
+        theirs = [(m.step, m.timestamp, m.value) for m in target.get_metric_history(run.info.run_id, key)]
+        mine = [(m.step, m.timestamp, m.value) for m in source.get_metric_history(source_id, key)]
+        assert sorted(theirs) == sorted(mine)
+    return original
+
+
 @pytest.fixture
 def experiment(mlflow_pair):
     name = f"exp-{uuid.uuid4().hex[:8]}"
@@ -67,20 +87,8 @@ def test_copy_keeps_every_field_and_a_rerun_changes_nothing(playbook, mlflow_pai
     copied = copies(target, name)
     assert set(copied) == set(ids)
     for source_id, run in copied.items():
-        original = source.get_run(source_id)
-        assert (run.info.run_name, run.info.start_time, run.info.end_time, run.info.status, run.info.user_id) == (
-            original.info.run_name, original.info.start_time, original.info.end_time, original.info.status,
-            original.info.user_id)
-        assert run.data.params == original.data.params and run.data.params["modèle"] == "réseau-ü"
-        ours = {k: v for k, v in run.data.tags.items() if not k.startswith("mlops.migration.")}
-        parent = original.data.tags.get("mlflow.parentRunId")
-        if parent:
-            assert ours.pop("mlflow.parentRunId") == copied[parent].info.run_id
-        assert ours == {k: v for k, v in original.data.tags.items() if k != "mlflow.parentRunId"}
-        for key in original.data.metrics:
-            theirs = [(m.step, m.timestamp, m.value) for m in target.get_metric_history(run.info.run_id, key)]
-            mine = [(m.step, m.timestamp, m.value) for m in source.get_metric_history(source_id, key)]
-            assert sorted(theirs) == sorted(mine)
+        original = assert_same_run(source, target, source_id, run, copied)
+        assert run.data.params["modèle"] == "réseau-ü"
         assert [(d.dataset.name, d.dataset.digest, d.dataset.source, [(t.key, t.value) for t in d.tags])
                 for d in run.inputs.dataset_inputs] == [
             (d.dataset.name, d.dataset.digest, d.dataset.source, [(t.key, t.value) for t in d.tags])
