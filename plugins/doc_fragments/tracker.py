@@ -48,6 +48,12 @@ options:
       entity:
         description: For V(wandb_offline) as a target, the W&B entity the runs name (for C(wandb sync) later).
         type: str
+      staging_dir:
+        description:
+          - For V(wandb_offline) as a source, where the files of the runs' logged artifacts are when they are no
+            longer at the staging paths the SDK recorded (its C(<WANDB_DATA_DIR>/artifacts/staging) directory,
+            moved along with the runs). Each file is checked against the artifact's manifest (md5).
+        type: path
   target:
     description: The tracker to write, like O(source).
     type: dict
@@ -93,6 +99,12 @@ options:
       entity:
         description: For V(wandb_offline) as a target, the W&B entity the runs name (for C(wandb sync) later).
         type: str
+      staging_dir:
+        description:
+          - For V(wandb_offline) as a source, where the files of the runs' logged artifacts are when they are no
+            longer at the staging paths the SDK recorded (its C(<WANDB_DATA_DIR>/artifacts/staging) directory,
+            moved along with the runs). Each file is checked against the artifact's manifest (md5).
+        type: path
 requirements:
   - for V(mlflow), mlflow-skinny >= 2.10 on the host that runs the module
   - for V(wandb_offline), wandb >= 0.31 on the host that runs the module (its protobuf classes read the runs; its SDK writes them)

@@ -6,6 +6,7 @@ check mode writes nothing; a file cannot be a W&B target; a cut-off run log is r
 from __future__ import annotations
 
 import glob
+import json
 import os
 import subprocess
 import sys
@@ -108,3 +109,51 @@ def test_a_file_is_no_wandb_target_and_a_cut_off_log_is_refused(playbook, mlflow
                            {"tracking_uri": mlflow_pair["target"].tracking_uri}, str(tmp_path / "s2"),
                            experiments=[project]), expect_rc=2).task(TASK)["result"]
     assert "cut off" in result["msg"] and "offset" in result["msg"]
+
+
+LOGGED = """
+import os
+import sys
+import wandb
+files = os.path.join(sys.argv[1], "model")
+os.makedirs(os.path.join(files, "sub"))
+with open(os.path.join(files, "weights.bin"), "wb") as out:
+    out.write(os.urandom(3000))
+with open(os.path.join(files, "sub", "card.txt"), "w") as out:
+    out.write("a model card")
+run = wandb.init(mode="offline", project=sys.argv[2], id="logged" + sys.argv[2][-6:], dir=sys.argv[1])
+artifact = wandb.Artifact("model-x", type="model", description="the best", metadata={"epochs": 3})
+artifact.add_dir(files)
+run.log_artifact(artifact, aliases=["best"])
+run.log({"loss": 0.5}, step=0)
+run.finish()
+"""
+
+
+def test_logged_artifacts_come_from_the_sdks_staging_copies_found_or_named(playbook, mlflow_pair, tmp_path):
+    root, data = tmp_path / "runs", tmp_path / "data"
+    root.mkdir()
+    project = f"wl-{uuid.uuid4().hex[:6]}"
+    env = dict(os.environ, WANDB_MODE="offline", WANDB_SILENT="true", WANDB_DATA_DIR=str(data))
+    subprocess.run([sys.executable, "-c", LOGGED, str(root), project], env=env, check=True, timeout=300, cwd=root)
+    moved = tmp_path / "carried-staging"
+    os.rename(data / "artifacts" / "staging", moved)  # the runs crossed the air gap, the staging copies elsewhere
+    source = {"kind": "wandb_offline", "wandb_dir": str(root)}
+    target = {"tracking_uri": mlflow_pair["target"].tracking_uri}
+    missing = playbook(play(source, target, str(tmp_path / "s1"), experiments=[project]),
+                       expect_rc=2).task(TASK)["result"]
+    assert "of logged artifact model-x is missing" in missing["msg"] and "staging_dir" in missing["msg"]
+
+    found = playbook(play(dict(source, staging_dir=str(moved)), target, str(tmp_path / "s1"),
+                          experiments=[project])).task(TASK)["result"]
+    assert (found["runs"]["copied"], found["failed_count"]) == (1, 0)
+    client = MlflowClient(target["tracking_uri"])
+    run = copies(client, project)["logged" + project[-6:]]
+    with open(client.download_artifacts(run.info.run_id, "wandb-artifacts/model-x/weights.bin"), "rb") as handle:
+        assert handle.read() == (root / "model" / "weights.bin").read_bytes()
+    with open(client.download_artifacts(run.info.run_id, "wandb-artifacts/model-x/sub/card.txt")) as handle:
+        assert handle.read() == "a model card"
+    with open(client.download_artifacts(run.info.run_id, "wandb-artifacts/model-x.json")) as handle:
+        about = json.load(handle)
+    assert (about["type"], about["description"], about["metadata"], sorted(about["aliases"])) == (
+        "model", "the best", {"epochs": 3}, ["best", "latest"])

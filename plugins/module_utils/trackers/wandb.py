@@ -23,6 +23,7 @@ import shutil
 import threading
 
 from ansible_collections.mlops.migration.plugins.module_utils.atomic import write_text_atomic
+from ansible_collections.mlops.migration.plugins.module_utils.checksums import md5_file
 from ansible_collections.mlops.migration.plugins.module_utils.paths import UnsafePath
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.base import (
     Artifact,
@@ -49,11 +50,12 @@ from ansible_collections.mlops.migration.plugins.module_utils.trackers.wandb_wri
     write_offline,
 )
 
-OPTIONS = dict(wandb_dir=dict(type="path"), entity=dict(type="str"))
+OPTIONS = dict(wandb_dir=dict(type="path"), entity=dict(type="str"), staging_dir=dict(type="path"))
 FOLDER = "offline-run-*-*"
 PROJECTS_FILE = "mlops-migration-projects.json"
 MODELS_FILE = "mlops-migration-models.json"
 SPOOL_DIR = ".mlops-migration-spool"
+LOGGED_DIR = "wandb-artifacts"  # logged artifacts appear as artifacts <LOGGED_DIR>/<name>/<path>, and <name>.json
 RESTORED = ("start_time", "end_time", "status", "user", "lifecycle", "parent_id", "fork_step")
 
 
@@ -107,6 +109,18 @@ def restore(folder, found):
     return found
 
 
+def _logged(found):
+    """``{name: logged artifact}`` of a run (a name logged again gets ``-2``, ``-3`` ...)."""
+    out = {}
+    for logged in found.logged:
+        name, n = logged["name"] or "artifact", 1
+        while name in out:
+            n += 1
+            name = f"{logged['name']}-{n}"
+        out[name] = logged
+    return out
+
+
 def _read(folder):
     try:
         return restore(folder, read_run(folder))
@@ -127,15 +141,16 @@ class WandbOfflineSource(SourceAdapter):
     OPTIONS = OPTIONS
     REQUIRED = ("wandb_dir",)
 
-    def __init__(self, wandb_dir):
+    def __init__(self, wandb_dir, staging_dir=None):
         self.root = os.path.abspath(os.path.expanduser(wandb_dir))
+        self.staging = os.path.abspath(os.path.expanduser(staging_dir)) if staging_dir else None
         self.uri = f"wandb-offline://{self.root}"
         self._runs = None  # run id -> (folder, OfflineRun), read once
         self.lock = threading.RLock()
 
     @classmethod
     def from_settings(cls, settings):
-        return cls(settings["wandb_dir"])
+        return cls(settings["wandb_dir"], settings.get("staging_dir"))
 
     def folders(self, run_id="*"):
         """The offline run folders (of one run id), in name order (their names start with the time they were made)."""
@@ -221,11 +236,44 @@ class WandbOfflineSource(SourceAdapter):
             for name in sorted(names):
                 full = os.path.join(directory, name)
                 out.append(Artifact(os.path.relpath(full, base).replace(os.sep, "/"), os.path.getsize(full)))
+        for name, logged in _logged(found).items():
+            out.append(Artifact(f"{LOGGED_DIR}/{name}.json", None))
+            out.extend(Artifact(f"{LOGGED_DIR}/{name}/{entry['path']}", entry["size"]) for entry in logged["files"]
+                       if not entry["ref"])
         return out
 
     def download(self, run, artifact, path):
-        manifest = self._found(run).manifest
+        found = self._found(run)
+        if found.manifest is None and artifact.path.startswith(LOGGED_DIR + "/"):
+            self._download_logged(run, found, artifact.path[len(LOGGED_DIR) + 1:], path)
+            return
+        manifest = found.manifest
         shutil.copyfile(self._file(run, manifest.get(artifact.path) if manifest is not None else artifact.path), path)
+
+    def _download_logged(self, run, found, rel, path):
+        """A logged artifact's description (``<name>.json``), or one of its files: the SDK's staging copy at its
+        ``local_path``, or of that name in ``staging_dir``, checked against the manifest's md5."""
+        logged = _logged(found)
+        if rel.endswith(".json") and rel[:-5] in logged:
+            with open(path, "w", encoding="utf-8") as out:
+                json.dump(logged[rel[:-5]], out, sort_keys=True, indent=1)
+            return
+        name, _sep, inner = rel.partition("/")
+        entry = next((e for e in (logged.get(name) or {}).get("files", ()) if e["path"] == inner), None)
+        if entry is None:
+            raise TrackerError(f"wandb_offline: run {run.id} logged no artifact file {rel}")
+        places = [entry["local_path"]] if entry["local_path"] else []
+        if self.staging and entry["local_path"]:
+            places.append(os.path.join(self.staging, os.path.basename(entry["local_path"])))
+        source = next((p for p in places if os.path.isfile(p)), None)
+        if source is None:
+            raise TrackerError(f"wandb_offline: run {run.id}: file {inner} of logged artifact {name} is missing: "
+                               f"not at {' nor '.join(places) or 'any local path'} (the SDK's staging directory, "
+                               "<WANDB_DATA_DIR>/artifacts/staging; give staging_dir where it is now)")
+        shutil.copyfile(source, path)
+        if entry["md5"] and md5_file(path)[0] != entry["md5"]:
+            raise TrackerError(f"wandb_offline: run {run.id}: file {inner} of logged artifact {name} at {source} "
+                               "does not match the artifact's manifest (md5)")
 
     def _file(self, run, rel):
         base = os.path.realpath(os.path.join(self._entry(run.id)[0], "files"))

@@ -16,8 +16,10 @@
 - ``summary`` updates and removals applied in order (``_runtime``, ``_step``, ``_timestamp`` and
   ``_wandb`` left out): ``Run.summary``;
 - ``output_raw``: console lines (``stdout``/``stderr``), a text series ``console``;
-- ``files``: the run's file paths; ``exit``: the status (FINISHED, or FAILED on a non-zero exit code) and
-  the end time (the start plus the exit's runtime, or the last row's ``_timestamp``).
+- ``files``: the run's file paths; ``artifact``: logged artifacts (name, type, digest, aliases, metadata, and
+  each file's path, md5, size and the SDK's staging copy ``local_path``) in ``OfflineRun.logged``;
+- ``exit``: the status (FINISHED, or FAILED on a non-zero exit code) and the end time (the start plus the
+  exit's runtime, or the last row's ``_timestamp``).
 
 A run whose log has no ``exit`` record was still running or was cut off: its status is RUNNING, so
 nothing built on it is marked complete. A log cut off or corrupt raises WandbLogError (with the
@@ -27,6 +29,8 @@ records read before it in the error's ``partial``). Importable without Ansible; 
 
 from __future__ import annotations
 
+import base64
+import binascii
 import glob
 import json
 import os
@@ -47,6 +51,7 @@ class OfflineRun:
     points: dict = field(default_factory=dict)  # metric key -> [Point]
     series: list = field(default_factory=list)  # SeriesItem, in log order
     files: list = field(default_factory=list)
+    logged: list = field(default_factory=list)  # logged artifacts: name, type, digest, ..., files [{path, md5, ...}]
     records: int = 0
 
 
@@ -133,6 +138,29 @@ def _leaves(tree, prefix=""):
             yield name, value
 
 
+def _md5_hex(digest):
+    """A manifest entry's base64 md5 in hex; None when it is none (a reference keeps another digest)."""
+    try:
+        raw = base64.b64decode(digest, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return raw.hex() if len(raw) == 16 else None
+
+
+def _logged_artifact(artifact):
+    """A logged artifact record as data; each file's md5 in hex (the manifest holds it in base64)."""
+    try:
+        metadata = json.loads(artifact.metadata) if artifact.metadata else {}
+    except ValueError:
+        metadata = artifact.metadata
+    files = [{"path": entry.path, "md5": _md5_hex(entry.digest),
+              "size": entry.size, "local_path": entry.local_path or None, "ref": entry.ref or None}
+             for entry in artifact.manifest.contents]
+    return {"name": artifact.name, "type": artifact.type, "digest": artifact.digest,
+            "description": artifact.description or None, "metadata": metadata, "aliases": list(artifact.aliases),
+            "files": files}
+
+
 def series_kind(item):
     """The neutral series kind (text, media, histogram or plot) of a SeriesItem read from a W&B run."""
     if item.text is not None:
@@ -184,6 +212,8 @@ def read_run(folder, pb=None):
                                              text=record.output_raw.line, data={"stream": stream}))
             elif kind == "files":
                 out.files.extend(f.path for f in record.files.files if f.path not in out.files)
+            elif kind == "artifact":
+                out.logged.append(_logged_artifact(record.artifact))
             elif kind == "exit":
                 exit_record = record.exit
     except WandbLogError as exc:
