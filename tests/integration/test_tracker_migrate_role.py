@@ -40,3 +40,19 @@ def test_molecule_default_scenario(ssh_stack, mlflow_pair, tmp_path):
     state.write_text(json.dumps({"mlflow": {side: server.describe() for side, server in mlflow_pair.items()}}))
     run_molecule("tracker_migrate", ssh_stack.inventory_file, MLOPS_STACK_STATE=str(state),
                  MLOPS_MLFLOW_EXPERIMENT=name)
+
+
+def test_the_role_moves_mlflow_runs_into_wandb_offline_folders(playbook, mlflow_pair, tmp_path):
+    name = f"rw-{uuid.uuid4().hex[:8]}"
+    _exp, ids = mlflow_records.seed(mlflow_pair["source"].tracking_uri, name, runs=2, steps=30, model=False)
+    root = tmp_path / "offline"
+    role_vars = {"tracker_migrate_source": {"tracking_uri": mlflow_pair["source"].tracking_uri},
+                 "tracker_migrate_target": {"kind": "wandb_offline", "wandb_dir": str(root)},
+                 "tracker_migrate_experiments": [name], "tracker_migrate_state_dir": str(tmp_path / "state")}
+    playbook(role_play("tracker_migrate", role_vars), check=True)
+    assert not root.exists()  # check mode: the preflight counted, nothing was written
+    first = playbook(role_play("tracker_migrate", role_vars))
+    assert first.changed and not first.failed
+    assert sorted(p.name.rsplit("-", 1)[1] for p in (root / "wandb").glob("offline-run-*")) == sorted(ids)
+    again = playbook(role_play("tracker_migrate", role_vars))
+    assert not again.changed and not again.failed
