@@ -157,3 +157,21 @@ def test_logged_artifacts_come_from_the_sdks_staging_copies_found_or_named(playb
         about = json.load(handle)
     assert (about["type"], about["description"], about["metadata"], sorted(about["aliases"])) == (
         "model", "the best", {"epochs": 3}, ["best", "latest"])
+
+
+def test_include_and_run_filters_apply_to_wandb_runs(playbook, mlflow_pair, wandb_runs, tmp_path):
+    root, project = wandb_runs
+    source = {"kind": "wandb_offline", "wandb_dir": root}
+    target = {"tracking_uri": mlflow_pair["target"].tracking_uri}
+    none = playbook(play(source, target, str(tmp_path / "a"), experiments=[project], name_prefix="none-",
+                         run_filter={"started_after": 4_102_444_800_000})).task(TASK)["result"]
+    assert none["runs"]["found"] == 0 and not none["runs"]["copied"]
+    some = playbook(play(source, target, str(tmp_path / "b"), experiments=[project], name_prefix="inc-",
+                         include=["params", "tags"])).task(TASK)["result"]
+    assert (some["runs"]["copied"], some["points_copied"], some["failed_count"]) == (2, 0, 0)
+    client = MlflowClient(target["tracking_uri"])
+    for run in copies(client, "inc-" + project).values():
+        assert run.data.params and not run.data.metrics  # no points, and of the files only the config and summary:
+        assert [a.path for a in client.list_artifacts(run.info.run_id, "mlops-migration")] == [
+            "mlops-migration/config.json", "mlops-migration/summary.json"]
+        assert [a.path for a in client.list_artifacts(run.info.run_id)] == ["mlops-migration"]
