@@ -15,6 +15,7 @@ in wandb_write.py. Importable without Ansible; reading and writing need the ``wa
 
 from __future__ import annotations
 
+import collections
 import glob
 import json
 import os
@@ -55,6 +56,7 @@ FOLDER = "offline-run-*-*"
 PROJECTS_FILE = "mlops-migration-projects.json"
 MODELS_FILE = "mlops-migration-models.json"
 SPOOL_DIR = ".mlops-migration-spool"
+FULL_RUNS = 8  # runs held with every point at once (more than the copy's parallel runs)
 LOGGED_DIR = "wandb-artifacts"  # logged artifacts appear as artifacts <LOGGED_DIR>/<name>/<path>, and <name>.json
 RESTORED = ("start_time", "end_time", "status", "user", "lifecycle", "parent_id", "fork_step")
 
@@ -145,7 +147,8 @@ class WandbOfflineSource(SourceAdapter):
         self.root = os.path.abspath(os.path.expanduser(wandb_dir))
         self.staging = os.path.abspath(os.path.expanduser(staging_dir)) if staging_dir else None
         self.uri = f"wandb-offline://{self.root}"
-        self._runs = None  # run id -> (folder, OfflineRun), read once
+        self._runs = None  # run id -> (folder, OfflineRun without its points), read once
+        self._full = collections.OrderedDict()  # run id -> OfflineRun with its points, the latest FULL_RUNS
         self.lock = threading.RLock()
 
     @classmethod
@@ -173,6 +176,7 @@ class WandbOfflineSource(SourceAdapter):
                     if found.run.id in runs:
                         raise TrackerError(f"wandb_offline: run {found.run.id} is in two folders, "
                                            f"{runs[found.run.id][0]} and {folder}; keep one")
+                    found.points, found.series, found.side = {}, [], {}  # read again when copied: memory stays bounded
                     runs[found.run.id] = (folder, found)
                 self._runs = runs
             return self._runs
@@ -208,10 +212,26 @@ class WandbOfflineSource(SourceAdapter):
         found = _read(folder)  # fresh: an offline run may still be written to
         with self.lock:
             self._runs[run_id] = (folder, found)
+            self._keep(run_id, found)
         return found.run
 
     def _found(self, run):
-        return self._entry(run.id)[1]
+        """The run's records with every point, read again; the last FULL_RUNS kept, so memory stays bounded."""
+        with self.lock:
+            if run.id in self._full:
+                self._full.move_to_end(run.id)
+                return self._full[run.id]
+        folder = self._entry(run.id)[0]
+        found = _read(folder)
+        with self.lock:
+            self._keep(run.id, found)
+        return found
+
+    def _keep(self, run_id, found):
+        self._full[run_id] = found
+        self._full.move_to_end(run_id)
+        while len(self._full) > FULL_RUNS:
+            self._full.popitem(last=False)
 
     def metric_history(self, run, key):
         return iter(self._found(run).points.get(key, ()))
@@ -243,7 +263,7 @@ class WandbOfflineSource(SourceAdapter):
         return out
 
     def download(self, run, artifact, path):
-        found = self._found(run)
+        found = self._entry(run.id)[1]  # its manifest and logged artifacts, not its points
         if found.manifest is None and artifact.path.startswith(LOGGED_DIR + "/"):
             self._download_logged(run, found, artifact.path[len(LOGGED_DIR) + 1:], path)
             return
@@ -332,13 +352,23 @@ class WandbOfflineTarget(WandbOfflineSource, TargetAdapter):
                 folders = self.folders(run_id)
                 if not folders:
                     raise TrackerError(f"wandb_offline: no run {run_id} under {self.root}")
-                self.written[run_id] = (folders[-1], _read(folders[-1]))
+                self._written(run_id, folders[-1], _read(folders[-1]))
             return self.written[run_id]
+
+    def _written(self, run_id, folder, found):
+        """Hold a run read back (the latest FULL_RUNS: memory stays bounded)."""
+        self.written.pop(run_id, None)
+        self.written[run_id] = (folder, found)
+        while len(self.written) > FULL_RUNS:
+            self.written.pop(next(iter(self.written)))
 
     def run(self, run_id):
         with self.lock:
             self.written.pop(run_id, None)
         return self._entry(run_id)[1].run
+
+    def _found(self, run):
+        return self._entry(run.id)[1]
 
     def _pending(self, run_id):
         if run_id not in self.pending:
@@ -433,7 +463,7 @@ class WandbOfflineTarget(WandbOfflineSource, TargetAdapter):
             os.rmdir(os.path.join(self.root, SPOOL_DIR))  # when no other run is spooled
         except OSError:
             pass
-        self.written[run_id] = (folder, _read(folder))
+        self._written(run_id, folder, _read(folder))
 
     def delete_run(self, run_id):
         """Remove a run's folders; a run written as deleted (its source run was) is kept, marked deleted."""
