@@ -70,6 +70,10 @@ options:
       tags:
         description: Tag values the run must have.
         type: dict
+      names:
+        description: Run names to copy, as regular expressions each matching a whole name.
+        type: list
+        elements: str
   max_runs:
     description: Copy at most this many runs (in start-time order), for trials.
     type: int
@@ -200,6 +204,7 @@ def main():
                 started_after=dict(type="int"),
                 started_before=dict(type="int"),
                 tags=dict(type="dict"),
+                names=dict(type="list", elements="str"),
             )),
             max_runs=dict(type="int"),
             include=dict(type="list", elements="str", choices=list(INCLUDE), default=list(INCLUDE)),
@@ -220,13 +225,13 @@ def main():
 
 def copy(module, params):
     path = os.path.join(params["state_dir"], STATE_FILE)
+    wanted = params["run_filter"] or {}
+    run_filter = RunFilter(wanted.get("status"), wanted.get("started_after"), wanted.get("started_before"),
+                           wanted.get("tags"), wanted.get("names"))  # a bad pattern fails before anything is opened
     source = adapter(params["source"], "source")
     target = adapter(params["target"], "target")
     ledger = Ledger(path, source.uri, target.uri, readonly=module.check_mode)
-    wanted = params["run_filter"] or {}
-    copier = Copier(source, target, ledger, params["include"],
-                    RunFilter(wanted.get("status"), wanted.get("started_after"), wanted.get("started_before"),
-                              wanted.get("tags")),
+    copier = Copier(source, target, ledger, params["include"], run_filter,
                     params["max_runs"], params["parallel"], params["verify"], module.check_mode,
                     params["name_prefix"], params["include_deleted"],
                     progress_file.start(module, f"tracker_copy {source.uri} -> {target.uri}", unit="runs"))

@@ -166,6 +166,12 @@ def test_include_and_run_filters_apply_to_wandb_runs(playbook, mlflow_pair, wand
     none = playbook(play(source, target, str(tmp_path / "a"), experiments=[project], name_prefix="none-",
                          run_filter={"started_after": 4_102_444_800_000})).task(TASK)["result"]
     assert none["runs"]["found"] == 0 and not none["runs"]["copied"]
+    one = playbook(play(source, target, str(tmp_path / "n"), experiments=[project], name_prefix="one-",
+                        run_filter={"names": ["run-0"]})).task(TASK)["result"]
+    assert (one["runs"]["found"], one["runs"]["copied"]) == (1, 1)
+    bad = playbook(play(source, target, str(tmp_path / "bad"), experiments=[project],
+                        run_filter={"names": ["run-("]}), expect_rc=2).task(TASK)["result"]
+    assert "is not a regular expression" in bad["msg"] and not (tmp_path / "bad").exists()
     some = playbook(play(source, target, str(tmp_path / "b"), experiments=[project], name_prefix="inc-",
                          include=["params", "tags"])).task(TASK)["result"]
     assert (some["runs"]["copied"], some["points_copied"], some["failed_count"]) == (2, 0, 0)

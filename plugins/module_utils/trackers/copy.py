@@ -91,15 +91,22 @@ class CopyReport:
 
 
 class RunFilter:
-    """Which source runs to copy: statuses, start-time range (ms since the epoch), tag values."""
+    """Which source runs to copy: statuses, start-time range (ms since the epoch), tag values, run names (regular
+    expressions, matched whole)."""
 
-    def __init__(self, statuses=None, started_after=None, started_before=None, tags=None):
+    def __init__(self, statuses=None, started_after=None, started_before=None, tags=None, names=None):
         self.statuses = {s.upper() for s in statuses or []}
         self.after, self.before = started_after, started_before
         self.tags = dict(tags or {})
+        try:
+            self.names = [re.compile(name) for name in names or []]
+        except re.error as exc:
+            raise TrackerError(f"run_filter.names: {exc.pattern!r} is not a regular expression: {exc}") from exc
 
     def wants(self, run):
         if self.statuses and run.status not in self.statuses:
+            return False
+        if self.names and not any(p.fullmatch(run.name or "") for p in self.names):
             return False
         if self.after is not None and (run.start_time or 0) < self.after:
             return False

@@ -1,7 +1,11 @@
 """Unit tests of the copy logic (module_utils/trackers/copy.py) that needs no server."""
 
+from dataclasses import replace
+
+import pytest
+
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.copy import _depths, CopyReport, RunFilter
-from ansible_collections.mlops.migration.plugins.module_utils.trackers.base import Run
+from ansible_collections.mlops.migration.plugins.module_utils.trackers.base import Run, TrackerError
 
 
 def run(ident, parent=None, status="FINISHED", start=0, tags=None):
@@ -24,6 +28,11 @@ def test_run_filter():
     assert not wanted.wants(run("r", start=15, status="FAILED", tags={"team": "a"}))
     assert not wanted.wants(run("r", start=15, tags={"team": "b"}))
     assert RunFilter().wants(run("r", status="RUNNING"))
+    named = RunFilter(names=["train-.*", "eval"])
+    assert named.wants(replace(run("r"), name="train-3")) and named.wants(replace(run("r"), name="eval"))
+    assert not named.wants(replace(run("r"), name="eval-2")) and not named.wants(replace(run("r"), name=None))
+    with pytest.raises(TrackerError, match="is not a regular expression"):
+        RunFilter(names=["train-("])
     assert not run("r", status="RUNNING").finished
 
 
