@@ -92,7 +92,9 @@ options:
     type: path
     required: true
   verify:
-    description: Check each run after copying (params, tags, metric point counts, artifact list and md5s).
+    description:
+      - Check each run after copying - params, tags, every metric's point count and a digest of its points (step, timestamp,
+        value), series item counts, the artifact list and md5s.
     type: bool
     default: true
 attributes:

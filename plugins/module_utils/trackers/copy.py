@@ -17,6 +17,7 @@ and each adapter maps them to and from its own.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import tempfile
@@ -42,6 +43,7 @@ KIND_LABELS = {"experiments": "tracker experiments", "runs": "tracker runs", "mo
                "versions": "tracker model versions"}
 INCLUDE = ("params", "metrics", "tags", "artifacts", "models", "inputs")
 LISTED = 20
+DIGEST_MOD = 2 ** 64
 
 
 class CopyReport:
@@ -230,7 +232,8 @@ class Copier:
             self.target.log_batch(new_id, params=sorted(run.params.items()))
         if "inputs" in self.include and run.inputs:
             self.target.log_inputs(new_id, run.inputs)
-        points = self._metrics(run, new_id, {}) if "metrics" in self.include else {}
+        point_digests = {}
+        points = self._metrics(run, new_id, {}, point_digests) if "metrics" in self.include else {}
         series = self._series(run, new_id) if "metrics" in self.include else {}
         if "params" in self.include and (run.summary or run.config):
             self.target.log_summary(new_id, run.summary, run.config)
@@ -239,7 +242,7 @@ class Copier:
             self.target.finish_run(new_id, run.status, run.end_time)
         self.target.done(new_id)
         if self.verify:
-            self._verify(run, new_id, points, digests, series)
+            self._verify(run, new_id, points, digests, series, point_digests)
         if run.lifecycle == "deleted":  # copied with include_deleted: deleted at the target too
             self.target.delete_run(new_id)
         self.ledger.record("run", run.id, new_id, "complete", {"points": points, "running": not run.finished,
@@ -252,8 +255,9 @@ class Copier:
         names.update({key: self.target.system_metric_key(key) for key in run.system_metric_keys})
         return names
 
-    def _metrics(self, run, new_id, already):
-        """Copy every metric's points after the first ``already[key]``; returns the point counts."""
+    def _metrics(self, run, new_id, already, digests=None):
+        """Copy every metric's points after the first ``already[key]``; returns the point counts (and puts each
+        metric's digest of all its points, ``point_digest``, in ``digests``)."""
         counts = {}
         for key, target_key in self._metric_names(run).items():
             skip = already.get(key, 0)
@@ -263,6 +267,8 @@ class Copier:
                 points = (replace(point, key=target_key) for point in points)
             self.target.log_batch(new_id, points=points)
             counts[key] = tally.seen
+            if digests is not None:
+                digests[key] = tally.digest
             self.report.moved(points=tally.seen - skip)
         return counts
 
@@ -318,7 +324,7 @@ class Copier:
                                                                    running=not fresh.finished))
         self.report.add("runs", "updated" if appended or fresh.finished else "skipped")
 
-    def _verify(self, run, new_id, points, digests, series=None):
+    def _verify(self, run, new_id, points, digests, series=None, point_digests=None):
         copy = self.target.run(new_id)
         problems = []
         if "params" in self.include and copy.params != run.params:
@@ -333,9 +339,11 @@ class Copier:
         if "metrics" in self.include:
             names = self._metric_names(run)
             for key, count in points.items():
-                n = sum(1 for _point in self.target.metric_history(copy, names.get(key, key)))
+                n, digest = point_digest(self.target.metric_history(copy, names.get(key, key)))
                 if n != count:
                     problems.append(f"metric {key}: {n} points at the target, {count} at the source")
+                elif point_digests and key in point_digests and digest != point_digests[key]:
+                    problems.append(f"metric {key}: the (step, timestamp, value) of its points differ")
             for name, count in (series or {}).items():
                 kind, _sep, key = name.partition("/")
                 n = self.target.series_count(copy, kind, key)
@@ -421,15 +429,27 @@ class Copier:
         return source
 
 
+def point_digest(points):
+    """(count, digest) of a stream of points: the digest a sum of 64-bit hashes of each (step, timestamp, value),
+    so the order a tracker returns them in does not matter, and a point changed, lost or added does."""
+    tally = _Tally()
+    for _point in tally.after(points, 0):
+        pass
+    return tally.seen, tally.digest
+
+
 class _Tally:
-    """Counts a stream of points while passing on those after the first ``skip``."""
+    """Counts and digests (``point_digest``) a stream of points while passing on those after the first ``skip``."""
 
     def __init__(self):
         self.seen = 0
+        self.digest = 0
 
     def after(self, points, skip):
         for point in points:
             self.seen += 1
+            text = f"{float(point.step)!r}|{point.timestamp}|{float(point.value)!r}".encode("ascii", "replace")
+            self.digest = (self.digest + int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "big")) % DIGEST_MOD
             if self.seen > skip:
                 yield point
 

@@ -46,3 +46,18 @@ def test_report_counts_and_lists_failures():
     assert result["runs"] == {"found": 3, "copied": 1, "skipped": 0, "updated": 0, "failed": 1}
     assert (result["points_copied"], result["bytes"], result["failed_count"]) == (10, 5, 1)
     assert result["failures"] == [{"kind": "runs", "id": "r2", "reason": "boom"}] and report.changed
+
+
+def test_point_digest_ignores_order_and_sees_every_change():
+    from ansible_collections.mlops.migration.plugins.module_utils.trackers.base import Point
+    from ansible_collections.mlops.migration.plugins.module_utils.trackers.copy import point_digest
+
+    points = [Point("m", 1.0 / (s + 1), 1000 + s, s) for s in range(50)]
+    count, digest = point_digest(points)
+    assert (count, digest) == point_digest(reversed(points))
+    assert point_digest(points[:-1])[1] != digest
+    for changed in (replace(points[3], value=0.7), replace(points[3], timestamp=1), replace(points[3], step=99)):
+        shuffled = [changed] + points[:3] + points[4:]
+        assert point_digest(points[:3] + [changed] + points[4:]) == (50, point_digest(shuffled)[1])
+        assert point_digest(points[:3] + [changed] + points[4:])[1] != digest
+    assert point_digest([replace(points[0], step=1)])[1] == point_digest([replace(points[0], step=1.0)])[1]
