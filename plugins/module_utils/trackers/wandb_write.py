@@ -102,7 +102,7 @@ class PendingRun:
         self.db.execute("CREATE TABLE rows (seq INTEGER PRIMARY KEY, step INTEGER, ts INTEGER, key TEXT, "
                         "value REAL, item TEXT)")
         self.extra = open(os.path.join(spool, "points.jsonl"), "w", encoding="utf-8")
-        self.extras = 0
+        self.extras = self.images = 0
 
     # what the copy hands over -----------------------------------------------------------------
 
@@ -139,8 +139,8 @@ class PendingRun:
             if step is not None and kind == "histogram" and _histogram(item.data):
                 payload = {"histogram": _histogram(item.data)}
             elif step is not None and kind == "media" and item.file and item.file.lower().endswith(IMAGE_SUFFIXES):
-                local = os.path.join(self.spool, "items", f"{len(os.listdir(os.path.join(self.spool, 'items'))):08d}"
-                                     + os.path.splitext(item.file)[1].lower())
+                self.images += 1
+                local = os.path.join(self.spool, "items", f"{self.images:08d}{os.path.splitext(item.file)[1].lower()}")
                 fetch(item, local)
                 payload = {"image": local, "caption": item.caption}
             if payload is None:
@@ -163,7 +163,7 @@ class PendingRun:
         shutil.move(local, dest)
 
     def add_artifact(self, path, local):
-        stored = MOVED_ARTIFACTS + path if path.startswith(RESERVED) or path in RESERVED else path
+        stored = MOVED_ARTIFACTS + path if path.startswith(RESERVED) else path
         dest = confined(self.files, stored, "artifact")
         os.makedirs(os.path.dirname(dest), exist_ok=True)
         shutil.copyfile(local, dest)
@@ -171,13 +171,13 @@ class PendingRun:
 
     # what the SDK writes ----------------------------------------------------------------------
 
-    def migration_record(self, summary_keys):
+    def migration_record(self):
         """The config key MIGRATION_KEY: every run field W&B has no place for."""
         run = self.run
         tags = {k: v for k, v in self.tags.items() if not _label(k, v)}
         record = {"start_time": run.start_time, "end_time": self.end_time, "status": self.status, "user": run.user,
                   "lifecycle": run.lifecycle, "parent_id": self.parent_id, "fork_step": run.fork_step, "tags": tags,
-                  "summary_keys": sorted(summary_keys), "nested_config": self.config is not None, "series": self.series_keys}
+                  "summary_keys": sorted(self.summary), "nested_config": self.config is not None, "series": self.series_keys}
         if self.config is not None and flatten(self.config) != self.params:
             record["params"] = self.params
         return record
@@ -241,9 +241,8 @@ def write_offline(pending, wandb_dir, wandb):
     sdk_dir = os.path.join(pending.spool, "sdk")
     os.makedirs(sdk_dir, exist_ok=True)
     run = pending.run
-    summary_keys = set(pending.summary)
     config = dict(pending.config if pending.config is not None else pending.params)
-    config[MIGRATION_KEY] = pending.migration_record(summary_keys)
+    config[MIGRATION_KEY] = pending.migration_record()
     labels = sorted(k for k, v in pending.tags.items() if _label(k, v))
     settings = wandb.Settings(console="off", save_code=False, disable_git=True, x_disable_stats=True,
                               disable_job_creation=True, x_disable_meta=True)
