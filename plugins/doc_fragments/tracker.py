@@ -23,7 +23,7 @@ options:
       kind:
         description: Tracker type; it decides which of the other options apply.
         type: str
-        choices: [mlflow, wandb_offline]
+        choices: [mlflow, wandb_offline, wandb_api]
         default: mlflow
       tracking_uri:
         description:
@@ -46,7 +46,9 @@ options:
             written through the W&B SDK into its C(wandb/) directory, which is created when missing.
         type: path
       entity:
-        description: For V(wandb_offline) as a target, the W&B entity the runs name (for C(wandb sync) later).
+        description:
+          - For V(wandb_api) (required there), the W&B entity (user or team) whose projects are read.
+          - For V(wandb_offline) as a target, the W&B entity the runs name (for C(wandb sync) later).
         type: str
       staging_dir:
         description:
@@ -54,6 +56,23 @@ options:
             longer at the staging paths the SDK recorded (its C(<WANDB_DATA_DIR>/artifacts/staging) directory,
             moved along with the runs). Each file is checked against the artifact's manifest (md5).
         type: path
+      base_url:
+        description: For V(wandb_api), the W&B server's URL (a dedicated or self-hosted server), the W&B cloud when omitted.
+        type: str
+      api_key:
+        description: For V(wandb_api), the API key (else the environment's C(WANDB_API_KEY)). Never logged or returned.
+        type: str
+      run_filters:
+        description:
+          - For V(wandb_api), W&B's run filters, its MongoDB-style query (for example a C(state) of C(finished), or a
+            C(createdAt) with C($gte) a date), applied by the server when listing runs, before the copy's own
+            O(mlops.migration.tracker_copy#module:run_filter).
+        type: dict
+      max_requests:
+        description:
+          - For V(wandb_api), the most API requests in flight at once across the runs copied in parallel (default 4).
+            Rate-limit answers (429) are retried after the server's C(Retry-After), other transient failures with backoff.
+        type: int
   target:
     description: The tracker to write, like O(source).
     type: dict
@@ -62,6 +81,7 @@ options:
 requirements:
   - for V(mlflow), mlflow-skinny >= 2.10 on the host that runs the module
   - for V(wandb_offline), wandb >= 0.31 on the host that runs the module (its protobuf classes read the runs; its SDK writes them)
+  - for V(wandb_api), wandb >= 0.31 on the host that runs the module (C(wandb.Api()) reads the server)
 """
 
     # A tracker to check (preflight).
@@ -74,7 +94,7 @@ options:
       kind:
         description: Tracker type; it decides which of the other options apply.
         type: str
-        choices: [mlflow, wandb_offline]
+        choices: [mlflow, wandb_offline, wandb_api]
         default: mlflow
       tracking_uri:
         description:
@@ -97,7 +117,9 @@ options:
             written through the W&B SDK into its C(wandb/) directory, which is created when missing.
         type: path
       entity:
-        description: For V(wandb_offline) as a target, the W&B entity the runs name (for C(wandb sync) later).
+        description:
+          - For V(wandb_api) (required there), the W&B entity (user or team) whose projects are read.
+          - For V(wandb_offline) as a target, the W&B entity the runs name (for C(wandb sync) later).
         type: str
       staging_dir:
         description:
@@ -105,7 +127,25 @@ options:
             longer at the staging paths the SDK recorded (its C(<WANDB_DATA_DIR>/artifacts/staging) directory,
             moved along with the runs). Each file is checked against the artifact's manifest (md5).
         type: path
+      base_url:
+        description: For V(wandb_api), the W&B server's URL (a dedicated or self-hosted server), the W&B cloud when omitted.
+        type: str
+      api_key:
+        description: For V(wandb_api), the API key (else the environment's C(WANDB_API_KEY)). Never logged or returned.
+        type: str
+      run_filters:
+        description:
+          - For V(wandb_api), W&B's run filters, its MongoDB-style query (for example a C(state) of C(finished), or a
+            C(createdAt) with C($gte) a date), applied by the server when listing runs, before the copy's own
+            O(mlops.migration.tracker_copy#module:run_filter).
+        type: dict
+      max_requests:
+        description:
+          - For V(wandb_api), the most API requests in flight at once across the runs copied in parallel (default 4).
+            Rate-limit answers (429) are retried after the server's C(Retry-After), other transient failures with backoff.
+        type: int
 requirements:
   - for V(mlflow), mlflow-skinny >= 2.10 on the host that runs the module
   - for V(wandb_offline), wandb >= 0.31 on the host that runs the module (its protobuf classes read the runs; its SDK writes them)
+  - for V(wandb_api), wandb >= 0.31 on the host that runs the module (C(wandb.Api()) reads the server)
 """

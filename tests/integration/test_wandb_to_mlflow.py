@@ -40,13 +40,18 @@ for index in range(2):
 """
 
 
+def write_runs(root, prefix):
+    """The W&B SDK writes WRITE's two runs offline under ``root``; returns their project."""
+    project = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    env = dict(os.environ, WANDB_MODE="offline", WANDB_SILENT="true", WANDB_DIR=str(root))
+    subprocess.run([sys.executable, "-c", WRITE, str(root), project], env=env, check=True, timeout=600, cwd=root)
+    return project
+
+
 @pytest.fixture(scope="module")
 def wandb_runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("wandb-source")
-    project = f"wb-{uuid.uuid4().hex[:6]}"
-    env = dict(os.environ, WANDB_MODE="offline", WANDB_SILENT="true", WANDB_DIR=str(root))
-    subprocess.run([sys.executable, "-c", WRITE, str(root), project], env=env, check=True, timeout=600, cwd=root)
-    return str(root), project
+    return str(root), write_runs(root, "wb")
 
 
 def play(source, target, state_dir, **options):

@@ -19,6 +19,7 @@ connection options, an argument spec), and is built with ``from_settings``.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from ansible_collections.mlops.migration.plugins.module_utils.common import MigrationError
@@ -35,6 +36,21 @@ class TrackerError(MigrationError):
 
 class TransientError(TrackerError):
     """A failure worth retrying: rate limits (429) and server errors (5xx), connection resets."""
+
+
+def retried(func, transient, attempts=6):
+    """``func()``, called again with backoff (0.5 s doubling to 10 s) while it raises an exception that
+    ``transient(exc)`` says is worth retrying, ``attempts`` times in all; the last failure is raised."""
+    delay = 0.5
+    for attempt in range(attempts):
+        try:
+            return func()
+        except Exception as exc:  # pylint: disable=broad-exception-caught  # re-raised unless transient
+            if attempt == attempts - 1 or not transient(exc):
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 10)
+    raise AssertionError("not reached")
 
 
 SERIES_KINDS = ("text", "media", "plot", "histogram")

@@ -45,6 +45,7 @@ from ansible_collections.mlops.migration.plugins.module_utils.trackers.base impo
     TargetAdapter,
     TrackerError,
     TransientError,
+    retried,
 )
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.side_files import (
     SERIES_DIR,
@@ -91,24 +92,15 @@ def _is_transient(exc):
 
 def call(what, func, *args, **kwargs):
     """Run an MLflow client call, retrying transient failures with backoff; TrackerError otherwise."""
-    delay = 0.5
-    for attempt in range(RETRIES):
-        try:
-            return func(*args, **kwargs)
-        except MlflowException as exc:
-            if _is_transient(exc) and attempt < RETRIES - 1:
-                time.sleep(delay)
-                delay = min(delay * 2, 10)
-                continue
-            error = TransientError if _is_transient(exc) else TrackerError
-            raise error(f"{what}: {_short(exc)}") from exc
-        except OSError as exc:
-            if attempt < RETRIES - 1:
-                time.sleep(delay)
-                delay = min(delay * 2, 10)
-                continue
-            raise TransientError(f"{what}: {exc}") from exc
-    raise TrackerError(f"{what}: gave up")  # not reached
+    try:
+        return retried(lambda: func(*args, **kwargs),
+                       lambda exc: isinstance(exc, OSError) or isinstance(exc, MlflowException) and _is_transient(exc),
+                       RETRIES)
+    except MlflowException as exc:
+        error = TransientError if _is_transient(exc) else TrackerError
+        raise error(f"{what}: {_short(exc)}") from exc
+    except OSError as exc:
+        raise TransientError(f"{what}: {exc}") from exc
 
 
 def filter_literal(value):

@@ -106,26 +106,38 @@ def _row(out, history):
     for item in history.item:
         _set(tree, list(item.nested_key) or [item.key], json.loads(item.value_json))
     step = tree.get("_step", history.step.num if history.HasField("step") else None)
-    stamp = tree.get("_timestamp")
-    timestamp = round(stamp * 1000) if isinstance(stamp, (int, float)) and not isinstance(stamp, bool) else None
+    timestamp = ms_of(tree.get("_timestamp"))
     for key, value in _leaves(tree):
         if key in ROW_KEYS:
             continue
-        if isinstance(value, dict):
-            kind = value.get("_type")
-            if kind in MEDIA_TYPES:
-                out.series.append(SeriesItem(key, step, timestamp, file=value.get("path"), caption=value.get("caption"),
-                                             data={k: v for k, v in value.items() if k != "path"}))
-            elif kind == "histogram":
-                histogram = {"edges": value.get("bins"), "values": value.get("values")}
-                out.series.append(SeriesItem(key, step, timestamp, data=histogram))
-            else:
-                out.series.append(SeriesItem(key, step, timestamp, data=value))
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            out.points.setdefault(key, []).append(Point(key, float(value), timestamp, step))
+        item = history_item(key, value, step, timestamp)
+        if isinstance(item, Point):
+            out.points.setdefault(key, []).append(item)
         else:
-            out.series.append(SeriesItem(key, step, timestamp, text=json.dumps(value)))
+            out.series.append(item)
     return timestamp
+
+
+def ms_of(stamp):
+    """A history row's ``_timestamp`` (seconds) in ms, or None when it is not a number."""
+    return round(stamp * 1000) if isinstance(stamp, (int, float)) and not isinstance(stamp, bool) else None
+
+
+def history_item(key, value, step, timestamp):
+    """One value of a history row as a neutral record: a number is a ``Point``; a media object (``_type``
+    ``image-file`` ...) a media ``SeriesItem`` whose ``file`` is its path among the run's files; a histogram
+    one with ``{"edges", "values"}``; another typed object a plot item; anything else a text item (as JSON)."""
+    if isinstance(value, dict):
+        kind = value.get("_type")
+        if kind in MEDIA_TYPES:
+            return SeriesItem(key, step, timestamp, file=value.get("path"), caption=value.get("caption"),
+                              data={k: v for k, v in value.items() if k != "path"})
+        if kind == "histogram":
+            return SeriesItem(key, step, timestamp, data={"edges": value.get("bins"), "values": value.get("values")})
+        return SeriesItem(key, step, timestamp, data=value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return Point(key, float(value), timestamp, step)
+    return SeriesItem(key, step, timestamp, text=json.dumps(value))
 
 
 def _leaves(tree, prefix=""):

@@ -13,9 +13,21 @@ from ansible_collections.mlops.migration.plugins.module_utils.trackers.registry 
 
 def test_the_spec_is_the_kind_and_every_adapters_options():
     spec = tracker_spec()
-    assert spec["kind"]["choices"] == ["mlflow", "wandb_offline"] and spec["kind"]["default"] == "mlflow"
-    assert {"tracking_uri", "token", "username", "password", "wandb_dir"} <= set(spec)
-    assert spec["token"]["no_log"] and spec["password"]["no_log"]
+    assert spec["kind"]["choices"] == ["mlflow", "wandb_offline", "wandb_api"] and spec["kind"]["default"] == "mlflow"
+    assert {"tracking_uri", "token", "username", "password", "wandb_dir", "base_url", "api_key"} <= set(spec)
+    assert spec["token"]["no_log"] and spec["password"]["no_log"] and spec["api_key"]["no_log"]
+
+
+def test_the_live_wandb_api_is_read_only_needs_an_entity_a_key_and_a_server_that_answers(monkeypatch):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    with pytest.raises(TrackerError, match="can be read from, not written to"):
+        adapter({"kind": "wandb_api", "entity": "e", "api_key": "k"}, "target")
+    with pytest.raises(TrackerError, match="a wandb_api tracker needs entity"):
+        adapter({"kind": "wandb_api", "api_key": "k"}, "source")
+    with pytest.raises(TrackerError, match="no API key"):
+        adapter({"kind": "wandb_api", "entity": "e"}, "source")
+    with pytest.raises(TrackerError, match="cannot reach 127.0.0.1:9"):
+        adapter({"kind": "wandb_api", "entity": "e", "api_key": "k", "base_url": "http://127.0.0.1:9"}, "source")
 
 
 def test_a_kind_without_its_required_options_is_refused_before_any_call():
