@@ -9,11 +9,15 @@ sends for what the source reads, with responses in the shape the W&B API returns
   Runs, Run                      runs with the SDK's RunFragment, paged by cursor, filtered by ``state``,
                                  ``tags`` (``$in``) and ``createdAt`` (``$gte``/``$lte``)
   RunHistoryKeys                 ``historyKeys`` (each key's value types and counts, ``lastStep``)
-  RunParquetHistory              no parquet exports, the live steps (so the SDK pages ``sampledHistory``)
+  RunParquetHistory              the parquet export's URL, or none and the live steps (so the SDK pages
+                                 ``sampledHistory``)
   SampledHistoryPage             rows of one step range holding every key asked for; as the W&B server does
                                  (wandb/wandb#12010), ``maxStep`` is inclusive and a page holding more rows
                                  than ``samples`` is downsampled, so a client that pages wrongly loses points
-  RunFiles, RunConsoleLogs ...   files (downloaded from ``/files/...`` here) and console lines
+  RunFiles, RunConsoleLogPage   files (downloaded from ``/files/...`` here) and console lines
+  RunOutputArtifacts,            logged artifacts and their files (``/artifacts/...``), after
+  ArtifactMembershipFiles        ServerFeaturesQuery (no optional features)
+  (GET with Range)               a run marked ``exported``: its history as one parquet file, read by byte ranges
 
 It can answer 429 (with ``Retry-After``) to the first requests of each operation, and counts requests and the
 most in flight at once. The data it serves are "run documents" (``RunDocument``): what a W&B server holds for
@@ -56,6 +60,8 @@ class RunDocument:
     rows: list = field(default_factory=list)  # history rows, each with _step, _timestamp, _runtime
     files: dict = field(default_factory=dict)  # name -> bytes
     console: list = field(default_factory=list)  # (timestamp ISO, "stdout"/"stderr", text)
+    artifacts: list = field(default_factory=list)  # logged: {name, type, digest, description, metadata, aliases, files}
+    exported: bool = False  # the history is in a parquet export (numbers only), not live
 
     def history_keys(self):
         keys = {}
@@ -95,6 +101,20 @@ class WandbApiServer:
 
     def run(self, project, name):
         return next((r for r in self.runs if r.project == project and r.name == name), None)
+
+    def file(self, path):
+        """The bytes a download URL names (``/files/<project>/<run>/<name>``, ``/artifacts/<project>/<name>/<path>``)."""
+        match = re.fullmatch(r"/(files|artifacts|exports)/([^/]+)/([^/]+)/(.+)", path)
+        if not match:
+            return None
+        if match.group(1) == "exports":
+            run = self.run(match.group(2), match.group(3))
+            return _parquet(run.rows) if run and run.exported else None
+        if match.group(1) == "files":
+            run = self.run(match.group(2), match.group(3))
+            return run.files.get(match.group(4)) if run else None
+        return next((a["files"].get(match.group(4)) for run in self.runs if run.project == match.group(2)
+                     for a in run.artifacts if a["name"] == match.group(3)), None)
 
     def _run_node(self, run):
         config = {k: {"value": v, "desc": None} for k, v in run.config.items()}
@@ -150,20 +170,69 @@ class WandbApiServer:
             return {"project": {"internalId": "1", "runCount": len(found), "readOnly": False, "runs": {
                 "edges": [{"node": self._run_node(r), "cursor": str(start + i + 1)} for i, r in enumerate(page)],
                 "pageInfo": {"endCursor": str(end), "hasNextPage": end < len(found)}}}}
+        if op == "ServerFeaturesQuery":
+            return {"serverInfo": {"features": []}}
+        if op == "ArtifactMembershipFiles":
+            return self._artifact_files(v)
         run = self.run(v.get("project"), v.get("name") or v.get("runName") or v.get("run"))
         if run is None or v.get("entity") != self.entity:
             return {"project": {"run": None}} if op != "GetProjects" else None
         if op == "Run":
             return {"project": {"run": self._run_node(run)}}
+        if op == "RunOutputArtifacts":
+            nodes = [self._artifact_node(run, a, i) for i, a in enumerate(run.artifacts)]
+            return {"project": {"run": {"artifacts": {"totalCount": len(nodes), "pageInfo": {
+                "__typename": "PageInfo", "endCursor": None, "hasNextPage": False},
+                "edges": [{"node": n} for n in nodes]}}}}
         if op == "RunHistoryKeys":
             return {"project": {"run": {"historyKeys": run.history_keys()}}}
         if op == "RunParquetHistory":
+            if run.exported:
+                url = f"{self.url}/exports/{run.project}/{run.name}/history.parquet"
+                return {"project": {"run": {"parquetHistory": {"parquetUrls": [url], "liveData": []}}}}
             live = [{k: row[k] for k in v.get("liveKeys") or () if k in row} for row in run.rows]
             return {"project": {"run": {"parquetHistory": {"parquetUrls": [], "liveData": live}}}}
         if op == "SampledHistoryPage":
             spec = json.loads(v["spec"])
             return {"project": {"run": {"sampledHistory": [self._sampled(run, spec)]}}}
         return self._files_ops(op, v, run)
+
+    def _project_info(self, project):
+        return {"id": f"UHJvamVjdDp7{project}", "internalId": "1", "name": project,
+                "entity": {"id": "RW50aXR5OjE=", "name": self.entity}}
+
+    def _artifact_node(self, run, artifact, index):
+        collection = {"__typename": "ArtifactSequence", "name": artifact["name"],
+                      "project": self._project_info(run.project)}
+        aliases = [{"__typename": "ArtifactAlias", "id": f"alias{index}{n}", "alias": alias,
+                    "artifactCollection": collection} for n, alias in enumerate(artifact["aliases"])]
+        return {"__typename": "Artifact", "id": f"QXJ0aWZhY3Q6{run.name}{index}", "artifactSequence": collection,
+                "versionIndex": 0, "artifactType": {"name": artifact["type"]}, "description": artifact["description"],
+                "metadata": json.dumps(artifact["metadata"]), "ttlDurationSeconds": -1, "ttlIsInherited": True,
+                "tags": [], "historyStep": None, "state": "COMMITTED",
+                "size": sum(len(b) for b in artifact["files"].values()), "digest": artifact["digest"],
+                "digestAlgorithm": "MANIFEST_MD5", "commitHash": None, "fileCount": len(artifact["files"]),
+                "createdAt": run.created_at, "updatedAt": run.heartbeat_at, "aliases": aliases}
+
+    def _artifact_files(self, v):
+        found = next(((run, a) for run in self.runs if run.project == v.get("project") for a in run.artifacts
+                      if a["name"] == v.get("collection")), None)
+        if found is None or v.get("entity") != self.entity:
+            return {"project": {"artifactCollection": None}}
+        run, artifact = found
+        names = sorted(n for n in artifact["files"] if not v.get("fileNames") or n in v["fileNames"])
+        start = int(v["cursor"]) if v.get("cursor") else 0
+        page = names[start:start + (v.get("perPage") or 50)]
+        end = start + len(page)
+        edges = [{"node": {"__typename": "File", "id": f"af{start + i}", "name": n,
+                           "url": f"{self.url}/artifacts/{run.project}/{artifact['name']}/{n}",
+                           "directUrl": f"{self.url}/artifacts/{run.project}/{artifact['name']}/{n}",
+                           "sizeBytes": len(artifact["files"][n]), "storagePath": None, "mimetype": None,
+                           "updatedAt": run.heartbeat_at, "digest": md5_b64(artifact["files"][n]),
+                           "md5": md5_b64(artifact["files"][n])}} for i, n in enumerate(page)]
+        return {"project": {"artifactCollection": {"__typename": "ArtifactSequence", "artifactMembership": {"files": {
+            "totalCount": len(names), "pageInfo": {"__typename": "PageInfo", "endCursor": str(end),
+                                                   "hasNextPage": end < len(names)}, "edges": edges}}}}}
 
     @staticmethod
     def _sampled(run, spec):
@@ -250,13 +319,20 @@ class WandbApiServer:
 
             def do_GET(self):  # noqa: N802 (the HTTP method's name)
                 with server.flight("file download", throttle=False):
-                    match = re.fullmatch(r"/files/([^/]+)/([^/]+)/(.+)", self.path)
-                    run = match and server.run(match.group(1), match.group(2))
-                    found = run.files.get(match.group(3)) if run else None
+                    found = server.file(self.path)
                 if found is None:
                     self._send(404, b"not found", "text/plain")
-                else:
-                    self._send(200, found, "application/octet-stream")
+                    return
+                wanted = re.fullmatch(r"bytes=(\d*)-(\d*)", self.headers.get("Range") or "")
+                if not wanted:
+                    self._send(200, found, "application/octet-stream", [("Accept-Ranges", "bytes")])
+                    return
+                first, last = wanted.groups()
+                if not first:  # the last N bytes
+                    first, last = max(0, len(found) - int(last)), len(found) - 1
+                first, last = int(first), min(int(last) if last else len(found) - 1, len(found) - 1)
+                self._send(206, found[first:last + 1], "application/octet-stream",
+                           [("Content-Range", f"bytes {first}-{last}/{len(found)}"), ("Accept-Ranges", "bytes")])
 
             def do_POST(self):  # noqa: N802
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -271,6 +347,21 @@ class WandbApiServer:
                 self._send(*reply)
 
         return Handler
+
+
+def _parquet(rows):
+    """A run's history as a parquet export: one column per key (numbers), a row per step."""
+    import io  # pylint: disable=import-outside-toplevel
+
+    import pyarrow  # pylint: disable=import-outside-toplevel
+    import pyarrow.parquet  # pylint: disable=import-outside-toplevel
+
+    keys = sorted({k for row in rows for k in row})
+    columns = {k: [row.get(k) for row in rows] for k in keys}
+    columns["_step"] = [int(step) for step in columns["_step"]]
+    out = io.BytesIO()
+    pyarrow.parquet.write_table(pyarrow.table(columns), out)
+    return out.getvalue()
 
 
 def _tree(items):
@@ -297,6 +388,18 @@ def _flat_row(tree, prefix=""):
 
 def _iso(seconds):
     return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _logged(artifact):
+    """A logged artifact as the server holds it once uploaded: its files read from the SDK's staging copies."""
+    files = {}
+    for entry in artifact.manifest.contents:
+        with open(entry.local_path, "rb") as handle:
+            files[entry.path] = handle.read()
+    return {"name": artifact.name, "type": artifact.type, "digest": artifact.digest,
+            "description": artifact.description or None,
+            "metadata": json.loads(artifact.metadata) if artifact.metadata else {},
+            "aliases": list(artifact.aliases), "files": files}
 
 
 def from_offline(folder, user="tester"):
@@ -331,6 +434,8 @@ def from_offline(folder, user="tester"):
             stamp = out.timestamp.seconds + out.timestamp.nanos / 1e9
             stream = "stderr" if out.output_type == pb.OutputRawRecord.OutputType.STDERR else "stdout"
             doc.console.append((_iso(stamp), stream, out.line))
+        elif kind == "artifact":
+            doc.artifacts.append(_logged(record.artifact))
         elif kind == "exit":
             doc.state = "failed" if record.exit.exit_code else "finished"
             runtime = record.exit.runtime

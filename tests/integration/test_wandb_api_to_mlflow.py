@@ -5,13 +5,14 @@ the GraphQL operations the W&B SDK sends, in the W&B API's response shapes (it l
 history as the W&B server does). What it serves is what a W&B server holds for runs the W&B SDK wrote offline
 in this test (``from_offline``). Covered: sign-in (a refused key), projects, runs with server-side filters,
 history per metric page by page (sparse metrics), media, console logs, run files with md5, 429 answers with
-Retry-After, the request limit; the copy equals the copy of the same runs read from their offline folders.
-Not covered: logged artifacts and parquet history exports (the source does not read them).
+Retry-After, the request limit, logged artifacts, history held in a parquet export (read by byte ranges); the
+copy equals the copy of the same runs read from their offline folders.
 """
 
 from __future__ import annotations
 
 import glob
+import json
 import os
 import socket
 
@@ -20,7 +21,7 @@ from mlflow.tracking import MlflowClient
 
 from tests.integration.test_mlflow_to_wandb import md5s
 from tests.integration.test_tracker_copy import copies
-from tests.integration.test_wandb_to_mlflow import play, write_runs
+from tests.integration.test_wandb_to_mlflow import play, write_logged, write_runs
 from tests.wandb_api_server import WandbApiServer, from_offline
 
 pytestmark = pytest.mark.integration
@@ -111,6 +112,28 @@ def test_rate_limits_are_waited_out_and_requests_stay_within_the_limit(playbook,
     assert none["runs"]["found"] == 0 and none["failed_count"] == 0
 
 
+def test_history_in_a_parquet_export_is_read_through_it(playbook, mlflow_pair, wandb_folders, tmp_path):
+    _root, project, folders = wandb_folders
+    docs = [from_offline(folder) for folder in folders]
+    for doc in docs:  # exported: the numbers, in one parquet file per run that the SDK reads by byte ranges
+        doc.rows = [{k: v for k, v in row.items() if isinstance(v, (int, float))} for row in doc.rows]
+        doc.exported = True
+    target = {"tracking_uri": mlflow_pair["target"].tracking_uri}
+    with WandbApiServer(docs, api_key=KEY) as server:
+        result = playbook(play(api_source(server), target, str(tmp_path / "s"), experiments=[project],
+                               name_prefix="exported-", include=["metrics", "params"])).task(TASK)["result"]
+        assert (result["runs"]["copied"], result["failed_count"]) == (2, 0), result
+        assert server.requests["SampledHistoryPage"] == 0 and server.requests["file download"] > 0
+    client = MlflowClient(target["tracking_uri"])
+    for run_id, run in copies(client, f"exported-{project}").items():
+        index = int(run_id[2])
+        loss = _history(client, run.info.run_id, "loss")
+        assert [step for step, _stamp, _value in loss] == list(range(1200))
+        assert all(abs(value - 1.0 / (step + 1 + index)) < 1e-9 for step, _stamp, value in loss)
+        assert [step for step, _stamp, _value in _history(client, run.info.run_id, "val/acc")] == list(
+            range(0, 1200, 100))
+
+
 def _closed_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -133,3 +156,34 @@ def test_a_refused_key_a_missing_project_and_no_server_fail_before_any_write(
     assert "wandb_api: cannot reach 127.0.0.1:" in gone.task(TASK)["result"]["msg"]
     assert not any(e.name.startswith(("wrong-", "gone-")) or e.name == "no-such-project"
                    for e in client.search_experiments())
+
+
+def test_logged_artifacts_come_from_the_server_as_from_the_offline_folder(playbook, mlflow_pair, tmp_path):
+    root, _data, project = write_logged(tmp_path, "wal")
+    target = {"tracking_uri": mlflow_pair["target"].tracking_uri}
+    client = MlflowClient(target["tracking_uri"])
+    folders = glob.glob(os.path.join(root, "wandb", "offline-run-*"))
+    with WandbApiServer([from_offline(folder) for folder in folders], api_key=KEY) as server:
+        result = playbook(play(api_source(server), target, str(tmp_path / "s1"), experiments=[project],
+                               name_prefix="api-")).task(TASK)["result"]
+        assert (result["runs"]["copied"], result["failed_count"]) == (1, 0), result
+        assert server.requests["ArtifactMembershipFiles"] >= 1 and server.requests["file download"] >= 2
+    offline = playbook(play({"kind": "wandb_offline", "wandb_dir": str(root)}, target, str(tmp_path / "s2"),
+                            experiments=[project], name_prefix="off-")).task(TASK)["result"]
+    assert offline["failed_count"] == 0
+    run = copies(client, f"api-{project}")["logged" + project[-6:]]
+    twin = copies(client, f"off-{project}")["logged" + project[-6:]]
+    files, twin_files = md5s(client, run.info.run_id), md5s(client, twin.info.run_id)
+    about_path = "wandb-artifacts/model-x.json"
+    assert {"wandb-artifacts/model-x/weights.bin", "wandb-artifacts/model-x/sub/card.txt", about_path} <= set(files)
+    files.pop(about_path)
+    twin_files.pop(about_path)
+    assert files == twin_files
+    with open(client.download_artifacts(run.info.run_id, about_path)) as mine, \
+            open(client.download_artifacts(twin.info.run_id, about_path)) as theirs:
+        about, twin_about = json.load(mine), json.load(theirs)
+    same = ("name", "type", "digest", "description", "metadata")
+    assert {k: about[k] for k in same} == {k: twin_about[k] for k in same}
+    assert (about["type"], about["metadata"], sorted(about["aliases"])) == ("model", {"epochs": 3}, ["best", "latest"])
+    assert [(f["path"], f["md5"], f["size"]) for f in about["files"]] == sorted(
+        (f["path"], f["md5"], f["size"]) for f in twin_about["files"])

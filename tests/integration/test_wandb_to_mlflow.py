@@ -135,12 +135,19 @@ run.finish()
 """
 
 
-def test_logged_artifacts_come_from_the_sdks_staging_copies_found_or_named(playbook, mlflow_pair, tmp_path):
+def write_logged(tmp_path, prefix):
+    """The W&B SDK writes LOGGED's run (an artifact logged with an alias) offline: ``(runs, data dir, project)``,
+    the artifact's staging copies under the data dir."""
     root, data = tmp_path / "runs", tmp_path / "data"
     root.mkdir()
-    project = f"wl-{uuid.uuid4().hex[:6]}"
+    project = f"{prefix}-{uuid.uuid4().hex[:6]}"
     env = dict(os.environ, WANDB_MODE="offline", WANDB_SILENT="true", WANDB_DATA_DIR=str(data))
     subprocess.run([sys.executable, "-c", LOGGED, str(root), project], env=env, check=True, timeout=300, cwd=root)
+    return root, data, project
+
+
+def test_logged_artifacts_come_from_the_sdks_staging_copies_found_or_named(playbook, mlflow_pair, tmp_path):
+    root, data, project = write_logged(tmp_path, "wl")
     moved = tmp_path / "carried-staging"
     os.rename(data / "artifacts" / "staging", moved)  # the runs crossed the air gap, the staging copies elsewhere
     source = {"kind": "wandb_offline", "wandb_dir": str(root)}

@@ -39,7 +39,13 @@ from ansible_collections.mlops.migration.plugins.module_utils.trackers.base impo
 )
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.side_files import read_series, series_path
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.wandb_log import WandbLogError
-from ansible_collections.mlops.migration.plugins.module_utils.trackers.wandb_offline import flatten, read_run, series_kind
+from ansible_collections.mlops.migration.plugins.module_utils.trackers.wandb_offline import (
+    LOGGED_DIR,
+    by_name,
+    flatten,
+    read_run,
+    series_kind,
+)
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.wandb_write import (
     ARTIFACTS_FILE,
     MIGRATION_KEY,
@@ -57,7 +63,6 @@ PROJECTS_FILE = "mlops-migration-projects.json"
 MODELS_FILE = "mlops-migration-models.json"
 SPOOL_DIR = ".mlops-migration-spool"
 FULL_RUNS = 8  # runs held with every point at once (more than the copy's parallel runs)
-LOGGED_DIR = "wandb-artifacts"  # logged artifacts appear as artifacts <LOGGED_DIR>/<name>/<path>, and <name>.json
 RESTORED = ("start_time", "end_time", "status", "user", "lifecycle", "parent_id", "fork_step")
 
 
@@ -109,18 +114,6 @@ def restore(folder, found):
         with open(manifest, encoding="utf-8") as handle:
             found.manifest = json.load(handle)
     return found
-
-
-def _logged(found):
-    """``{name: logged artifact}`` of a run (a name logged again gets ``-2``, ``-3`` ...)."""
-    out = {}
-    for logged in found.logged:
-        name, n = logged["name"] or "artifact", 1
-        while name in out:
-            n += 1
-            name = f"{logged['name']}-{n}"
-        out[name] = logged
-    return out
 
 
 def _read(folder):
@@ -256,7 +249,7 @@ class WandbOfflineSource(SourceAdapter):
             for name in sorted(names):
                 full = os.path.join(directory, name)
                 out.append(Artifact(os.path.relpath(full, base).replace(os.sep, "/"), os.path.getsize(full)))
-        for name, logged in _logged(found).items():
+        for name, logged in by_name(found.logged).items():
             out.append(Artifact(f"{LOGGED_DIR}/{name}.json", None))
             out.extend(Artifact(f"{LOGGED_DIR}/{name}/{entry['path']}", entry["size"]) for entry in logged["files"]
                        if not entry["ref"])
@@ -273,7 +266,7 @@ class WandbOfflineSource(SourceAdapter):
     def _download_logged(self, run, found, rel, path):
         """A logged artifact's description (``<name>.json``), or one of its files: the SDK's staging copy at its
         ``local_path``, or of that name in ``staging_dir``, checked against the manifest's md5."""
-        logged = _logged(found)
+        logged = by_name(found.logged)
         if rel.endswith(".json") and rel[:-5] in logged:
             with open(path, "w", encoding="utf-8") as out:
                 json.dump(logged[rel[:-5]], out, sort_keys=True, indent=1)

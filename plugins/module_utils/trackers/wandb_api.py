@@ -9,20 +9,23 @@ metric is read with ``scan_history(keys=[metric, "_timestamp"])``, page by page,
 sparse metric never waits on rows where another is missing (the W&B server answers a key set only with rows
 holding all of it). Media, histograms and other typed history values are read the same way, per key, into
 the series kinds of trackers/base.py (trackers/wandb_offline.py ``history_item``, as for offline runs);
-console output comes from ``console_logs()``; the run's files (``files()``) are its artifacts, downloaded
-from the server and checked against the md5 it lists. A run's W&B ``state`` becomes the neutral status
+console output comes from ``console_logs()``; the run's files (``files()``) are its artifacts, and its logged
+artifacts (``logged_artifacts()``) the artifacts ``wandb-artifacts/<name>/<path>`` with ``<name>.json`` (as
+for offline runs), every file downloaded from the server and checked against the md5 it lists. Where the
+server holds a run's history in parquet exports, the SDK's ``scan_history`` reads them (by byte ranges, the
+columns asked for), so ``download_history_exports`` (whole files to disk) is not used. A run's W&B ``state`` becomes the neutral status
 (crashed and preempted runs are FAILED) and is kept in the tag ``mlops.migration.wandb_state``.
 
 Every API call goes through ``_call``: at most ``max_requests`` at once across the copy's parallel runs,
 and a failure that is worth retrying (429, 5xx, a reset connection: the SDK's ``wandb-core`` already
-honours ``Retry-After``) retried with backoff. Not read from the API: logged artifacts (``logged_artifacts``)
-and the model registry. Importable without Ansible; reading needs the ``wandb`` package.
+honours ``Retry-After``) retried with backoff. Not read from the API: the model registry and system metrics.
+Importable without Ansible; reading needs the ``wandb`` package.
 """
 
 from __future__ import annotations
 
-import base64
 import datetime
+import json
 import os
 import re
 import shutil
@@ -44,11 +47,14 @@ from ansible_collections.mlops.migration.plugins.module_utils.trackers.base impo
     retried,
 )
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.wandb_offline import (
+    LOGGED_DIR,
     MEDIA_TYPES,
     ROW_KEYS,
     SUMMARY_LEFT_OUT,
+    by_name,
     flatten,
     history_item,
+    md5_hex,
     ms_of,
 )
 
@@ -99,6 +105,11 @@ def _series_of(history_keys):
     return metrics, series
 
 
+def _hex(md5):
+    """The md5 the API lists (base64) in hex; None when it lists none."""
+    return md5_hex(md5) if md5 else None
+
+
 def _transient(exc):
     text = str(exc).lower()
     return any(word in text for word in TRANSIENT)
@@ -119,6 +130,7 @@ class WandbApiSource(SourceAdapter):
         self.uri = f"wandb-api://{re.sub(r'^https?://', '', self.base_url)}/{entity}"
         self._api = None
         self._runs = {}  # run id -> the SDK's run object, from the listing
+        self._artifacts = {}  # run id -> its logged artifacts (``_logged``)
         self.lock = threading.Lock()
 
     @classmethod
@@ -268,10 +280,43 @@ class WandbApiSource(SourceAdapter):
         return {f.name: f for f in self._pages(f"files of run {run.id}", self._sdk_run(run).files(per_page=100))}
 
     def artifacts(self, run):
-        return [Artifact(name, f.size) for name, f in sorted(self._files(run).items())]
+        out = [Artifact(name, f.size) for name, f in sorted(self._files(run).items())]
+        for name, logged in by_name(self._logged(run)).items():
+            out.append(Artifact(f"{LOGGED_DIR}/{name}.json", None))
+            out.extend(Artifact(f"{LOGGED_DIR}/{name}/{entry['path']}", entry["size"]) for entry in logged["files"])
+        return out
+
+    def _logged(self, run):
+        """The run's logged artifacts as trackers/wandb_offline.py describes them (each file's md5 in hex), each
+        with its SDK objects under ``"sdk"`` (not written out); listed once per run."""
+        with self.lock:
+            known = self._artifacts.get(run.id)
+        if known is not None:
+            return known
+        out = []
+        for sdk in self._pages(f"logged artifacts of run {run.id}", self._sdk_run(run).logged_artifacts(per_page=100)):
+            files = {f.name: f for f in self._pages(f"files of artifact {sdk.name}", sdk.files(per_page=100))}
+            out.append({"name": sdk.name.split(":")[0], "type": sdk.type, "digest": sdk.digest,
+                        "description": sdk.description or None, "metadata": sdk.metadata or {},
+                        "aliases": list(sdk.aliases), "version": sdk.version,
+                        "files": [{"path": name, "md5": _hex(f.md5), "size": f.size} for name, f in sorted(files.items())],
+                        "sdk": files})
+        with self.lock:
+            self._artifacts[run.id] = out
+        return out
 
     def download(self, run, artifact, path):
-        found = self._files(run).get(artifact.path)
+        if artifact.path.startswith(LOGGED_DIR + "/"):
+            rel = artifact.path[len(LOGGED_DIR) + 1:]
+            logged = by_name(self._logged(run))
+            if rel.endswith(".json") and rel[:-5] in logged:
+                with open(path, "w", encoding="utf-8") as out:
+                    json.dump({k: v for k, v in logged[rel[:-5]].items() if k != "sdk"}, out, sort_keys=True, indent=1)
+                return
+            name, _sep, inner = rel.partition("/")
+            found = ((logged.get(name) or {}).get("sdk") or {}).get(inner)
+        else:
+            found = self._files(run).get(artifact.path)
         if found is None:
             raise TrackerError(f"wandb_api: run {run.id} has no file {artifact.path}")
         self._fetch(run, found, path)
@@ -286,8 +331,8 @@ class WandbApiSource(SourceAdapter):
             local = os.path.join(scratch, sdk_file.name)
             if not os.path.isfile(local):
                 raise TrackerError(f"wandb_api: run {run.id}: file {sdk_file.name} was not downloaded")
-            want = getattr(sdk_file, "md5", None)
-            if want and base64.b64encode(bytes.fromhex(md5_file(local)[0])).decode() != want:
+            want = _hex(getattr(sdk_file, "md5", None))
+            if want and md5_file(local)[0] != want:
                 raise TrackerError(f"wandb_api: run {run.id}: file {sdk_file.name} does not match the md5 the "
                                    "server lists")
             shutil.move(local, path)

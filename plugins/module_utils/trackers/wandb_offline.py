@@ -41,6 +41,7 @@ from ansible_collections.mlops.migration.plugins.module_utils.trackers.wandb_log
 
 ROW_KEYS = ("_step", "_timestamp", "_runtime")
 SUMMARY_LEFT_OUT = ("_wandb", "_runtime", "_step", "_timestamp")
+LOGGED_DIR = "wandb-artifacts"  # logged artifacts appear as artifacts <LOGGED_DIR>/<name>/<path>, and <name>.json
 MEDIA_TYPES = ("image-file", "video-file", "audio-file", "html-file", "object3D-file", "molecule-file")
 
 
@@ -150,7 +151,7 @@ def _leaves(tree, prefix=""):
             yield name, value
 
 
-def _md5_hex(digest):
+def md5_hex(digest):
     """A manifest entry's base64 md5 in hex; None when it is none (a reference keeps another digest)."""
     try:
         raw = base64.b64decode(digest, validate=True)
@@ -165,12 +166,24 @@ def _logged_artifact(artifact):
         metadata = json.loads(artifact.metadata) if artifact.metadata else {}
     except ValueError:
         metadata = artifact.metadata
-    files = [{"path": entry.path, "md5": _md5_hex(entry.digest),
+    files = [{"path": entry.path, "md5": md5_hex(entry.digest),
               "size": entry.size, "local_path": entry.local_path or None, "ref": entry.ref or None}
              for entry in artifact.manifest.contents]
     return {"name": artifact.name, "type": artifact.type, "digest": artifact.digest,
             "description": artifact.description or None, "metadata": metadata, "aliases": list(artifact.aliases),
             "files": files}
+
+
+def by_name(logged):
+    """``{name: logged artifact}`` of a run's logged artifacts (a name logged again gets ``-2``, ``-3`` ...)."""
+    out = {}
+    for artifact in logged:
+        name, n = artifact["name"] or "artifact", 1
+        while name in out:
+            n += 1
+            name = f"{artifact['name']}-{n}"
+        out[name] = artifact
+    return out
 
 
 def series_kind(item):
