@@ -82,6 +82,7 @@ class WandbApiServer:
         self.requests = collections.Counter()  # operation -> requests answered
         self.throttled = collections.Counter()  # operation -> 429s sent
         self.in_flight = self.most_in_flight = 0
+        self.seen = []  # (operation, variables) of every GraphQL request, in order
         self.flying = collections.Counter()  # operation -> requests in flight now
         self.overlaps = []  # the operations in flight together whenever there were more than one
         self.lock = threading.Lock()
@@ -342,6 +343,7 @@ class WandbApiServer:
                 request = json.loads(body)
                 found = re.search(r"(?:query|mutation)\s+(\w+)", request.get("query") or "")
                 op = found.group(1) if found else request.get("operationName") or "?"
+                server.seen.append((op, request.get("variables")))
                 with server.flight(op) as throttle:  # left before the answer is sent: the client may ask again
                     reply = server.reply(op, request, self.headers, throttle)  # as soon as it has it
                 self._send(*reply)

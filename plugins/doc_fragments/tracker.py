@@ -57,10 +57,17 @@ options:
             moved along with the runs). Each file is checked against the artifact's manifest (md5).
         type: path
       base_url:
-        description: For V(wandb_api), the W&B server's URL (a dedicated or self-hosted server), the W&B cloud when omitted.
+        description:
+          - For V(wandb_api), the W&B server's URL (a dedicated or self-hosted server), the W&B cloud when omitted.
+          - For V(wandb_offline) as a target, a W&B server to C(wandb sync --id <run id> -p <project> -e <entity>) each
+            run folder to once written (needs O(mlops.migration.tracker_copy#module:target.entity) and an API key). A
+            failed sync fails the run, whose folder stays for C(wandb sync) by hand. Thin by design, and not tested
+            against a W&B server (none can run where the collection is tested).
         type: str
       api_key:
-        description: For V(wandb_api), the API key (else the environment's C(WANDB_API_KEY)). Never logged or returned.
+        description:
+          - For V(wandb_api), and V(wandb_offline) with O(mlops.migration.tracker_copy#module:target.base_url), the W&B
+            API key (else the environment's C(WANDB_API_KEY)). Never logged or returned.
         type: str
       run_filters:
         description:
@@ -128,10 +135,17 @@ options:
             moved along with the runs). Each file is checked against the artifact's manifest (md5).
         type: path
       base_url:
-        description: For V(wandb_api), the W&B server's URL (a dedicated or self-hosted server), the W&B cloud when omitted.
+        description:
+          - For V(wandb_api), the W&B server's URL (a dedicated or self-hosted server), the W&B cloud when omitted.
+          - For V(wandb_offline) as a target, a W&B server to C(wandb sync --id <run id> -p <project> -e <entity>) each
+            run folder to once written (needs O(mlops.migration.tracker_copy#module:target.entity) and an API key). A
+            failed sync fails the run, whose folder stays for C(wandb sync) by hand. Thin by design, and not tested
+            against a W&B server (none can run where the collection is tested).
         type: str
       api_key:
-        description: For V(wandb_api), the API key (else the environment's C(WANDB_API_KEY)). Never logged or returned.
+        description:
+          - For V(wandb_api), and V(wandb_offline) with O(mlops.migration.tracker_copy#module:target.base_url), the W&B
+            API key (else the environment's C(WANDB_API_KEY)). Never logged or returned.
         type: str
       run_filters:
         description:

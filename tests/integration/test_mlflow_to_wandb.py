@@ -149,3 +149,26 @@ def test_killed_copy_to_wandb_resumes_without_duplicates(playbook, mlflow_pair, 
     reader = WandbOfflineSource(root)
     for run_id in ids:
         assert len(list(reader.metric_history(reader.run(run_id), "metric_1"))) == 2000
+
+
+def test_with_a_server_given_each_run_is_synced_under_its_own_id(playbook, mlflow_pair, tmp_path):
+    """The thin ``wandb sync`` step, up to the W&B server: no W&B server runs here, so the run folders go to the
+    loopback stand-in of its API (tests/wandb_api_server.py), which answers the sync's first calls (UpsertBucket)
+    but not its uploads; the sync is seen to name each run's own id, project and entity, and its failure fails
+    the run, naming the folder, which stays for a sync by hand."""
+    from tests.wandb_api_server import WandbApiServer  # pylint: disable=import-outside-toplevel
+
+    name = f"sy-{uuid.uuid4().hex[:8]}"
+    _exp, ids = mlflow_records.seed(mlflow_pair["source"].tracking_uri, name, runs=1, steps=5, artifacts=0,
+                                    model=False)
+    root = str(tmp_path / "offline")
+    with WandbApiServer([], api_key="k" * 40) as server:
+        target = {"kind": "wandb_offline", "wandb_dir": root, "entity": "team", "base_url": server.url,
+                  "api_key": "k" * 40}
+        result = playbook(play({"tracking_uri": mlflow_pair["source"].tracking_uri}, target, str(tmp_path / "s"),
+                               experiments=[name]), expect_rc=2).task(TASK)["result"]
+        seen = [variables for op, variables in server.seen if op == "UpsertBucket"]
+    assert result["failed_count"] == 1 and "wandb sync of" in str(result["failures"]), result
+    assert "by hand" in str(result["failures"]) and "k" * 40 not in str(result)
+    assert seen and all((v["name"], v["project"], v["entity"]) == (ids[0], name, "team") for v in seen)
+    assert [f for f in folders(root) if f.endswith(ids[0])]  # the folder stays

@@ -3,9 +3,10 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """MLflow source and target adapters, through the official client's REST stores.
 
-Metric histories are read with the REST store's paged ``get_metric_history`` so a long
-series is never held whole; writes go through ``log_batch`` in chunks within the API's
-limits (1000 metrics, 100 params, 100 tags, 1000 entities per call).
+Metric histories are read page by page (``metrics/get-history``) so a long series is never held
+whole; writes go through ``log_batch`` in chunks within the API's limits (1000 metrics, 100 params,
+100 tags, 1000 entities per call). The metric calls are made on the REST API directly (``rest``):
+the client's protobuf conversion of every point costs more CPU than the server's storing it.
 
 MLflow's conventions live here and nowhere else: the parent run is the tag ``mlflow.parentRunId``,
 the user ``mlflow.user`` (and the run's ``user_id``), descriptions ``mlflow.note.content``; the
@@ -25,6 +26,7 @@ for is written as artifacts of the run under ``mlops-migration/`` (SERIES_DIR):
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import tempfile
@@ -54,7 +56,7 @@ from ansible_collections.mlops.migration.plugins.module_utils.trackers.side_file
 )
 
 try:
-    from mlflow.entities import DatasetInput, Metric, Param, RunTag, ViewType
+    from mlflow.entities import DatasetInput, Param, RunTag, ViewType
     from mlflow.exceptions import MlflowException
     from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
     from mlflow.tracking import MlflowClient
@@ -101,6 +103,16 @@ def call(what, func, *args, **kwargs):
         raise error(f"{what}: {_short(exc)}") from exc
     except OSError as exc:
         raise TransientError(f"{what}: {exc}") from exc
+
+
+def _json_number(value):
+    """A metric value as the REST API's JSON takes it (protobuf's JSON: NaN and the infinities as strings)."""
+    value = float(value)
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    return value
 
 
 def filter_literal(value):
@@ -206,6 +218,22 @@ class _Client:
         except Exception:  # pylint: disable=broad-except  # a version is a note, never a failure
             return None
 
+    def rest(self, what, method, endpoint, **kwargs):
+        """One call of the tracking server's REST API (``/api/2.0/mlflow/...``), its JSON answer as Python data.
+
+        The metric calls go through here rather than the MLflow client, whose protobuf conversions of every
+        point (to JSON with an indent on the way out, through ``ParseDict`` on the way back) cost more CPU than
+        the server spends storing them; requests encodes and decodes plain JSON in C. Auth, TLS and timeouts
+        are the client's (its host credentials); a failure is retried as ``call`` retries."""
+        from mlflow.utils.rest_utils import http_request, verify_rest_response  # pylint: disable=C0415
+
+        def once():
+            reply = http_request(self.store.get_host_creds(), f"/api/2.0/mlflow/{endpoint}", method, max_retries=0,
+                                 raise_on_status=False, **kwargs)
+            return verify_rest_response(reply, endpoint).json()
+
+        return call(f"MLflow at {self.uri}: {what}", once)
+
     def repo(self, artifact_uri):
         if artifact_uri not in self.repos:
             if len(self.repos) > 256:
@@ -293,11 +321,12 @@ class MlflowSource(_Client, SourceAdapter):
     def metric_history(self, run, key):
         token = None
         while True:
-            page = call(f"MLflow at {self.uri}: metric {key} of run {run.id}", self.store.get_metric_history,
-                        run.id, key, max_results=PAGE, page_token=token)
-            for metric in page:
-                yield Point(metric.key, metric.value, metric.timestamp, metric.step)
-            token = getattr(page, "token", None)
+            query = {"run_id": run.id, "metric_key": key, "max_results": PAGE, **({"page_token": token} if token else {})}
+            page = self.rest(f"metric {key} of run {run.id}", "GET", "metrics/get-history", params=query)
+            for metric in page.get("metrics") or ():
+                yield Point(metric["key"], float(metric.get("value", 0.0)), int(metric.get("timestamp", 0)),
+                            int(metric.get("step", 0)))
+            token = page.get("next_page_token")
             if not token:
                 return
 
@@ -414,12 +443,13 @@ class MlflowTarget(MlflowSource, TargetAdapter):
             call(f"MLflow at {self.uri}: tags of run {run_id}", self.client.log_batch, run_id, tags=part)
         batch = []
         for point in points:
-            batch.append(Metric(point.key, point.value, point.timestamp, int(point.step)))
+            batch.append({"key": point.key, "value": _json_number(point.value), "timestamp": point.timestamp,
+                          "step": int(point.step)})
             if len(batch) == MAX_METRICS:
-                call(f"MLflow at {self.uri}: metrics of run {run_id}", self.client.log_batch, run_id, metrics=batch)
+                self.rest(f"metrics of run {run_id}", "POST", "runs/log-batch", json={"run_id": run_id, "metrics": batch})
                 batch = []
         if batch:
-            call(f"MLflow at {self.uri}: metrics of run {run_id}", self.client.log_batch, run_id, metrics=batch)
+            self.rest(f"metrics of run {run_id}", "POST", "runs/log-batch", json={"run_id": run_id, "metrics": batch})
 
     def log_inputs(self, run_id, inputs):
         """Log a run's dataset inputs. The server creates a dataset the first time one is logged in an

@@ -21,6 +21,8 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 import threading
 
 from ansible_collections.mlops.migration.plugins.module_utils.atomic import write_text_atomic
@@ -63,6 +65,7 @@ PROJECTS_FILE = "mlops-migration-projects.json"
 MODELS_FILE = "mlops-migration-models.json"
 SPOOL_DIR = ".mlops-migration-spool"
 FULL_RUNS = 8  # runs held with every point at once (more than the copy's parallel runs)
+SYNC_SECONDS = 3600  # one run's wandb sync
 RESTORED = ("start_time", "end_time", "status", "user", "lifecycle", "parent_id", "fork_step")
 
 
@@ -317,16 +320,17 @@ class WandbOfflineTarget(WandbOfflineSource, TargetAdapter):
     APPENDS = False
     SYSTEM_PREFIX = "system/"
 
-    def __init__(self, wandb_dir, entity=None):
+    def __init__(self, wandb_dir, entity=None, base_url=None, api_key=None):
         super().__init__(wandb_dir)
         self.entity = entity
+        self.sync_url, self.api_key = base_url, api_key or os.environ.get("WANDB_API_KEY")
         self.pending = {}
         self.written = {}  # run id -> (folder, OfflineRun) of the runs read back
         self.mirrored = set()  # runs written as deleted, kept when the copy deletes them
 
     @classmethod
     def from_settings(cls, settings):
-        return cls(settings["wandb_dir"], settings.get("entity"))
+        return cls(settings["wandb_dir"], settings.get("entity"), settings.get("base_url"), settings.get("api_key"))
 
     def check(self):
         existing = self.root
@@ -336,6 +340,9 @@ class WandbOfflineTarget(WandbOfflineSource, TargetAdapter):
             raise TrackerError(f"wandb_offline: {existing} is not a directory, so {self.root} cannot hold runs")
         if not os.access(existing, os.W_OK | os.X_OK):
             raise TrackerError(f"wandb_offline: {existing} is not writable, so {self.root} cannot hold runs")
+        if self.sync_url and not (self.entity and self.api_key):
+            raise TrackerError(f"wandb_offline: syncing the runs to {self.sync_url} needs entity and api_key "
+                               "(or WANDB_API_KEY)")
 
     def _entry(self, run_id):
         with self.lock:
@@ -457,6 +464,28 @@ class WandbOfflineTarget(WandbOfflineSource, TargetAdapter):
         except OSError:
             pass
         self._written(run_id, folder, _read(folder))
+        if self.sync_url:
+            self._sync(pending, folder)
+
+    def _sync(self, pending, folder):
+        """``wandb sync`` of a run folder just written, to ``base_url`` under the run's own id (so a re-sync
+        updates that run instead of adding one). Thin by design, and not tested against a W&B server (none
+        runs here): a failed sync fails the run, which is written and synced again on the next run, and the
+        folder stays for ``wandb sync`` by hand."""
+        command = [sys.executable, "-m", "wandb", "sync", "--id", pending.id, "-p", pending.project,
+                   "-e", self.entity, folder]
+        env = dict(os.environ, WANDB_BASE_URL=self.sync_url, WANDB_API_KEY=self.api_key, WANDB_SILENT="true")
+        try:
+            done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=SYNC_SECONDS,
+                                  check=False)
+        except subprocess.TimeoutExpired as exc:
+            raise TrackerError(f"wandb_offline: wandb sync of {folder} to {self.sync_url} took over "
+                               f"{SYNC_SECONDS} s; the folder stays for wandb sync by hand") from exc
+        if done.returncode != 0:
+            said = (done.stderr or done.stdout or "").strip().splitlines()
+            cause = said[-1][:300].replace(self.api_key, "********") if said else "no output"
+            raise TrackerError(f"wandb_offline: wandb sync of {folder} to {self.sync_url} failed (exit "
+                               f"{done.returncode}): {cause}; the folder stays for wandb sync by hand")
 
     def delete_run(self, run_id):
         """Remove a run's folders; a run written as deleted (its source run was) is kept, marked deleted."""
