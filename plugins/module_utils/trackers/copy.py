@@ -234,7 +234,8 @@ class Copier:
             self.target.log_inputs(new_id, run.inputs)
         point_digests = {}
         points = self._metrics(run, new_id, {}, point_digests) if "metrics" in self.include else {}
-        series = self._series(run, new_id) if "metrics" in self.include else {}
+        media = {}
+        series = self._series(run, new_id, media) if "metrics" in self.include else {}
         if "params" in self.include and (run.summary or run.config):
             self.target.log_summary(new_id, run.summary, run.config)
         digests = self._artifacts(run, new_id) if "artifacts" in self.include else {}
@@ -242,7 +243,7 @@ class Copier:
             self.target.finish_run(new_id, run.status, run.end_time)
         self.target.done(new_id)
         if self.verify:
-            self._verify(run, new_id, points, digests, series, point_digests)
+            self._verify(run, new_id, points, digests, series, point_digests, media)
         if run.lifecycle == "deleted":  # copied with include_deleted: deleted at the target too
             self.target.delete_run(new_id)
         self.ledger.record("run", run.id, new_id, "complete", {"points": points, "running": not run.finished,
@@ -272,15 +273,26 @@ class Copier:
             self.report.moved(points=tally.seen - skip)
         return counts
 
-    def _series(self, run, new_id):
-        """Copy the text, media, plot and histogram series; returns ``{"kind/key": items}``."""
+    def _series(self, run, new_id, media=None):
+        """Copy the text, media, plot and histogram series; returns ``{"kind/key": items}`` (and puts each media
+        series' sorted md5s of the files the target fetched in ``media``)."""
         counts = {}
         for kind in SERIES_KINDS:
             for key in run.series.get(kind) or ():
-                counts[f"{kind}/{key}"] = self.target.log_series(
-                    new_id, kind, key, self.source.series(run, kind, key),
-                    lambda item, path: self.source.series_file(run, item, path))
+                md5s = []
+                counts[f"{kind}/{key}"] = self.target.log_series(new_id, kind, key, self.source.series(run, kind, key),
+                                                                 self._fetcher(run, md5s))
+                if kind == "media" and media is not None:
+                    media[key] = sorted(md5s)
         return counts
+
+    def _fetcher(self, run, md5s):
+        """The ``fetch`` a target calls for a media file of ``run``: the source's file, its md5 kept in ``md5s``."""
+        def fetch(item, path):
+            self.source.series_file(run, item, path)
+            md5s.append(md5_file(path)[0])
+
+        return fetch
 
     def _artifacts(self, run, new_id):
         digests = {}
@@ -324,7 +336,7 @@ class Copier:
                                                                    running=not fresh.finished))
         self.report.add("runs", "updated" if appended or fresh.finished else "skipped")
 
-    def _verify(self, run, new_id, points, digests, series=None, point_digests=None):
+    def _verify(self, run, new_id, points, digests, series=None, point_digests=None, media=None):
         copy = self.target.run(new_id)
         problems = []
         if "params" in self.include and copy.params != run.params:
@@ -349,6 +361,9 @@ class Copier:
                 n = self.target.series_count(copy, kind, key)
                 if n != count:
                     problems.append(f"{kind} series {key}: {n} items at the target, {count} at the source")
+            for key, md5s in (media or {}).items():
+                if md5s and self._media_md5s(copy, key) != md5s:
+                    problems.append(f"media series {key}: the files at the target differ (md5)")
         if digests or series or run.summary or run.config:
             own = self.target.OWN_ARTIFACTS
             listed = [a for a in self.target.artifacts(copy) if not (own and a.path.startswith(own))
@@ -366,6 +381,18 @@ class Copier:
                             problems.append(f"artifact {artifact.path}: md5 differs")
         if problems:
             raise TrackerError(f"run {run.id} copied to {new_id} but does not verify: {'; '.join(problems)}")
+
+    def _media_md5s(self, copy, key):
+        """The sorted md5s of a media series' files, read back from the target."""
+        out = []
+        with tempfile.TemporaryDirectory(prefix="mlops-tracker-verify-") as scratch:
+            for n, item in enumerate(self.target.series(copy, "media", key)):
+                if item.file:
+                    local = os.path.join(scratch, str(n))
+                    self.target.series_file(copy, item, local)
+                    out.append(md5_file(local)[0])
+                    os.unlink(local)
+        return sorted(out)
 
     # registered models ------------------------------------------------------------------------
 

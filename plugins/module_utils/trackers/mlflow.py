@@ -51,6 +51,7 @@ from ansible_collections.mlops.migration.plugins.module_utils.trackers.base impo
 )
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.side_files import (
     SERIES_DIR,
+    read_series,
     series_path,
     write_series,
 )
@@ -491,15 +492,22 @@ class MlflowTarget(MlflowSource, TargetAdapter):
             return write_series(kind, key, items, fetch,
                                 lambda local, path: self._upload_as(run_id, local, path), scratch)
 
-    def series_count(self, run, kind, key):
+    def series(self, run, kind, key):
+        """The items of a series this target wrote (read back from its side file), for verification."""
         with tempfile.TemporaryDirectory(prefix="mlops-series-") as scratch:
             local = os.path.join(scratch, "series.jsonl")
             try:
                 self.download(run, Artifact(self._series_path(kind, key), None), local)
             except TrackerError:
-                return 0
+                return
             with open(local, encoding="utf-8") as lines:
-                return sum(1 for _line in lines)
+                yield from read_series(key, lines)
+
+    def series_file(self, run, item, path):
+        self.download(run, Artifact(item.file, None), path)
+
+    def series_count(self, run, kind, key):
+        return sum(1 for _item in self.series(run, kind, key))
 
     def log_summary(self, run_id, summary, config):
         with tempfile.TemporaryDirectory(prefix="mlops-series-") as scratch:

@@ -1,11 +1,12 @@
 """Unit tests of the copy logic (module_utils/trackers/copy.py) that needs no server."""
 
+import hashlib
 from dataclasses import replace
 
 import pytest
 
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.copy import _depths, CopyReport, RunFilter
-from ansible_collections.mlops.migration.plugins.module_utils.trackers.base import Run, TrackerError
+from ansible_collections.mlops.migration.plugins.module_utils.trackers.base import Run, SeriesItem, TrackerError
 
 
 def run(ident, parent=None, status="FINISHED", start=0, tags=None):
@@ -61,3 +62,31 @@ def test_point_digest_ignores_order_and_sees_every_change():
         assert point_digest(points[:3] + [changed] + points[4:]) == (50, point_digest(shuffled)[1])
         assert point_digest(points[:3] + [changed] + points[4:])[1] != digest
     assert point_digest([replace(points[0], step=1)])[1] == point_digest([replace(points[0], step=1.0)])[1]
+
+
+class _MediaTarget:
+    """Just enough of a target for ``Copier._verify``: a copy whose media series holds ``files`` (bytes)."""
+
+    OWN_ARTIFACTS = None
+
+    def __init__(self, files):
+        self.files = files
+
+    def run(self, run_id):
+        return run(run_id)
+
+    def series(self, copy, kind, key):
+        return iter([SeriesItem(key, n, None, file=f"media/{n}.png") for n in range(len(self.files))])
+
+    def series_file(self, copy, item, path):
+        with open(path, "wb") as out:
+            out.write(self.files[int(item.file.split("/")[1].split(".")[0])])
+
+
+def test_media_files_are_verified_by_md5_in_any_order():
+    from ansible_collections.mlops.migration.plugins.module_utils.trackers.copy import Copier
+
+    want = sorted(hashlib.md5(data).hexdigest() for data in (b"first", b"second"))
+    Copier(None, _MediaTarget([b"second", b"first"]), None)._verify(run("r"), "r", {}, {}, media={"img": want})
+    with pytest.raises(TrackerError, match="media series img: the files at the target differ"):
+        Copier(None, _MediaTarget([b"second", b"f1rst"]), None)._verify(run("r"), "r", {}, {}, media={"img": want})
