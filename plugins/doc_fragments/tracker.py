@@ -23,7 +23,7 @@ options:
       kind:
         description: Tracker type; it decides which of the other options apply.
         type: str
-        choices: [mlflow, wandb_offline, wandb_api]
+        choices: [mlflow, wandb_offline, wandb_api, neptune_export]
         default: mlflow
       tracking_uri:
         description:
@@ -80,6 +80,17 @@ options:
           - For V(wandb_api), the most API requests in flight at once across the runs copied in parallel (default 4).
             Rate-limit answers (429) are retried after the server's C(Retry-After), other transient failures with backoff.
         type: int
+      export_dir:
+        description:
+          - For V(neptune_export) (required there), the data directory of a C(neptune-exporter) export, holding
+            C(<project>/<run>_part_<N>.parquet). A run without C(part_0) (an export cut short) is refused before anything
+            is written.
+        type: path
+      files_dir:
+        description:
+          - For V(neptune_export), the export's files directory (the files attributes name); C(files) beside
+            O(mlops.migration.tracker_copy#module:source.export_dir) when omitted.
+        type: path
   target:
     description: The tracker to write, like O(source).
     type: dict
@@ -89,6 +100,7 @@ requirements:
   - for V(mlflow), mlflow-skinny >= 2.10 on the host that runs the module
   - for V(wandb_offline), wandb >= 0.31 on the host that runs the module (its protobuf classes read the runs; its SDK writes them)
   - for V(wandb_api), wandb >= 0.31 on the host that runs the module (C(wandb.Api()) reads the server)
+  - for V(neptune_export), pyarrow on the host that runs the module
 """
 
     # A tracker to check (preflight).
@@ -101,7 +113,7 @@ options:
       kind:
         description: Tracker type; it decides which of the other options apply.
         type: str
-        choices: [mlflow, wandb_offline, wandb_api]
+        choices: [mlflow, wandb_offline, wandb_api, neptune_export]
         default: mlflow
       tracking_uri:
         description:
@@ -158,8 +170,20 @@ options:
           - For V(wandb_api), the most API requests in flight at once across the runs copied in parallel (default 4).
             Rate-limit answers (429) are retried after the server's C(Retry-After), other transient failures with backoff.
         type: int
+      export_dir:
+        description:
+          - For V(neptune_export) (required there), the data directory of a C(neptune-exporter) export, holding
+            C(<project>/<run>_part_<N>.parquet). A run without C(part_0) (an export cut short) is refused before anything
+            is written.
+        type: path
+      files_dir:
+        description:
+          - For V(neptune_export), the export's files directory (the files attributes name); C(files) beside
+            O(mlops.migration.tracker_copy#module:source.export_dir) when omitted.
+        type: path
 requirements:
   - for V(mlflow), mlflow-skinny >= 2.10 on the host that runs the module
   - for V(wandb_offline), wandb >= 0.31 on the host that runs the module (its protobuf classes read the runs; its SDK writes them)
   - for V(wandb_api), wandb >= 0.31 on the host that runs the module (C(wandb.Api()) reads the server)
+  - for V(neptune_export), pyarrow on the host that runs the module
 """

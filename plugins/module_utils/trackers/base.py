@@ -19,6 +19,7 @@ connection options, an argument spec), and is built with ``from_settings``.
 
 from __future__ import annotations
 
+import datetime
 import time
 from dataclasses import dataclass, field
 
@@ -27,7 +28,8 @@ from ansible_collections.mlops.migration.plugins.module_utils.common import Migr
 SOURCE_RUN_TAG = "mlops.migration.source_run_id"
 SOURCE_EXPERIMENT_TAG = "mlops.migration.source_experiment_id"
 SOURCE_URI_TAG = "mlops.migration.source_uri"
-OUR_TAGS = (SOURCE_RUN_TAG, SOURCE_EXPERIMENT_TAG, SOURCE_URI_TAG)
+STEP_SCALE_TAG = "mlops.migration.step_scale"  # a run's steps were multiplied by it (fractional at the source)
+OUR_TAGS = (SOURCE_RUN_TAG, SOURCE_EXPERIMENT_TAG, SOURCE_URI_TAG, STEP_SCALE_TAG)
 
 
 class TrackerError(MigrationError):
@@ -36,6 +38,19 @@ class TrackerError(MigrationError):
 
 class TransientError(TrackerError):
     """A failure worth retrying: rate limits (429) and server errors (5xx), connection resets."""
+
+
+EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+
+
+def epoch_ms(moment):
+    """A datetime (naive ones are UTC) in whole ms since the epoch, exactly (microseconds cut); None for None."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.timezone.utc)
+    since = moment - EPOCH
+    return (since.days * 86_400 + since.seconds) * 1000 + since.microseconds // 1000
 
 
 def retried(func, transient, attempts=6):
@@ -90,6 +105,7 @@ class Run:
     config: dict | None = None  # the nested configuration as the source holds it (params are its flattening)
     system_metric_keys: list = field(default_factory=list)  # system metrics, read like metric_keys
     series: dict = field(default_factory=dict)  # kind (SERIES_KINDS) -> keys
+    step_scale: int = 1  # the least power of ten that makes every step of the run whole (fractional steps)
 
     @property
     def finished(self):
@@ -218,6 +234,7 @@ class TargetAdapter(SourceAdapter):
     uri = ""
 
     SYSTEM_PREFIX = ""  # the prefix of system metrics' names at this tracker
+    WHOLE_STEPS = True  # steps are integers here: a run with fractional steps is copied with them times its step_scale
 
     def system_metric_key(self, key):
         """The name a system metric ``key`` gets at this tracker (SYSTEM_PREFIX before it, once)."""

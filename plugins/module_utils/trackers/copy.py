@@ -35,6 +35,7 @@ from ansible_collections.mlops.migration.plugins.module_utils.trackers.base impo
     SOURCE_EXPERIMENT_TAG,
     SOURCE_RUN_TAG,
     SOURCE_URI_TAG,
+    STEP_SCALE_TAG,
     TrackerError,
 )
 
@@ -225,6 +226,8 @@ class Copier:
             self.target.delete_run(old)
         tags = dict(run.tags) if "tags" in self.include else {}
         tags.update({SOURCE_RUN_TAG: run.id, SOURCE_EXPERIMENT_TAG: experiment.id, SOURCE_URI_TAG: self.source.uri})
+        if self._scale(run) != 1:
+            tags[STEP_SCALE_TAG] = str(self._scale(run))
         parent = self.ledger.target_id("run", run.parent_id) if run.parent_id else None
         new_id = self.target.create_run(target_exp, run, tags, parent)
         self.ledger.record("run", run.id, new_id, "started")
@@ -263,7 +266,7 @@ class Copier:
         for key, target_key in self._metric_names(run).items():
             skip = already.get(key, 0)
             tally = _Tally()
-            points = tally.after(self.source.metric_history(run, key), skip)
+            points = tally.after(self._scaled(run, self.source.metric_history(run, key)), skip)
             if target_key != key:
                 points = (replace(point, key=target_key) for point in points)
             self.target.log_batch(new_id, points=points)
@@ -280,11 +283,25 @@ class Copier:
         for kind in SERIES_KINDS:
             for key in run.series.get(kind) or ():
                 md5s = []
-                counts[f"{kind}/{key}"] = self.target.log_series(new_id, kind, key, self.source.series(run, kind, key),
-                                                                 self._fetcher(run, md5s))
+                counts[f"{kind}/{key}"] = self.target.log_series(
+                    new_id, kind, key, self._scaled(run, self.source.series(run, kind, key)), self._fetcher(run, md5s))
                 if kind == "media" and media is not None:
                     media[key] = sorted(md5s)
         return counts
+
+    def _scale(self, run):
+        """What the run's steps are multiplied by at the target: its step_scale where the target keeps whole steps."""
+        return run.step_scale if self.target.WHOLE_STEPS and run.step_scale and run.step_scale > 1 else 1
+
+    def _scaled(self, run, records):
+        """Points or series items with their steps times the run's scale (exact: a fractional step is a Decimal
+        or a float that the scale makes whole)."""
+        scale = self._scale(run)
+        if scale == 1:
+            yield from records
+            return
+        for record in records:
+            yield record if record.step is None else replace(record, step=int(round(record.step * scale)))
 
     def _fetcher(self, run, md5s):
         """The ``fetch`` a target calls for a media file of ``run``: the source's file, its md5 kept in ``md5s``."""

@@ -60,7 +60,9 @@ class ExportedRun:
     params: dict = field(default_factory=dict)  # other single values, as text
     files: dict = field(default_factory=dict)  # attribute path -> (type, path under the files directory)
     series: dict = field(default_factory=dict)  # attribute path -> (type, rows)
+    decimals: int = 0  # the most decimal places a step of the run has (0 to 6)
     rows: int = 0
+    project_id: str | None = None  # the Neptune project (workspace/project) the rows name
 
 
 def _arrow():
@@ -127,16 +129,28 @@ def _text(kind, value):
     return None if value is None else str(value)
 
 
+def _decimals(pyarrow, steps, least):
+    """The fewest decimal places (``least`` to 6) that hold every one of ``steps`` exactly."""
+    for places in range(least, 6):
+        try:
+            pyarrow.compute.cast(steps, pyarrow.decimal128(18, places), safe=True)
+            return places
+        except pyarrow.ArrowInvalid:
+            continue
+    return 6
+
+
 def read_run(project, run_prefix, parts):
     """The ExportedRun of one run's parts: one pass, series counted and not kept."""
     pyarrow = _arrow()
     out = ExportedRun(project, run_prefix, parts)
-    columns = [name for name, _kind in SCHEMA if name not in ("step", "timestamp")]
+    columns = [name for name, _kind in SCHEMA if name != "timestamp"]
     for path, batch in _batches(parts, columns):
         kinds = batch.column("attribute_type")
         single = batch.filter(pyarrow.compute.invert(pyarrow.compute.is_in(kinds, pyarrow.array(SERIES_TYPES))))
         for offset, row in enumerate(single.to_pylist()):
             out.run_id = row["run_id"] or out.run_id
+            out.project_id = row["project_id"] or out.project_id
             kind, name = row["attribute_type"], row["attribute_path"]
             column = VALUE_COLUMN.get(kind)
             if column is None:
@@ -153,6 +167,7 @@ def read_run(project, run_prefix, parts):
                 out.params[name] = _text(kind, value)
         counted = batch.filter(pyarrow.compute.is_in(kinds, pyarrow.array(SERIES_TYPES)))
         if counted.num_rows:
+            out.decimals = max(out.decimals, _decimals(pyarrow, counted.column("step"), out.decimals))
             groups = pyarrow.Table.from_batches([counted]).group_by(["attribute_path", "attribute_type"]).aggregate(
                 [([], "count_all")])
             for name, kind, count in zip(*(groups.column(c).to_pylist() for c in

@@ -10,11 +10,13 @@ import importlib.util
 
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.base import TrackerError
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.mlflow import MlflowSource, MlflowTarget
+from ansible_collections.mlops.migration.plugins.module_utils.trackers.neptune import NeptuneExportSource
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.wandb import WandbOfflineSource, WandbOfflineTarget
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.wandb_api import WandbApiSource
 
 # kind -> (source adapter, target adapter or None when the kind is read only)
-PAIRS = ((MlflowSource, MlflowTarget), (WandbOfflineSource, WandbOfflineTarget), (WandbApiSource, None))
+PAIRS = ((MlflowSource, MlflowTarget), (WandbOfflineSource, WandbOfflineTarget), (WandbApiSource, None),
+         (NeptuneExportSource, None))
 ADAPTERS = {cls.KIND: (cls, target) for cls, target in PAIRS}
 DEFAULT_KIND = "mlflow"
 

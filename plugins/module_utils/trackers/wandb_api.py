@@ -44,6 +44,7 @@ from ansible_collections.mlops.migration.plugins.module_utils.trackers.base impo
     SourceAdapter,
     TrackerError,
     TransientError,
+    epoch_ms,
     retried,
 )
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.wandb_offline import (
@@ -69,7 +70,6 @@ RETRIES = 6
 REACH_SECONDS = 10
 _END = object()
 PATTERN_SIGNS = set(".^$*+?{}[]\\|()")
-EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 TRANSIENT = ("429", "500", "502", "503", "504", "rate limit", "timed out", "timeout", "connection reset",
              "connection refused", "temporarily")
 
@@ -78,14 +78,9 @@ def _ms_of_iso(text):
     """An API time (ISO 8601, UTC, with or without a zone) in ms since the epoch; None when there is none."""
     if not text:
         return None
-    if isinstance(text, datetime.datetime):
-        moment = text
-    else:
-        moment = datetime.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=datetime.timezone.utc)
-    since = moment - EPOCH  # exact: whole ms, the microseconds cut as the SDK's own records cut nanoseconds
-    return (since.days * 86_400 + since.seconds) * 1000 + since.microseconds // 1000
+    moment = text if isinstance(text, datetime.datetime) else datetime.datetime.fromisoformat(
+        str(text).replace("Z", "+00:00"))
+    return epoch_ms(moment)  # the microseconds cut, as the SDK's own records cut nanoseconds
 
 
 def _series_of(history_keys):

@@ -6,7 +6,6 @@ import datetime
 from decimal import Decimal
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.neptune_export import (
@@ -15,29 +14,10 @@ from ansible_collections.mlops.migration.plugins.module_utils.trackers.neptune_e
     run_parts,
     series_rows,
 )
+from tests.neptune_exports import EXPORT_SCHEMA, row, write
 
-EXPORT_SCHEMA = pa.schema([  # the exporter's, as its storage module declares it
-    ("project_id", pa.string()), ("run_id", pa.string()), ("attribute_path", pa.string()),
-    ("attribute_type", pa.string()), ("step", pa.decimal128(18, 6)), ("timestamp", pa.timestamp("ms", tz="UTC")),
-    ("int_value", pa.int64()), ("float_value", pa.float64()), ("string_value", pa.string()),
-    ("bool_value", pa.bool_()), ("datetime_value", pa.timestamp("ms", tz="UTC")),
-    ("string_set_value", pa.list_(pa.string())), ("file_value", pa.struct([("path", pa.string())])),
-    ("histogram_value", pa.struct([("type", pa.string()), ("edges", pa.list_(pa.float64())),
-                                   ("values", pa.list_(pa.float64()))])),
-])
 UTC = datetime.timezone.utc
 T0 = datetime.datetime(2025, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
-
-
-def row(path, kind, **values):
-    out = {name: None for name in EXPORT_SCHEMA.names}
-    out.update(project_id="ws/proj", run_id="RUN-1", attribute_path=path, attribute_type=kind, **values)
-    return out
-
-
-def write(directory, name, rows, schema=EXPORT_SCHEMA, row_group=None):
-    directory.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.Table.from_pylist(rows, schema=schema), directory / name, row_group_size=row_group)
 
 
 def run_rows():
@@ -68,6 +48,7 @@ def test_a_run_is_read_in_one_pass_and_its_series_one_at_a_time(tmp_path):
     assert found.files == {"model/weights": ("file", "ws_proj/RUN-1/model/weights")}
     assert found.series == {"train/loss": ("float_series", 1200), "train/log": ("string_series", 3),
                             "train/hist": ("histogram_series", 1)}
+    assert found.decimals == 2  # steps in quarters: two places make every one whole
     loss = list(series_rows(complete["ws_proj", "RUN-1"], "train/loss"))
     assert len(loss) == 1200 and loss[5][0] == Decimal("1.25")  # the fractional step exactly
     assert loss[5][1] == round(T0.timestamp() * 1000) + 5 and loss[5][2] == pytest.approx(1 / 6)
