@@ -72,6 +72,18 @@ def project_for(name):
     return PROJECT_BAD.sub("-", str(name)).strip()[:128] or "uncategorized"
 
 
+def _decodable(path):
+    """Whether the image file at ``path`` is one the W&B SDK (through Pillow) can load."""
+    try:
+        from PIL import Image  # pylint: disable=import-outside-toplevel
+
+        with Image.open(path) as image:
+            image.verify()
+        return True
+    except Exception:  # pylint: disable=broad-except  # Pillow raises many kinds for a file it cannot read
+        return False
+
+
 def whole_step(step):
     """``step`` as an int when a history row can hold it (a whole number, not negative), else None."""
     if isinstance(step, bool) or not isinstance(step, (int, float)):
@@ -142,7 +154,12 @@ class PendingRun:
                 self.images += 1
                 local = os.path.join(self.spool, "items", f"{self.images:08d}{os.path.splitext(item.file)[1].lower()}")
                 fetch(item, local)
-                payload = {"image": local, "caption": item.caption}
+                if _decodable(local):
+                    payload = {"image": local, "caption": item.caption}
+                else:  # named like an image, but not one W&B can load: a side-file item, fetched once
+                    self.side_file(kind, key).add(item, lambda _item, path, local=local: shutil.move(local, path))
+                    count += 1
+                    continue
             if payload is None:
                 self.side_file(kind, key).add(item, fetch)
             else:
