@@ -55,6 +55,7 @@ bench: deps
 	$(PY) benchmarks/mongo_pipeline.py
 	$(PY) benchmarks/tracker_copy.py
 	$(PY) benchmarks/wandb_copy.py
+	$(PY) benchmarks/neptune_copy.py
 	$(PY) benchmarks/events_copy.py
 	$(PY) benchmarks/subset_keys.py
 
