@@ -56,3 +56,24 @@ def test_the_role_moves_mlflow_runs_into_wandb_offline_folders(playbook, mlflow_
     assert sorted(p.name.rsplit("-", 1)[1] for p in (root / "wandb").glob("offline-run-*")) == sorted(ids)
     again = playbook(role_play("tracker_migrate", role_vars))
     assert not again.changed and not again.failed
+
+
+def test_the_role_moves_a_neptune_export_into_mlflow(playbook, mlflow_pair, tmp_path):
+    from mlflow.tracking import MlflowClient  # pylint: disable=import-outside-toplevel
+
+    from tests.integration.test_neptune_to_mlflow import PROJECT, export  # pylint: disable=import-outside-toplevel
+
+    prefix = f"rn-{uuid.uuid4().hex[:6]}-"
+    role_vars = {"tracker_migrate_source": export(tmp_path / "export"),
+                 "tracker_migrate_target": {"tracking_uri": mlflow_pair["target"].tracking_uri},
+                 "tracker_migrate_experiments": [PROJECT], "tracker_migrate_name_prefix": prefix,
+                 "tracker_migrate_state_dir": str(tmp_path / "state")}
+    client = MlflowClient(mlflow_pair["target"].tracking_uri)
+    playbook(role_play("tracker_migrate", role_vars), check=True)
+    assert client.get_experiment_by_name(prefix + PROJECT) is None  # check mode wrote nothing
+    first = playbook(role_play("tracker_migrate", role_vars))
+    assert first.changed and not first.failed
+    runs = client.search_runs([client.get_experiment_by_name(prefix + PROJECT).experiment_id])
+    assert sorted(r.data.tags["mlops.migration.source_run_id"] for r in runs) == ["RUN-1", "RUN-2"]
+    again = playbook(role_play("tracker_migrate", role_vars))
+    assert not again.changed and not again.failed
