@@ -148,7 +148,8 @@ class WandbApiSource(SourceAdapter):
             raise
         except Exception as exc:  # pylint: disable=broad-exception-caught  # the SDK raises many kinds
             error = TransientError if _transient(exc) else TrackerError
-            raise error(f"wandb_api {self.base_url}: {what}: {str(exc).splitlines()[0][:400]}") from exc
+            said = (str(exc).splitlines() or [type(exc).__name__])[0][:400]
+            raise error(f"wandb_api {self.base_url}: {what}: {said}") from exc
 
     def _pages(self, what, iterable):
         """Iterate an SDK paginator, each page fetch (a ``next``) holding a slot and retried."""

@@ -90,3 +90,13 @@ def test_transient_failures_are_retried_and_others_are_not(monkeypatch):
 def test_pages_end_at_the_end_of_the_paginator():
     source = WandbApiSource("e", "http://127.0.0.1:9", "k")
     assert list(source._pages("x", [1, 2, 3])) == [1, 2, 3]
+
+
+def test_a_failure_without_a_message_is_named_by_its_kind():
+    source = WandbApiSource("e", "http://127.0.0.1:9", "k")
+
+    def silent():
+        raise LookupError()
+
+    with pytest.raises(TrackerError, match="x: LookupError"):
+        source._call("x", silent)
