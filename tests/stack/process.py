@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -16,25 +17,57 @@ class StackError(RuntimeError):
     """A server of the test stack did not come up; the message carries its log tail."""
 
 
-def free_port(host=LOOPBACK):
-    """A TCP port free on ``host`` right now (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
+EPHEMERAL_RANGE_FILE = "/proc/sys/net/ipv4/ip_local_port_range"
+# Below the kernel's ephemeral range: a port the OS hands out for bind(0) may be taken by any outgoing
+# connection (a client's source port) between the pick and the server's own bind; one below it cannot.
+PORT_FLOOR = 20000
+
+
+def _pick_range():
+    """``(low, high)`` ports to pick from: under the ephemeral range when it leaves room, else ``None``."""
+    try:
+        with open(EPHEMERAL_RANGE_FILE, "r", encoding="utf-8") as handle:
+            ephemeral_low = int(handle.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    if ephemeral_low - PORT_FLOOR < 1000:
+        return None
+    return PORT_FLOOR, ephemeral_low - 1
+
+
+def _bound_socket(host, port_range, taken):
+    """A socket bound on ``host`` to a free port (random in ``port_range``, else the OS's pick)."""
+    for _attempt in range(200 if port_range else 0):
+        port = random.randint(*port_range)
+        if port in taken:
+            continue
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.bind((host, port))
+            return sock
+        except OSError:
+            sock.close()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind((host, 0))
+    return sock
 
 
 def free_ports(count, host=LOOPBACK):
     """``count`` distinct free ports, held open together so none is handed out twice."""
     socks = []
+    port_range = _pick_range()
     try:
         for _index in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind((host, 0))
-            socks.append(sock)
+            socks.append(_bound_socket(host, port_range, {sock.getsockname()[1] for sock in socks}))
         return [sock.getsockname()[1] for sock in socks]
     finally:
         for sock in socks:
             sock.close()
+
+
+def free_port(host=LOOPBACK):
+    """A TCP port free on ``host`` right now."""
+    return free_ports(1, host)[0]
 
 
 def port_open(host, port, timeout=0.5):
@@ -43,6 +76,20 @@ def port_open(host, port, timeout=0.5):
             return True
     except OSError:
         return False
+
+
+PORT_TAKEN_PHRASES = ("address already in use", "is not available", "bind: address")
+
+
+def port_was_taken(log_path, offset=0):
+    """True when the log written after ``offset`` says a port the server was given is in use."""
+    try:
+        with open(log_path, "r", encoding="utf-8", errors="replace") as handle:
+            handle.seek(offset)
+            text = handle.read().lower()
+    except OSError:
+        return False
+    return any(phrase in text for phrase in PORT_TAKEN_PHRASES)
 
 
 def log_tail(path, lines=40):
@@ -116,13 +163,23 @@ class CommandServer:
     ``implementation`` class attribute.
     """
 
-    def launch(self, timeout):
+    def launch(self, timeout, attempts=3):
+        """Start the server; a port taken between its pick and the server's bind means fresh ports, again."""
         require_loopback(self.host)
         os.makedirs(self.workdir, exist_ok=True)
-        argv, env, log_name = self.command()
-        self.process = ManagedProcess(f"{self.implementation} {self.name}", argv,
-                                      os.path.join(self.workdir, log_name), env=env, cwd=self.workdir)
-        self.process.start().wait_ready(self._answers, timeout=timeout, interval=0.3)
+        for attempt in range(1, attempts + 1):
+            argv, env, log_name = self.command()
+            log_path = os.path.join(self.workdir, log_name)
+            start_offset = os.path.getsize(log_path) if os.path.exists(log_path) else 0
+            self.process = ManagedProcess(f"{self.implementation} {self.name}", argv, log_path,
+                                          env=env, cwd=self.workdir)
+            try:
+                self.process.start().wait_ready(self._answers, timeout=timeout, interval=0.3)
+                return self
+            except StackError:
+                if attempt == attempts or not port_was_taken(log_path, start_offset):
+                    raise
+                self.process.stop()
         return self
 
     def command(self):
