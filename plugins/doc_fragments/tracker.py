@@ -23,7 +23,7 @@ options:
       kind:
         description: Tracker type; it decides which of the other options apply.
         type: str
-        choices: [mlflow, wandb_offline, wandb_api, neptune_export]
+        choices: [mlflow, wandb_offline, wandb_api, neptune_export, comet_offline]
         default: mlflow
       tracking_uri:
         description:
@@ -91,6 +91,19 @@ options:
           - For V(neptune_export), the export's files directory (the files attributes name); C(files) beside
             O(mlops.migration.tracker_copy#module:source.export_dir) when omitted.
         type: path
+      comet_dir:
+        description:
+          - For V(comet_offline) (required there), the directory of Comet offline archives (C(<experiment key>.zip), as
+            C(comet_ml.OfflineExperiment) writes them). Every archive is read once before anything is written; a damaged
+            one fails the copy naming it (and the line of its C(messages.json)). As a target, one archive per run is
+            written there through the C(comet_ml) SDK, for C(comet upload) (raise C(COMET_OFFLINE_SAMPLING_SIZE) above
+            15,000 to upload every point of a long metric).
+        type: path
+      workspace:
+        description:
+          - For V(comet_offline), the Comet workspace - as a source, only archives of it (or naming none) are read; as a
+            target, the workspace the archives name (for C(comet upload)).
+        type: str
   target:
     description: The tracker to write, like O(source).
     type: dict
@@ -101,6 +114,7 @@ requirements:
   - for V(wandb_offline), wandb >= 0.31 on the host that runs the module (its protobuf classes read the runs; its SDK writes them)
   - for V(wandb_api), wandb >= 0.31 on the host that runs the module (C(wandb.Api()) reads the server)
   - for V(neptune_export), pyarrow on the host that runs the module
+  - for V(comet_offline) as a target, comet_ml on the host that runs the module (reading needs nothing more)
 """
 
     # A tracker to check (preflight).
@@ -113,7 +127,7 @@ options:
       kind:
         description: Tracker type; it decides which of the other options apply.
         type: str
-        choices: [mlflow, wandb_offline, wandb_api, neptune_export]
+        choices: [mlflow, wandb_offline, wandb_api, neptune_export, comet_offline]
         default: mlflow
       tracking_uri:
         description:
@@ -181,9 +195,23 @@ options:
           - For V(neptune_export), the export's files directory (the files attributes name); C(files) beside
             O(mlops.migration.tracker_copy#module:source.export_dir) when omitted.
         type: path
+      comet_dir:
+        description:
+          - For V(comet_offline) (required there), the directory of Comet offline archives (C(<experiment key>.zip), as
+            C(comet_ml.OfflineExperiment) writes them). Every archive is read once before anything is written; a damaged
+            one fails the copy naming it (and the line of its C(messages.json)). As a target, one archive per run is
+            written there through the C(comet_ml) SDK, for C(comet upload) (raise C(COMET_OFFLINE_SAMPLING_SIZE) above
+            15,000 to upload every point of a long metric).
+        type: path
+      workspace:
+        description:
+          - For V(comet_offline), the Comet workspace - as a source, only archives of it (or naming none) are read; as a
+            target, the workspace the archives name (for C(comet upload)).
+        type: str
 requirements:
   - for V(mlflow), mlflow-skinny >= 2.10 on the host that runs the module
   - for V(wandb_offline), wandb >= 0.31 on the host that runs the module (its protobuf classes read the runs; its SDK writes them)
   - for V(wandb_api), wandb >= 0.31 on the host that runs the module (C(wandb.Api()) reads the server)
   - for V(neptune_export), pyarrow on the host that runs the module
+  - for V(comet_offline) as a target, comet_ml on the host that runs the module (reading needs nothing more)
 """

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.base import TrackerError
+from ansible_collections.mlops.migration.plugins.module_utils.trackers.comet import CometOfflineSource, CometOfflineTarget
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.mlflow import MlflowSource, MlflowTarget
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.neptune import NeptuneExportSource
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.wandb import WandbOfflineSource, WandbOfflineTarget
@@ -16,7 +17,7 @@ from ansible_collections.mlops.migration.plugins.module_utils.trackers.wandb_api
 
 # kind -> (source adapter, target adapter or None when the kind is read only)
 PAIRS = ((MlflowSource, MlflowTarget), (WandbOfflineSource, WandbOfflineTarget), (WandbApiSource, None),
-         (NeptuneExportSource, None))
+         (NeptuneExportSource, None), (CometOfflineSource, CometOfflineTarget))
 ADAPTERS = {cls.KIND: (cls, target) for cls, target in PAIRS}
 DEFAULT_KIND = "mlflow"
 

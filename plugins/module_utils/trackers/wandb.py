@@ -8,8 +8,8 @@ the experiment; a run's files under ``files/`` are its artifacts (media files ar
 files). A run this collection wrote carries the config key ``mlops_migration`` and side files under
 ``files/mlops-migration/`` (trackers/wandb_write.py lists them); reading such a run puts back what they
 hold, so a copy reads back as the records it was written from. Experiments' descriptions and tags, and
-registered models (W&B offline runs have neither), are kept in ``mlops-migration-projects.json`` and
-``mlops-migration-models.json`` in ``wandb_dir``. Every W&B convention lives here, in wandb_offline.py and
+registered models (W&B offline runs have neither), are kept in side files in ``wandb_dir``
+(trackers/side_registry.py). Every W&B convention lives here, in wandb_offline.py and
 in wandb_write.py. Importable without Ansible; reading and writing need the ``wandb`` package.
 """
 
@@ -25,21 +25,18 @@ import subprocess
 import sys
 import threading
 
-from ansible_collections.mlops.migration.plugins.module_utils.atomic import write_text_atomic
 from ansible_collections.mlops.migration.plugins.module_utils.checksums import md5_file
 from ansible_collections.mlops.migration.plugins.module_utils.paths import UnsafePath
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.base import (
     Artifact,
-    Experiment,
-    ModelVersion,
     Point,
-    RegisteredModel,
     SOURCE_RUN_TAG,
     SourceAdapter,
     TargetAdapter,
     TrackerError,
 )
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.side_files import read_series, series_path
+from ansible_collections.mlops.migration.plugins.module_utils.trackers.side_registry import SideRegistry
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.wandb_log import WandbLogError
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.wandb_offline import (
     LOGGED_DIR,
@@ -61,8 +58,6 @@ from ansible_collections.mlops.migration.plugins.module_utils.trackers.wandb_wri
 
 OPTIONS = dict(wandb_dir=dict(type="path"), entity=dict(type="str"), staging_dir=dict(type="path"))
 FOLDER = "offline-run-*-*"
-PROJECTS_FILE = "mlops-migration-projects.json"
-MODELS_FILE = "mlops-migration-models.json"
 SPOOL_DIR = ".mlops-migration-spool"
 FULL_RUNS = 8  # runs held with every point at once (more than the copy's parallel runs)
 SYNC_SECONDS = 3600  # one run's wandb sync
@@ -126,14 +121,7 @@ def _read(folder):
         raise TrackerError(f"wandb_offline: {exc}") from exc
 
 
-def _json_doc(path):
-    if not os.path.isfile(path):
-        return {}
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
-
-
-class WandbOfflineSource(SourceAdapter):
+class WandbOfflineSource(SideRegistry, SourceAdapter):
     KIND = "wandb_offline"
     LIBRARY = ("wandb", "wandb")
     OPTIONS = OPTIONS
@@ -186,12 +174,9 @@ class WandbOfflineSource(SourceAdapter):
 
     def experiments(self, selectors, include_deleted=False):
         patterns = [re.compile(s) for s in selectors or []]
-        known = _json_doc(os.path.join(self.root, PROJECTS_FILE))
         out = []
         for project in sorted({found.run.experiment_id for _folder, found in self._loaded().values()}):
-            about = known.get(project) or {}
-            experiment = Experiment(project, about.get("name") or project, about.get("tags") or {},
-                                    about.get("lifecycle") or "active", about.get("description"))
+            experiment = self.known_experiment(project)
             if experiment.lifecycle == "deleted" and not include_deleted:
                 continue
             if not patterns or any(p.fullmatch(experiment.name) or p.fullmatch(project) for p in patterns):
@@ -298,19 +283,6 @@ class WandbOfflineSource(SourceAdapter):
             raise TrackerError(f"wandb_offline: run {run.id} has no file {rel}")
         return full
 
-    def registered_models(self):
-        models = (_json_doc(os.path.join(self.root, MODELS_FILE)).get("models") or {})
-        return [RegisteredModel(name, m.get("description"), m.get("tags") or {}, m.get("aliases") or {})
-                for name, m in sorted(models.items())]
-
-    def model_versions(self, model):
-        found = (_json_doc(os.path.join(self.root, MODELS_FILE)).get("models") or {}).get(model.name) or {}
-        return [ModelVersion(model.name, v["version"], v["source"], v.get("run_id"), v.get("description"),
-                             v.get("tags") or {}, v.get("stage"), [a for a, n in (found.get("aliases") or {}).items()
-                                                                   if n == v["version"]])
-                for v in found.get("versions") or []]
-
-
 class WandbOfflineTarget(WandbOfflineSource, TargetAdapter):
     """Writes offline run folders through the W&B SDK, one per run with the source run's id kept (where
     W&B takes it), for ``wandb sync`` on the far side of an air gap. A run is held back until the copy
@@ -376,24 +348,7 @@ class WandbOfflineTarget(WandbOfflineSource, TargetAdapter):
         return self.pending[run_id]
 
     def ensure_experiment(self, experiment, name, tags):
-        project = project_for(name)
-        path = os.path.join(self.root, PROJECTS_FILE)
-        with self.lock:
-            known = _json_doc(path)
-            if project in known:
-                return project, False
-            os.makedirs(self.root, exist_ok=True)
-            known[project] = {"name": name, "tags": tags, "description": experiment.description, "lifecycle": "active"}
-            write_text_atomic(path, json.dumps(known, sort_keys=True, indent=1))
-        return project, True
-
-    def delete_experiment(self, experiment_id):
-        """W&B offline runs have no project to delete: the project is marked deleted in PROJECTS_FILE."""
-        path = os.path.join(self.root, PROJECTS_FILE)
-        with self.lock:
-            known = _json_doc(path)
-            known.setdefault(experiment_id, {"name": experiment_id})["lifecycle"] = "deleted"
-            write_text_atomic(path, json.dumps(known, sort_keys=True, indent=1))
+        return self.remember_experiment(project_for(name), experiment, name, tags)
 
     def find_runs_by_tag(self, experiment_id, key, value):
         if key == SOURCE_RUN_TAG:  # a copy's id follows from its source's
@@ -498,39 +453,6 @@ class WandbOfflineTarget(WandbOfflineSource, TargetAdapter):
             self.written.pop(run_id, None)
             for folder in self.folders(run_id):
                 shutil.rmtree(folder)
-
-    # registered models: a side file (W&B offline runs have no registry) ------------------------------
-
-    def _models(self, change):
-        path = os.path.join(self.root, MODELS_FILE)
-        with self.lock:
-            doc = _json_doc(path)
-            result = change(doc.setdefault("models", {}))
-            write_text_atomic(path, json.dumps(doc, sort_keys=True, indent=1))
-        return result
-
-    def ensure_registered_model(self, model):
-        def change(models):
-            if model.name in models:
-                return False
-            models[model.name] = {"description": model.description, "tags": model.tags, "aliases": {}, "versions": []}
-            return True
-        return self._models(change)
-
-    def create_model_version(self, version, source, run_id):
-        def change(models):
-            versions = models[version.name]["versions"]
-            number = str(len(versions) + 1)
-            versions.append({"version": number, "source": source, "run_id": run_id, "tags": version.tags,
-                             "description": version.description, "stage": version.stage})
-            return number
-        return self._models(change)
-
-    def set_alias(self, name, alias, version):
-        def change(models):
-            models[name]["aliases"][alias] = str(version)
-        self._models(change)
-
 
 def _input(dataset_input):
     """A dataset input as JSON (an MLflow DatasetInput, or anything with ``dataset`` and ``tags``)."""

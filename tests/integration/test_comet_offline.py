@@ -1,0 +1,155 @@
+"""Comet offline archives, written inside the test by Comet's own SDK (``comet_ml.OfflineExperiment``; no Comet
+server runs here, and ``comet upload`` needs one), copied by tracker_copy into a real MLflow server field by
+field; MLflow runs written as Comet archives through the SDK and read back equal; check mode writes nothing, a
+re-run changes nothing; a damaged archive, a line that is not a message and an upload missing from its archive
+are refused naming the archive (and the line) before anything is written."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import uuid
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests import comet_archives, mlflow_records
+from tests.integration.test_mlflow_to_wandb import md5s, play
+from tests.integration.test_tracker_copy import assert_same_run, copies
+
+pytestmark = pytest.mark.integration
+TASK = "copy"
+EXPERIMENT = "ws/proj"
+
+
+def test_comet_archives_into_mlflow_field_by_field(playbook, mlflow_pair, tmp_path):
+    root = tmp_path / "comet"
+    full = comet_archives.write_full(root, tmp_path)
+    comet_archives.write_small(root)
+    with open(full, "rb") as handle:
+        archive_md5 = hashlib.md5(handle.read()).hexdigest()
+    source = {"kind": "comet_offline", "comet_dir": str(root)}
+    target = {"tracking_uri": mlflow_pair["target"].tracking_uri}
+    client = MlflowClient(target["tracking_uri"])
+    name = "cm-" + uuid.uuid4().hex[:8]
+    state = str(tmp_path / "state")
+    options = dict(experiments=[EXPERIMENT], name_prefix=f"{name}-")
+    checked = playbook(play(source, target, state, **options), check=True).task(TASK)["result"]
+    assert checked["runs"]["copied"] == 2 and client.get_experiment_by_name(f"{name}-{EXPERIMENT}") is None
+
+    first = playbook(play(source, target, state, **options)).task(TASK)["result"]
+    assert (first["runs"]["copied"], first["failed_count"]) == (2, 0), first
+    runs = copies(client, f"{name}-{EXPERIMENT}")
+    run, small = runs["a" * 32], runs["b" * 32]
+    with open(full, "rb") as handle:
+        assert hashlib.md5(handle.read()).hexdigest() == archive_md5  # the source is only read
+    meta = json.loads(comet_archives.zipfile.ZipFile(full).read("experiment.json"))
+    assert (run.info.run_name, run.info.status) == ("baseline", "FINISHED")
+    assert (run.info.start_time, run.info.end_time) == (meta["start_time"], meta["stop_time"])
+    assert run.data.params == {"lr": "0.01", "layers": "3", "opt.name": "adam", "opt.beta": "0.9"}
+    tags = run.data.tags
+    assert (tags["a"], tags["b"], tags["owner"], tags["seed"]) == ("", "", "alice", "7")
+    loss = [(m.step, m.value) for m in client.get_metric_history(run.info.run_id, "train/loss")]
+    assert sorted(loss) == [(n, pytest.approx(1 / (n + 1))) for n in range(comet_archives.LOSS_POINTS)]
+    assert sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, "epoch")) == [
+        (n, float(n // 400)) for n in range(comet_archives.LOSS_POINTS)]
+    assert [m.value for m in client.get_metric_history(run.info.run_id, "system/sys.cpu.percent")] == [12.5]
+    files = md5s(client, run.info.run_id)
+    assert files["model/weights.bin"] == hashlib.md5(bytes(range(256)) * 10).hexdigest()
+    assert {"mlops-migration/text/text.jsonl", "mlops-migration/text/html.jsonl", "mlops-migration/plot/roc.jsonl",
+            "mlops-migration/histogram/weights.jsonl", "mlops-migration/media/images.jsonl"} <= set(files)
+    with open(client.download_artifacts(run.info.run_id, "mlops-migration/text/text.jsonl"), encoding="utf-8") as lines:
+        assert [(json.loads(line)["step"], json.loads(line)["text"]) for line in lines] == [
+            (0, "epoch zero"), (1, "epoch one")]
+    with open(client.download_artifacts(run.info.run_id, "mlops-migration/histogram/weights.jsonl"),
+              encoding="utf-8") as lines:
+        (histogram,) = [json.loads(line) for line in lines]
+    assert histogram["step"] == 1 and sum(count for _index, count in histogram["data"]["index_values"]) == 3
+    images = [p for p in files if p.startswith("mlops-migration/media/images/")]
+    assert [files[p] for p in images] == [hashlib.md5(comet_archives.PNG).hexdigest()]
+    assert [m.step for m in client.get_metric_history(small.info.run_id, "train/loss")] == list(range(5))
+
+    again = playbook(play(source, target, state, **options)).task(TASK)["result"]
+    assert not again["changed"] and again["runs"]["skipped"] == 2
+
+
+def test_mlflow_runs_to_comet_archives_and_back_field_by_field(playbook, mlflow_pair, tmp_path):
+    name = f"toc-{uuid.uuid4().hex[:8]}"
+    _exp_id, ids = mlflow_records.seed(mlflow_pair["source"].tracking_uri, name, runs=3, metrics=2, steps=1200)
+    source_uri, back_uri = mlflow_pair["source"].tracking_uri, mlflow_pair["target"].tracking_uri
+    root = tmp_path / "comet"
+    comet_target = {"kind": "comet_offline", "comet_dir": str(root), "workspace": "team"}
+    checked = playbook(play({"tracking_uri": source_uri}, comet_target, str(tmp_path / "s1"), experiments=[name]),
+                       check=True).task(TASK)["result"]
+    assert checked["runs"]["copied"] == 3 and not root.exists()
+
+    first = playbook(play({"tracking_uri": source_uri}, comet_target, str(tmp_path / "s1"),
+                          experiments=[name])).task(TASK)["result"]
+    assert (first["runs"]["copied"], first["failed_count"]) == (3, 0), first["failures"]
+    assert first["points_copied"] == 3 * 2 * 1200
+    written = comet_archives.archives(root)
+    assert len(written) == 3 and not (root / ".mlops-migration-spool").exists()
+    for path in written:  # what comet upload reads: the SDK's own metadata, the workspace and project named
+        meta = json.loads(comet_archives.zipfile.ZipFile(path).read("experiment.json"))
+        assert (meta["workspace"], meta["project_name"], meta["offline_id"]) == ("team", name, os.path.basename(path)[:-4])
+    again = playbook(play({"tracking_uri": source_uri}, comet_target, str(tmp_path / "s1"),
+                          experiments=[name])).task(TASK)["result"]
+    assert not again["changed"] and again["runs"]["skipped"] == 3 and comet_archives.archives(root) == written
+
+    back = playbook(play(comet_target, {"tracking_uri": back_uri}, str(tmp_path / "s2"),
+                         experiments=[f"team/{name}"], name_prefix="back-")).task(TASK)["result"]
+    assert (back["runs"]["copied"], back["failed_count"]) == (3, 0), back["failures"]
+    source, target = MlflowClient(source_uri), MlflowClient(back_uri)
+    returned = copies(target, f"back-{name}")  # the experiment keeps its name (its id is team/<project>)
+    assert set(returned) == set(ids)
+    for source_id, run in returned.items():
+        assert_same_run(source, target, source_id, run, returned)
+        mine = md5s(source, source_id)
+        theirs = {k: v for k, v in md5s(target, run.info.run_id).items() if not k.startswith("mlops-migration/")}
+        assert theirs == mine and mine
+    assert target.get_experiment_by_name(f"back-{name}").tags["mlflow.note.content"] == "the déscription"
+
+
+def _refused(playbook, root, tmp_path, mlflow_pair, label):
+    target = {"tracking_uri": mlflow_pair["target"].tracking_uri}
+    result = playbook(play({"kind": "comet_offline", "comet_dir": str(root)}, target, str(tmp_path / f"s-{label}"),
+                           experiments=[EXPERIMENT], name_prefix=f"{label}-"), expect_rc=2).task(TASK)["result"]
+    assert MlflowClient(target["tracking_uri"]).get_experiment_by_name(f"{label}-{EXPERIMENT}") is None
+    return result["msg"]
+
+
+def test_damaged_archives_are_refused_naming_the_archive_and_line(playbook, mlflow_pair, tmp_path):
+    label = uuid.uuid4().hex[:6]
+    cut = tmp_path / "cut"
+    path = comet_archives.write_small(cut)
+    with open(path, "rb") as handle:
+        data = handle.read()
+    with open(path, "wb") as handle:
+        handle.write(data[: len(data) // 2])
+    assert f"{path}: not a Comet offline archive (not a readable zip" in _refused(playbook, cut, tmp_path, mlflow_pair,
+                                                                                f"cut{label}")
+
+    garbled = tmp_path / "garbled"
+    path = comet_archives.write_small(garbled)
+
+    def garble(members):
+        lines = members["messages.json"].decode().splitlines()
+        lines.insert(3, '{"payload": {"metric"')
+        members["messages.json"] = "\n".join(lines).encode()
+    comet_archives.rewrite(path, garble)
+    assert f"{path}: messages.json line 4 is not JSON" in _refused(playbook, garbled, tmp_path, mlflow_pair,
+                                                                  f"garbled{label}")
+
+    missing = tmp_path / "missing"
+    path = comet_archives.write_full(missing, tmp_path)
+
+    def drop_asset(members):
+        for line in members["messages.json"].decode().splitlines():
+            message = json.loads(line)
+            if message["type"] == "file_upload" and message["payload"]["additional_params"].get("fileName") == \
+                    "model/weights.bin":
+                del members[message["payload"]["file_path"]]
+    comet_archives.rewrite(path, drop_asset)
+    msg = _refused(playbook, missing, tmp_path, mlflow_pair, f"missing{label}")
+    assert f"{path}: messages.json line " in msg and "(model/weights.bin), which is not in the archive" in msg
