@@ -127,8 +127,8 @@ def test_damaged_archives_are_refused_naming_the_archive_and_line(playbook, mlfl
         data = handle.read()
     with open(path, "wb") as handle:
         handle.write(data[: len(data) // 2])
-    assert f"{path}: not a Comet offline archive (not a readable zip" in _refused(playbook, cut, tmp_path, mlflow_pair,
-                                                                                f"cut{label}")
+    msg = _refused(playbook, cut, tmp_path, mlflow_pair, f"cut{label}")
+    assert f"{path}: not a Comet offline archive (not a readable zip" in msg
 
     garbled = tmp_path / "garbled"
     path = comet_archives.write_small(garbled)
@@ -138,8 +138,8 @@ def test_damaged_archives_are_refused_naming_the_archive_and_line(playbook, mlfl
         lines.insert(3, '{"payload": {"metric"')
         members["messages.json"] = "\n".join(lines).encode()
     comet_archives.rewrite(path, garble)
-    assert f"{path}: messages.json line 4 is not JSON" in _refused(playbook, garbled, tmp_path, mlflow_pair,
-                                                                  f"garbled{label}")
+    msg = _refused(playbook, garbled, tmp_path, mlflow_pair, f"garbled{label}")
+    assert f"{path}: messages.json line 4 is not JSON" in msg
 
     missing = tmp_path / "missing"
     path = comet_archives.write_full(missing, tmp_path)

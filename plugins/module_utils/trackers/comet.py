@@ -30,6 +30,7 @@ from __future__ import annotations
 import collections
 import glob
 import hashlib
+import importlib
 import json
 import os
 import re
@@ -60,6 +61,7 @@ from ansible_collections.mlops.migration.plugins.module_utils.trackers.comet_arc
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.side_files import (
     SERIES_DIR,
     SeriesFile,
+    input_record,
     read_series,
     series_path,
 )
@@ -475,7 +477,7 @@ class CometOfflineTarget(CometOfflineSource, TargetAdapter):
             raise TrackerError(f"comet_offline: {existing} is not a writable directory, so {self.root} cannot "
                                "hold archives")
         try:
-            import comet_ml  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
+            importlib.import_module("comet_ml")
         except ImportError as exc:
             raise TrackerError("comet_offline: writing archives needs the comet_ml package (pip install "
                                f"comet_ml): {exc}") from exc
@@ -534,7 +536,7 @@ class CometOfflineTarget(CometOfflineSource, TargetAdapter):
         pending = self._pending(run_id)
         local = os.path.join(pending.spool, "inputs.json")
         with open(local, "w", encoding="utf-8") as handle:
-            json.dump([str(i) for i in inputs], handle)
+            json.dump([input_record(i) for i in inputs], handle, sort_keys=True)
         pending.put(local, SERIES_DIR + "/inputs.json")
 
     def log_series(self, run_id, kind, key, items, fetch):

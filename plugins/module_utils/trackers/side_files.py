@@ -9,7 +9,7 @@
 
 ``SeriesFile`` writes one series' lines item by item, handing each finished file to ``put(local file,
 path)`` (an upload, or a move into a run folder); ``write_series`` writes a whole series; ``read_series``
-turns such a file back into SeriesItems. Importable without Ansible.
+turns such a file back into SeriesItems; ``input_record`` a dataset input as the JSON of ``inputs.json``. Importable without Ansible.
 """
 
 from __future__ import annotations
@@ -81,3 +81,11 @@ def read_series(key, lines):
             line = json.loads(text)
             yield SeriesItem(key, line.get("step"), line.get("timestamp"), file=line.get("artifact"),
                              **{name: line.get(name) for name in ITEM_FIELDS})
+
+
+def input_record(dataset_input):
+    """A dataset input as JSON (an MLflow DatasetInput, or anything with ``dataset`` and ``tags``)."""
+    dataset = getattr(dataset_input, "dataset", None)
+    fields = ("name", "digest", "source_type", "source", "schema", "profile")
+    return {"dataset": {name: getattr(dataset, name, None) for name in fields},
+            "tags": {getattr(t, "key", ""): getattr(t, "value", "") for t in getattr(dataset_input, "tags", []) or []}}

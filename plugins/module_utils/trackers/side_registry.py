@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 
 from ansible_collections.mlops.migration.plugins.module_utils.atomic import write_text_atomic
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.base import (
@@ -39,7 +40,7 @@ class SideRegistry:
     """Projects' descriptions and tags, and registered models, in side files under ``self.root``."""
 
     root = ""
-    lock = None
+    lock = threading.RLock()  # the class using the mixin gives each instance its own
 
     # projects ---------------------------------------------------------------------------------
 

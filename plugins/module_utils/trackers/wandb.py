@@ -35,7 +35,7 @@ from ansible_collections.mlops.migration.plugins.module_utils.trackers.base impo
     TargetAdapter,
     TrackerError,
 )
-from ansible_collections.mlops.migration.plugins.module_utils.trackers.side_files import read_series, series_path
+from ansible_collections.mlops.migration.plugins.module_utils.trackers.side_files import input_record, read_series, series_path
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.side_registry import SideRegistry
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.wandb_log import WandbLogError
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.wandb_offline import (
@@ -283,6 +283,7 @@ class WandbOfflineSource(SideRegistry, SourceAdapter):
             raise TrackerError(f"wandb_offline: run {run.id} has no file {rel}")
         return full
 
+
 class WandbOfflineTarget(WandbOfflineSource, TargetAdapter):
     """Writes offline run folders through the W&B SDK, one per run with the source run's id kept (where
     W&B takes it), for ``wandb sync`` on the far side of an air gap. A run is held back until the copy
@@ -373,7 +374,7 @@ class WandbOfflineTarget(WandbOfflineSource, TargetAdapter):
         pending.add_points(points)
 
     def log_inputs(self, run_id, inputs):
-        self._pending(run_id).inputs = [_input(i) for i in inputs]
+        self._pending(run_id).inputs = [input_record(i) for i in inputs]
 
     def log_series(self, run_id, kind, key, items, fetch):
         try:
@@ -453,10 +454,3 @@ class WandbOfflineTarget(WandbOfflineSource, TargetAdapter):
             self.written.pop(run_id, None)
             for folder in self.folders(run_id):
                 shutil.rmtree(folder)
-
-def _input(dataset_input):
-    """A dataset input as JSON (an MLflow DatasetInput, or anything with ``dataset`` and ``tags``)."""
-    dataset = getattr(dataset_input, "dataset", None)
-    fields = ("name", "digest", "source_type", "source", "schema", "profile")
-    return {"dataset": {name: getattr(dataset, name, None) for name in fields},
-            "tags": {getattr(t, "key", ""): getattr(t, "value", "") for t in getattr(dataset_input, "tags", []) or []}}
