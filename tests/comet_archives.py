@@ -21,14 +21,15 @@ PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
                     "cfc0f01f0005000201e2f6e5bd0000000049454e44ae426082")
 
 
-def experiment(root, key, name, project="proj", workspace="ws"):
+def experiment(root, key, project="proj", workspace="ws"):
+    os.makedirs(str(root), exist_ok=True)  # the SDK makes the last directory only
     return comet_ml.OfflineExperiment(project_name=project, workspace=workspace, offline_directory=str(root),
                                       experiment_key=key, **QUIET)
 
 
 def write_full(root, scratch, key="a" * 32):
     """A run with every kind this collection reads: returns the archive's path."""
-    exp = experiment(root, key, "baseline")
+    exp = experiment(root, key)
     exp.set_name("baseline")
     exp.add_tags(["b", "a"])
     exp.log_parameters({"lr": 0.01, "layers": 3, "opt": {"name": "adam", "beta": 0.9}})
@@ -41,6 +42,7 @@ def write_full(root, scratch, key="a" * 32):
     exp.log_histogram_3d([0.5, 1.5, 1.5], name="weights", step=1)
     exp.log_curve("roc", [0, 1], [0, 1], step=2)
     exp.log_html("<b>report</b>")
+    os.makedirs(str(scratch), exist_ok=True)
     model = os.path.join(str(scratch), "model.bin")
     with open(model, "wb") as handle:
         handle.write(bytes(range(256)) * 10)
@@ -54,7 +56,7 @@ def write_full(root, scratch, key="a" * 32):
 
 
 def write_small(root, key="b" * 32):
-    exp = experiment(root, key, "second")
+    exp = experiment(root, key)
     exp.set_name("second")
     exp.log_parameter("lr", 0.1)
     for step in range(5):

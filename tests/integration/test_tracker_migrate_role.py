@@ -58,22 +58,36 @@ def test_the_role_moves_mlflow_runs_into_wandb_offline_folders(playbook, mlflow_
     assert not again.changed and not again.failed
 
 
-def test_the_role_moves_a_neptune_export_into_mlflow(playbook, mlflow_pair, tmp_path):
-    from mlflow.tracking import MlflowClient  # pylint: disable=import-outside-toplevel
-
+def _neptune_export(root):
     from tests.integration.test_neptune_to_mlflow import PROJECT, export  # pylint: disable=import-outside-toplevel
 
+    return export(root), PROJECT, ["RUN-1", "RUN-2"]
+
+
+def _comet_archives(root):
+    from tests import comet_archives  # pylint: disable=import-outside-toplevel
+
+    comet_archives.write_full(root / "comet", root)
+    comet_archives.write_small(root / "comet")
+    return {"kind": "comet_offline", "comet_dir": str(root / "comet")}, "ws/proj", ["a" * 32, "b" * 32]
+
+
+@pytest.mark.parametrize("written", [_neptune_export, _comet_archives], ids=["neptune_export", "comet_offline"])
+def test_the_role_moves_a_file_based_tracker_into_mlflow(playbook, mlflow_pair, tmp_path, written):
+    from mlflow.tracking import MlflowClient  # pylint: disable=import-outside-toplevel
+
+    source, experiment, run_ids = written(tmp_path / "source")
     prefix = f"rn-{uuid.uuid4().hex[:6]}-"
-    role_vars = {"tracker_migrate_source": export(tmp_path / "export"),
+    role_vars = {"tracker_migrate_source": source,
                  "tracker_migrate_target": {"tracking_uri": mlflow_pair["target"].tracking_uri},
-                 "tracker_migrate_experiments": [PROJECT], "tracker_migrate_name_prefix": prefix,
+                 "tracker_migrate_experiments": [experiment], "tracker_migrate_name_prefix": prefix,
                  "tracker_migrate_state_dir": str(tmp_path / "state")}
     client = MlflowClient(mlflow_pair["target"].tracking_uri)
     playbook(role_play("tracker_migrate", role_vars), check=True)
-    assert client.get_experiment_by_name(prefix + PROJECT) is None  # check mode wrote nothing
+    assert client.get_experiment_by_name(prefix + experiment) is None  # check mode wrote nothing
     first = playbook(role_play("tracker_migrate", role_vars))
     assert first.changed and not first.failed
-    runs = client.search_runs([client.get_experiment_by_name(prefix + PROJECT).experiment_id])
-    assert sorted(r.data.tags["mlops.migration.source_run_id"] for r in runs) == ["RUN-1", "RUN-2"]
+    runs = client.search_runs([client.get_experiment_by_name(prefix + experiment).experiment_id])
+    assert sorted(r.data.tags["mlops.migration.source_run_id"] for r in runs) == run_ids
     again = playbook(role_play("tracker_migrate", role_vars))
     assert not again.changed and not again.failed
