@@ -48,6 +48,19 @@ def md5s(client, run_id, path=None):
     return out
 
 
+def assert_back_equal(source, target, experiment, ids):
+    """The runs ``ids`` came back into ``experiment`` at ``target`` as they are at ``source``: every field,
+    every point, every artifact (the side files of the hop aside)."""
+    returned = copies(target, experiment)
+    assert set(returned) == set(ids)
+    for source_id, run in returned.items():
+        assert_same_run(source, target, source_id, run, returned)
+        mine = md5s(source, source_id)
+        theirs = {k: v for k, v in md5s(target, run.info.run_id).items() if not k.startswith("mlops-migration/")}
+        assert theirs == mine and mine
+    assert target.get_experiment_by_name(experiment).tags["mlflow.note.content"] == "the déscription"
+
+
 def test_mlflow_runs_to_wandb_offline_and_back_field_by_field(playbook, mlflow_pair, tmp_path):
     name = f"tow-{uuid.uuid4().hex[:8]}"
     _exp_id, ids = mlflow_records.seed(mlflow_pair["source"].tracking_uri, name, runs=3, metrics=2, steps=1200)
@@ -76,15 +89,7 @@ def test_mlflow_runs_to_wandb_offline_and_back_field_by_field(playbook, mlflow_p
     back = playbook(play({"kind": "wandb_offline", "wandb_dir": root}, {"tracking_uri": back_uri},
                          str(tmp_path / "s2"), experiments=[name], name_prefix="back-")).task(TASK)["result"]
     assert (back["runs"]["copied"], back["failed_count"]) == (3, 0), back["failures"]
-    source, target = MlflowClient(source_uri), MlflowClient(back_uri)
-    returned = copies(target, "back-" + name)
-    assert set(returned) == set(ids)
-    for source_id, run in returned.items():
-        assert_same_run(source, target, source_id, run, returned)
-        mine = md5s(source, source_id)
-        theirs = {k: v for k, v in md5s(target, run.info.run_id).items() if not k.startswith("mlops-migration/")}
-        assert theirs == mine and mine
-    assert target.get_experiment_by_name("back-" + name).tags["mlflow.note.content"] == "the déscription"
+    assert_back_equal(MlflowClient(source_uri), MlflowClient(back_uri), "back-" + name, ids)
 
 
 def test_a_running_run_is_written_again_whole(playbook, mlflow_pair, tmp_path):

@@ -58,6 +58,7 @@ from ansible_collections.mlops.migration.plugins.module_utils.trackers.comet_arc
     metric_points,
     read_archive,
 )
+from ansible_collections.mlops.migration.plugins.module_utils.trackers.held_run import HeldRunTarget
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.side_files import (
     SERIES_DIR,
     SeriesFile,
@@ -412,7 +413,7 @@ class _Pending:
         shutil.rmtree(self.spool, ignore_errors=True)
 
 
-def _write(pending, out_dir, workspace):
+def write_archive(pending, out_dir, workspace):
     """Write the run through the SDK into ``out_dir``; the archive's path."""
     os.environ.update({k: v for k, v in QUIET.items() if k not in os.environ})
     import comet_ml  # pylint: disable=import-outside-toplevel
@@ -455,7 +456,7 @@ def _write(pending, out_dir, workspace):
     return path
 
 
-class CometOfflineTarget(CometOfflineSource, TargetAdapter):
+class CometOfflineTarget(HeldRunTarget, CometOfflineSource, TargetAdapter):
     """Writes one offline archive per run through ``comet_ml.OfflineExperiment``, with the experiment key
     derived from the source run's id (so a re-copy replaces the archive instead of adding one). A run is held
     back until the copy has handed over all of it, then written at once (APPENDS is False)."""
@@ -485,7 +486,7 @@ class CometOfflineTarget(CometOfflineSource, TargetAdapter):
     def _indexed(self, run_id):
         with self.lock:
             if run_id in self.pending:
-                self._flush(run_id)
+                self._write(run_id)
             if run_id in self.full:
                 return self.full[run_id]
             path = os.path.join(self.root, f"{run_id}.zip")
@@ -501,11 +502,6 @@ class CometOfflineTarget(CometOfflineSource, TargetAdapter):
         with self.lock:
             self._runs = None  # archives are written while a copy runs: read them again
             return super()._loaded()
-
-    def _pending(self, run_id):
-        if run_id not in self.pending:
-            raise TrackerError(f"comet_offline: run {run_id} was not started by this copy")
-        return self.pending[run_id]
 
     def ensure_experiment(self, experiment, name, tags):
         return self.remember_experiment(self.experiment_id(self.workspace, project_for(name)), experiment, name, tags)
@@ -525,12 +521,6 @@ class CometOfflineTarget(CometOfflineSource, TargetAdapter):
                                          parent_id)
         return key
 
-    def log_batch(self, run_id, params=(), tags=(), points=()):
-        pending = self._pending(run_id)
-        pending.params.update(params)
-        pending.tags.update(tags)
-        pending.add_points(points)
-
     def log_inputs(self, run_id, inputs):
         """Comet has no dataset inputs: they are kept as the side file mlops-migration/inputs.json."""
         pending = self._pending(run_id)
@@ -539,40 +529,12 @@ class CometOfflineTarget(CometOfflineSource, TargetAdapter):
             json.dump([input_record(i) for i in inputs], handle, sort_keys=True)
         pending.put(local, SERIES_DIR + "/inputs.json")
 
-    def log_series(self, run_id, kind, key, items, fetch):
-        try:
-            return self._pending(run_id).add_series(kind, key, items, fetch)
-        except UnsafePath as exc:
-            raise TrackerError(f"comet_offline: run {run_id}: {exc}") from exc
-
-    def series_count(self, run, kind, key):
-        return sum(1 for _item in self.series(run, kind, key))
-
-    def log_summary(self, run_id, summary, config):
-        pending = self._pending(run_id)
-        pending.summary, pending.config = dict(summary or {}), (config or None)
-
-    def upload(self, run_id, artifact, path):
-        try:
-            self._pending(run_id).add_artifact(artifact.path, path)
-        except UnsafePath as exc:
-            raise TrackerError(f"comet_offline: run {run_id}: {exc}") from exc
-
-    def finish_run(self, run_id, status, end_time):
-        pending = self._pending(run_id)
-        pending.status, pending.end_time = status, end_time
-
-    def done(self, run_id):
-        with self.lock:
-            if run_id in self.pending:
-                self._flush(run_id)
-
-    def _flush(self, run_id):
+    def _write(self, run_id):
         pending = self.pending.pop(run_id)
         out_dir = tempfile.mkdtemp(dir=pending.spool)
         try:
             with SDK_LOCK:
-                written = _write(pending, out_dir, self.workspace)
+                written = write_archive(pending, out_dir, self.workspace)
             os.replace(written, os.path.join(self.root, f"{run_id}.zip"))  # an archive in comet_dir is whole
         except TrackerError:
             raise

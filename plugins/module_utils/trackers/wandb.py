@@ -26,7 +26,6 @@ import sys
 import threading
 
 from ansible_collections.mlops.migration.plugins.module_utils.checksums import md5_file
-from ansible_collections.mlops.migration.plugins.module_utils.paths import UnsafePath
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.base import (
     Artifact,
     Point,
@@ -35,6 +34,7 @@ from ansible_collections.mlops.migration.plugins.module_utils.trackers.base impo
     TargetAdapter,
     TrackerError,
 )
+from ansible_collections.mlops.migration.plugins.module_utils.trackers.held_run import HeldRunTarget
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.side_files import input_record, read_series, series_path
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.side_registry import SideRegistry
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.wandb_log import WandbLogError
@@ -284,7 +284,7 @@ class WandbOfflineSource(SideRegistry, SourceAdapter):
         return full
 
 
-class WandbOfflineTarget(WandbOfflineSource, TargetAdapter):
+class WandbOfflineTarget(HeldRunTarget, WandbOfflineSource, TargetAdapter):
     """Writes offline run folders through the W&B SDK, one per run with the source run's id kept (where
     W&B takes it), for ``wandb sync`` on the far side of an air gap. A run is held back until the copy
     has handed over all of it (trackers/wandb_write.py: the SDK writes a run once, in step order), so a
@@ -343,11 +343,6 @@ class WandbOfflineTarget(WandbOfflineSource, TargetAdapter):
     def _found(self, run):
         return self._entry(run.id)[1]
 
-    def _pending(self, run_id):
-        if run_id not in self.pending:
-            raise TrackerError(f"wandb_offline: run {run_id} was not started by this copy")
-        return self.pending[run_id]
-
     def ensure_experiment(self, experiment, name, tags):
         return self.remember_experiment(project_for(name), experiment, name, tags)
 
@@ -367,43 +362,8 @@ class WandbOfflineTarget(WandbOfflineSource, TargetAdapter):
                 self.mirrored.add(run_id)
         return run_id
 
-    def log_batch(self, run_id, params=(), tags=(), points=()):
-        pending = self._pending(run_id)
-        pending.params.update(params)
-        pending.tags.update(tags)
-        pending.add_points(points)
-
     def log_inputs(self, run_id, inputs):
         self._pending(run_id).inputs = [input_record(i) for i in inputs]
-
-    def log_series(self, run_id, kind, key, items, fetch):
-        try:
-            return self._pending(run_id).add_series(kind, key, items, fetch)
-        except UnsafePath as exc:
-            raise TrackerError(f"wandb_offline: run {run_id}: {exc}") from exc
-
-    def series_count(self, run, kind, key):
-        return sum(1 for _item in self.series(run, kind, key))
-
-    def log_summary(self, run_id, summary, config):
-        pending = self._pending(run_id)
-        pending.summary = dict(summary or {})
-        pending.config = config if config else None
-
-    def upload(self, run_id, artifact, path):
-        try:
-            self._pending(run_id).add_artifact(artifact.path, path)
-        except UnsafePath as exc:
-            raise TrackerError(f"wandb_offline: run {run_id}: {exc}") from exc
-
-    def finish_run(self, run_id, status, end_time):
-        pending = self._pending(run_id)
-        pending.status, pending.end_time = status, end_time
-
-    def done(self, run_id):
-        with self.lock:
-            if run_id in self.pending:
-                self._write(run_id)
 
     def _write(self, run_id):
         pending = self.pending.pop(run_id)
