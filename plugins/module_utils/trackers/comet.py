@@ -212,16 +212,8 @@ class CometOfflineSource(SideRegistry, SourceAdapter):
         project = project or "uncategorized"
         return f"{workspace}/{project}" if workspace else project
 
-    def experiments(self, selectors, include_deleted=False):
-        patterns = [re.compile(s) for s in selectors or []]
-        out = []
-        for project in sorted({self._record(i).experiment_id for i in self._loaded().values()}):
-            experiment = self.known_experiment(project)
-            if experiment.lifecycle == "deleted" and not include_deleted:
-                continue
-            if not patterns or any(p.fullmatch(experiment.name) or p.fullmatch(project) for p in patterns):
-                out.append(experiment)
-        return out
+    def project_ids(self):
+        return {self._record(i).experiment_id for i in self._loaded().values()}
 
     def runs(self, experiment, include_deleted=False):
         runs = [self._record(i) for i in self._loaded().values()]

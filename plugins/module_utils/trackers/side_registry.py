@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 
 from ansible_collections.mlops.migration.plugins.module_utils.atomic import write_text_atomic
@@ -43,6 +44,22 @@ class SideRegistry:
     lock = threading.RLock()  # the class using the mixin gives each instance its own
 
     # projects ---------------------------------------------------------------------------------
+
+    def project_ids(self):
+        """The projects the tracker's runs name."""
+        raise NotImplementedError
+
+    def experiments(self, selectors, include_deleted=False):
+        """The projects whose name or id matches one of ``selectors`` (all when there is none)."""
+        patterns = [re.compile(s) for s in selectors or []]
+        out = []
+        for project in sorted(self.project_ids()):
+            experiment = self.known_experiment(project)
+            if experiment.lifecycle == "deleted" and not include_deleted:
+                continue
+            if not patterns or any(p.fullmatch(experiment.name) or p.fullmatch(project) for p in patterns):
+                out.append(experiment)
+        return out
 
     def known_experiment(self, project):
         """The Experiment ``project`` with what the projects file says of it."""

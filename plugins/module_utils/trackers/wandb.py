@@ -19,7 +19,6 @@ import collections
 import glob
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -172,16 +171,8 @@ class WandbOfflineSource(SideRegistry, SourceAdapter):
             raise TrackerError(f"wandb_offline: no run {run_id} under {self.root}")
         return entry
 
-    def experiments(self, selectors, include_deleted=False):
-        patterns = [re.compile(s) for s in selectors or []]
-        out = []
-        for project in sorted({found.run.experiment_id for _folder, found in self._loaded().values()}):
-            experiment = self.known_experiment(project)
-            if experiment.lifecycle == "deleted" and not include_deleted:
-                continue
-            if not patterns or any(p.fullmatch(experiment.name) or p.fullmatch(project) for p in patterns):
-                out.append(experiment)
-        return out
+    def project_ids(self):
+        return {found.run.experiment_id for _folder, found in self._loaded().values()}
 
     def runs(self, experiment, include_deleted=False):
         runs = [found.run for _folder, found in self._loaded().values() if found.run.experiment_id == experiment.id
