@@ -23,7 +23,7 @@ options:
       kind:
         description: Tracker type; it decides which of the other options apply.
         type: str
-        choices: [mlflow, wandb_offline, wandb_api, neptune_export, comet_offline]
+        choices: [mlflow, wandb_offline, wandb_api, neptune_export, comet_offline, cometx_download]
         default: mlflow
       tracking_uri:
         description:
@@ -104,6 +104,13 @@ options:
           - For V(comet_offline), the Comet workspace - as a source, only archives of it (or naming none) are read; as a
             target, the workspace the archives name (for C(comet upload)).
         type: str
+      download_dir:
+        description:
+          - For V(cometx_download) (required there), the directory C(cometx download) wrote, holding
+            C(<workspace>/<project>/<experiment>/metadata.json) and the rest of each experiment's folder. Every folder is
+            read once before anything is written; a line that is not JSON, or an asset listed in
+            C(assets/assets_metadata.jsonl) whose file is missing, fails the copy naming it.
+        type: path
   target:
     description: The tracker to write, like O(source).
     type: dict
@@ -127,7 +134,7 @@ options:
       kind:
         description: Tracker type; it decides which of the other options apply.
         type: str
-        choices: [mlflow, wandb_offline, wandb_api, neptune_export, comet_offline]
+        choices: [mlflow, wandb_offline, wandb_api, neptune_export, comet_offline, cometx_download]
         default: mlflow
       tracking_uri:
         description:
@@ -208,6 +215,13 @@ options:
           - For V(comet_offline), the Comet workspace - as a source, only archives of it (or naming none) are read; as a
             target, the workspace the archives name (for C(comet upload)).
         type: str
+      download_dir:
+        description:
+          - For V(cometx_download) (required there), the directory C(cometx download) wrote, holding
+            C(<workspace>/<project>/<experiment>/metadata.json) and the rest of each experiment's folder. Every folder is
+            read once before anything is written; a line that is not JSON, or an asset listed in
+            C(assets/assets_metadata.jsonl) whose file is missing, fails the copy naming it.
+        type: path
 requirements:
   - for V(mlflow), mlflow-skinny >= 2.10 on the host that runs the module
   - for V(wandb_offline), wandb >= 0.31 on the host that runs the module (its protobuf classes read the runs; its SDK writes them)

@@ -2,7 +2,8 @@
 server runs here, and ``comet upload`` needs one), copied by tracker_copy into a real MLflow server field by
 field; MLflow runs written as Comet archives through the SDK and read back equal; check mode writes nothing, a
 re-run changes nothing; a damaged archive, a line that is not a message and an upload missing from its archive
-are refused naming the archive (and the line) before anything is written."""
+are refused naming the archive (and the line) before anything is written. Folders in the layout ``cometx download``
+writes (tests/cometx_downloads.py: cometx writes only what a Comet server answers) copied the same way."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import uuid
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests import comet_archives, mlflow_records
+from tests import comet_archives, cometx_downloads, mlflow_records
 from tests.integration.test_mlflow_to_wandb import assert_back_equal, md5s, play
 from tests.integration.test_tracker_copy import copies
 
@@ -146,3 +147,60 @@ def test_damaged_archives_are_refused_naming_the_archive_and_line(playbook, mlfl
     comet_archives.rewrite(path, drop_asset)
     msg = _refused(playbook, missing, tmp_path, mlflow_pair, f"missing{label}")
     assert f"{path}: messages.json line " in msg and "(model/weights.bin), which is not in the archive" in msg
+
+
+def test_a_cometx_download_into_mlflow_field_by_field(playbook, mlflow_pair, tmp_path):
+    root = tmp_path / "download"
+    cometx_downloads.write(root)
+    source = {"kind": "cometx_download", "download_dir": str(root)}
+    target = {"tracking_uri": mlflow_pair["target"].tracking_uri}
+    client = MlflowClient(target["tracking_uri"])
+    name = "cx-" + uuid.uuid4().hex[:8]
+    state = str(tmp_path / "state")
+    options = dict(experiments=[EXPERIMENT], name_prefix=f"{name}-")
+    checked = playbook(play(source, target, state, **options), check=True).task(TASK)["result"]
+    assert checked["runs"]["copied"] == 1 and client.get_experiment_by_name(f"{name}-{EXPERIMENT}") is None
+    first = playbook(play(source, target, state, **options)).task(TASK)["result"]
+    assert (first["runs"]["copied"], first["failed_count"]) == (1, 0), first
+    (run,) = copies(client, f"{name}-{EXPERIMENT}").values()
+    t0 = cometx_downloads.T0
+    assert (run.info.run_name, run.info.status, run.info.start_time, run.info.end_time, run.info.user_id) == (
+        "downloaded", "FINISHED", t0, t0 + 60_000, "alice")
+    assert run.data.params == {"lr": "0.01", "opt.name": "adam"}
+    assert (run.data.tags["a"], run.data.tags["b"], run.data.tags["owner"]) == ("", "", "alice")
+    loss = sorted((m.step, m.timestamp, m.value) for m in client.get_metric_history(run.info.run_id, "train/loss"))
+    assert loss == [(n, t0 + n, pytest.approx(1 / (n + 1))) for n in range(cometx_downloads.LOSS_POINTS)]
+    assert len(client.get_metric_history(run.info.run_id, "epoch")) == cometx_downloads.LOSS_POINTS
+    assert [m.value for m in client.get_metric_history(run.info.run_id, "system/sys.cpu.percent")] == [12.5]
+    files = md5s(client, run.info.run_id)
+    assert files["model/weights.bin"] == hashlib.md5(cometx_downloads.MODEL).hexdigest()
+    assert files["comet/run/requirements.txt"] == hashlib.md5(b"torch==2.5\n").hexdigest()
+    with open(client.download_artifacts(run.info.run_id, "comet/remote-assets.jsonl"), encoding="utf-8") as lines:
+        assert [json.loads(line)["link"] for line in lines] == ["s3://bucket/data.csv"]
+    with open(client.download_artifacts(run.info.run_id, "mlops-migration/text/console.jsonl"),
+              encoding="utf-8") as lines:
+        assert [json.loads(line)["text"] for line in lines] == ["epoch 0", "epoch 1"]
+    assert {"mlops-migration/text/html.jsonl", "mlops-migration/histogram/weights.jsonl",
+            "mlops-migration/media/images.jsonl"} <= set(files)
+    again = playbook(play(source, target, state, **options)).task(TASK)["result"]
+    assert not again["changed"] and again["runs"]["skipped"] == 1
+
+
+def test_a_damaged_cometx_download_is_refused_naming_the_file(playbook, mlflow_pair, tmp_path):
+    label = uuid.uuid4().hex[:6]
+    target = {"tracking_uri": mlflow_pair["target"].tracking_uri}
+    client = MlflowClient(target["tracking_uri"])
+    broken = cometx_downloads.write(tmp_path / "broken")
+    with open(os.path.join(broken, "metrics.jsonl"), "a", encoding="utf-8") as handle:
+        handle.write('{"metricName": "train/loss", "metricV\n')
+    gone = cometx_downloads.write(tmp_path / "gone")
+    os.unlink(os.path.join(gone, "assets", "image", "sample.png"))
+    for root, complaint in ((tmp_path / "broken", f"{broken}/metrics.jsonl line 1202 is not JSON"),
+                            (tmp_path / "gone", "the asset sample.png (image) is listed in assets/assets_metadata.jsonl "
+                                                "but assets/image/sample.png is missing")):
+        prefix = f"{root.name}{label}-"
+        result = playbook(play({"kind": "cometx_download", "download_dir": str(root)}, target,
+                               str(tmp_path / f"s-{root.name}"), experiments=[EXPERIMENT], name_prefix=prefix),
+                          expect_rc=2).task(TASK)["result"]
+        assert complaint in result["msg"], result["msg"]
+        assert client.get_experiment_by_name(prefix + EXPERIMENT) is None

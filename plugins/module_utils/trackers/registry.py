@@ -10,6 +10,7 @@ import importlib.util
 
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.base import TrackerError
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.comet import CometOfflineSource, CometOfflineTarget
+from ansible_collections.mlops.migration.plugins.module_utils.trackers.cometx import CometxDownloadSource
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.mlflow import MlflowSource, MlflowTarget
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.neptune import NeptuneExportSource
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.wandb import WandbOfflineSource, WandbOfflineTarget
@@ -17,7 +18,8 @@ from ansible_collections.mlops.migration.plugins.module_utils.trackers.wandb_api
 
 # kind -> (source adapter, target adapter or None when the kind is read only)
 PAIRS = ((MlflowSource, MlflowTarget), (WandbOfflineSource, WandbOfflineTarget), (WandbApiSource, None),
-         (NeptuneExportSource, None), (CometOfflineSource, CometOfflineTarget))
+         (NeptuneExportSource, None), (CometOfflineSource, CometOfflineTarget),
+         (CometxDownloadSource, None))
 ADAPTERS = {cls.KIND: (cls, target) for cls, target in PAIRS}
 DEFAULT_KIND = "mlflow"
 
