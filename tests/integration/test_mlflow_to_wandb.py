@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import importlib
 import os
 import signal
 import subprocess
@@ -116,7 +117,21 @@ def test_a_running_run_is_written_again_whole(playbook, mlflow_pair, tmp_path):
     assert [p.step for p in reader.metric_history(copy, "metric_0")] == list(range(35))
 
 
-def test_killed_copy_to_wandb_resumes_without_duplicates(playbook, mlflow_pair, tmp_path):
+def _comet_keys(root):
+    return [os.path.basename(path)[:-4] for path in sorted(glob.glob(os.path.join(root, "*.zip")))]
+
+
+# a file-based target: (module, target class, source class, directory option, ids of the runs written there)
+KILLED_TARGETS = {
+    "wandb_offline": ("wandb", "WandbOfflineTarget", "WandbOfflineSource", "wandb_dir",
+                      lambda root: [f.rsplit("-", 1)[1] for f in folders(root)]),
+    "comet_offline": ("comet", "CometOfflineTarget", "CometOfflineSource", "comet_dir", _comet_keys),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(KILLED_TARGETS))
+def test_killed_copy_to_a_file_based_target_resumes_without_duplicates(playbook, mlflow_pair, tmp_path, kind):
+    module, target_class, source_class, option, written = KILLED_TARGETS[kind]
     name = f"kiw-{uuid.uuid4().hex[:8]}"
     mlflow_records.seed(mlflow_pair["source"].tracking_uri, name, runs=6, metrics=2, steps=2000, artifacts=1,
                         nested=False, model=False)
@@ -128,30 +143,29 @@ def test_killed_copy_to_wandb_resumes_without_duplicates(playbook, mlflow_pair, 
         from ansible_collections.mlops.migration.plugins.module_utils.state.ledger import Ledger
         from ansible_collections.mlops.migration.plugins.module_utils.trackers.copy import Copier
         from ansible_collections.mlops.migration.plugins.module_utils.trackers.mlflow import MlflowSource
-        from ansible_collections.mlops.migration.plugins.module_utils.trackers.wandb import WandbOfflineTarget
+        from ansible_collections.mlops.migration.plugins.module_utils.trackers.{module} import {target_class}
         source = MlflowSource({mlflow_pair["source"].tracking_uri!r})
-        target = WandbOfflineTarget({root!r})
+        target = {target_class}({root!r})
         ledger = Ledger({os.path.join(state, "migration-state.sqlite")!r}, source.uri, target.uri)
         Copier(source, target, ledger, parallel=1).copy([{name!r}])
     """))
     proc = subprocess.Popen([sys.executable, str(script)], start_new_session=True)  # pylint: disable=consider-using-with
     deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and len(folders(root)) < 2 and proc.poll() is None:
+    while time.monotonic() < deadline and len(written(root)) < 2 and proc.poll() is None:
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)  # the copy and the SDK's service process
     proc.wait()
-    before = len(folders(root))
+    before = len(written(root))
     assert 2 <= before < 6, f"the kill came too late or too early: {before} runs"
 
-    resumed = playbook(play({"tracking_uri": mlflow_pair["source"].tracking_uri},
-                            {"kind": "wandb_offline", "wandb_dir": root}, state,
-                            experiments=[name])).task(TASK)["result"]
+    resumed = playbook(play({"tracking_uri": mlflow_pair["source"].tracking_uri}, {"kind": kind, option: root},
+                            state, experiments=[name])).task(TASK)["result"]
     assert resumed["runs"]["copied"] + resumed["runs"]["skipped"] == 6 and resumed["failed_count"] == 0
-    ids = [f.rsplit("-", 1)[1] for f in folders(root)]
-    assert len(ids) == len(set(ids)) == 6  # one folder per run, none twice
+    ids = written(root)
+    assert len(ids) == len(set(ids)) == 6  # one per run, none twice
     sys.path.insert(0, os.path.join(os.getcwd(), ".build", "collections"))
-    from ansible_collections.mlops.migration.plugins.module_utils.trackers.wandb import WandbOfflineSource
-    reader = WandbOfflineSource(root)
+    reader = getattr(importlib.import_module(f"ansible_collections.mlops.migration.plugins.module_utils.trackers."
+                                             f"{module}"), source_class)(root)
     for run_id in ids:
         assert len(list(reader.metric_history(reader.run(run_id), "metric_1"))) == 2000
 
