@@ -23,7 +23,7 @@ options:
       kind:
         description: Tracker type; it decides which of the other options apply.
         type: str
-        choices: [mlflow, wandb_offline, wandb_api, neptune_export, comet_offline, cometx_download]
+        choices: [mlflow, wandb_offline, wandb_api, neptune_export, neptune_offline, comet_offline, cometx_download]
         default: mlflow
       tracking_uri:
         description:
@@ -91,6 +91,18 @@ options:
           - For V(neptune_export), the export's files directory (the files attributes name); C(files) beside
             O(mlops.migration.tracker_copy#module:source.export_dir) when omitted.
         type: path
+      neptune_dir:
+        description:
+          - For V(neptune_offline) (required there), the C(.neptune) directory of the C(neptune) 1.x client (or the
+            directory holding it), whose C(offline/run__<id>__...) folders hold the runs logged with C(mode="offline").
+            Every queue is read once before anything is written; a line that is not an operation fails naming the file
+            and the line.
+        type: path
+      project:
+        description:
+          - For V(neptune_offline), the Neptune project the runs belong to (the client does not record it offline), the
+            experiment they are copied into; C(neptune-offline) when omitted.
+        type: str
       comet_dir:
         description:
           - For V(comet_offline) (required there), the directory of Comet offline archives (C(<experiment key>.zip), as
@@ -121,6 +133,7 @@ requirements:
   - for V(wandb_offline), wandb >= 0.31 on the host that runs the module (its protobuf classes read the runs; its SDK writes them)
   - for V(wandb_api), wandb >= 0.31 on the host that runs the module (C(wandb.Api()) reads the server)
   - for V(neptune_export), pyarrow on the host that runs the module
+  - for V(neptune_offline), nothing outside Python (the client's queue is read as it is written)
   - for V(comet_offline) as a target, comet_ml on the host that runs the module (reading needs nothing more)
 """
 
@@ -134,7 +147,7 @@ options:
       kind:
         description: Tracker type; it decides which of the other options apply.
         type: str
-        choices: [mlflow, wandb_offline, wandb_api, neptune_export, comet_offline, cometx_download]
+        choices: [mlflow, wandb_offline, wandb_api, neptune_export, neptune_offline, comet_offline, cometx_download]
         default: mlflow
       tracking_uri:
         description:
@@ -202,6 +215,18 @@ options:
           - For V(neptune_export), the export's files directory (the files attributes name); C(files) beside
             O(mlops.migration.tracker_copy#module:source.export_dir) when omitted.
         type: path
+      neptune_dir:
+        description:
+          - For V(neptune_offline) (required there), the C(.neptune) directory of the C(neptune) 1.x client (or the
+            directory holding it), whose C(offline/run__<id>__...) folders hold the runs logged with C(mode="offline").
+            Every queue is read once before anything is written; a line that is not an operation fails naming the file
+            and the line.
+        type: path
+      project:
+        description:
+          - For V(neptune_offline), the Neptune project the runs belong to (the client does not record it offline), the
+            experiment they are copied into; C(neptune-offline) when omitted.
+        type: str
       comet_dir:
         description:
           - For V(comet_offline) (required there), the directory of Comet offline archives (C(<experiment key>.zip), as
@@ -227,5 +252,6 @@ requirements:
   - for V(wandb_offline), wandb >= 0.31 on the host that runs the module (its protobuf classes read the runs; its SDK writes them)
   - for V(wandb_api), wandb >= 0.31 on the host that runs the module (C(wandb.Api()) reads the server)
   - for V(neptune_export), pyarrow on the host that runs the module
+  - for V(neptune_offline), nothing outside Python (the client's queue is read as it is written)
   - for V(comet_offline) as a target, comet_ml on the host that runs the module (reading needs nothing more)
 """

@@ -18,6 +18,8 @@ keeps whole steps multiplies them by it (the copy records the factor). A run who
 
 from __future__ import annotations
 
+import glob
+import json
 import os
 import re
 import shutil
@@ -38,6 +40,8 @@ from ansible_collections.mlops.migration.plugins.module_utils.trackers.neptune_e
     run_parts,
     series_rows,
 )
+from ansible_collections.mlops.migration.plugins.module_utils.trackers.neptune_offline import read_folder
+from ansible_collections.mlops.migration.plugins.module_utils.trackers.neptune_offline import series_rows as offline_series_rows
 
 OPTIONS = dict(export_dir=dict(type="path"), files_dir=dict(type="path"))
 EXPERIMENT_TAG = "mlops.migration.neptune_experiment"
@@ -138,13 +142,17 @@ class NeptuneExportSource(SourceAdapter):
                    fork_step=float(fork) if fork is not None else None,
                    description=sys_.get("sys/description") or None, series=series, step_scale=10 ** found.decimals)
 
+    def _rows(self, found, key):
+        """``(step, timestamp ms, value, attribute type)`` of one series of ``found``."""
+        return series_rows(found.parts, key)
+
     def metric_history(self, run, key):
-        for step, stamp, value, _kind in series_rows(self._found(run).parts, key):
+        for step, stamp, value, _kind in self._rows(self._found(run), key):
             if value is not None:
                 yield Point(key, float(value), stamp, _step(step))
 
     def series(self, run, kind, key):
-        for step, stamp, value, source_kind in series_rows(self._found(run).parts, key):
+        for step, stamp, value, source_kind in self._rows(self._found(run), key):
             if value is None:
                 continue
             if source_kind == "string_series":
@@ -200,3 +208,118 @@ class NeptuneExportSource(SourceAdapter):
 
     def model_versions(self, model):
         return []
+
+
+UNMAPPED_FILE = "neptune/unmapped-operations.jsonl"
+
+
+class NeptuneOfflineSource(NeptuneExportSource):
+    """The offline folders of the ``neptune`` 1.x client (kind ``neptune_offline``), read with
+    trackers/neptune_offline.py into the records of an export, so they map as above. ``neptune_dir`` is the
+    ``.neptune`` directory (or the directory holding it, or its ``offline/``); the client does not record the
+    project of an offline run (``neptune sync --project`` names it), so ``project`` names the experiment
+    (``neptune-offline`` when omitted). The run id is the client's container id (a Neptune ``sys/id`` is given
+    only at sync). A file series' images come from the queue itself; uploaded files from where the client
+    read them, or its ``upload_path/`` copy. Operations of kinds with no record of their own are kept, with
+    their file and line, in the artifact ``neptune/unmapped-operations.jsonl``. Model containers are not read."""
+
+    KIND = "neptune_offline"
+    LIBRARY = None
+    OPTIONS = dict(neptune_dir=dict(type="path"), project=dict(type="str"))
+    REQUIRED = ("neptune_dir",)
+
+    def __init__(self, neptune_dir, project=None):  # pylint: disable=super-init-not-called
+        self.root = os.path.abspath(os.path.expanduser(neptune_dir))
+        self.project = project or "neptune-offline"
+        self.files = self.root
+        self.uri = f"neptune-offline://{self.root}"
+        self._runs = None
+        self.lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings):
+        return cls(settings["neptune_dir"], settings.get("project"))
+
+    def folders(self):
+        """The run folders: ``run__<id>__...`` under ``offline/`` (of ``.neptune/``), whichever ``root`` is."""
+        out = []
+        for base in (self.root, os.path.join(self.root, "offline"), os.path.join(self.root, ".neptune", "offline")):
+            out.extend(p for p in glob.glob(os.path.join(glob.escape(base), "run__*")) if os.path.isdir(p))
+        return sorted(set(out))
+
+    def check(self):
+        if not os.path.isdir(self.root):
+            raise TrackerError(f"neptune_offline: {self.root} is not a directory")
+        if not self.folders():
+            raise TrackerError(f"neptune_offline: {self.root} holds no offline run folder (.neptune/offline/run__<id>__...)")
+        self._loaded()  # every queue read once: a damaged one fails here, before anything is written
+
+    def _loaded(self):
+        with self.lock:
+            if self._runs is None:
+                runs = {}
+                for folder in self.folders():
+                    found = read_folder(folder, self.project)
+                    if found.run_id in runs:
+                        raise TrackerError(f"neptune_offline: run {found.run_id} is in two folders, "
+                                           f"{runs[found.run_id].folder} and {folder}; keep one")
+                    runs[found.run_id] = found
+                self._runs = runs
+            return self._runs
+
+    def _rows(self, found, key):
+        return offline_series_rows(found, key)
+
+    def series(self, run, kind, key):
+        if kind != "media":
+            yield from super().series(run, kind, key)
+            return
+        for index, (step, stamp, value, _kind) in enumerate(self._rows(self._found(run), key)):
+            yield SeriesItem(key, _step(step), stamp, file=f"{index:06d}-{(value or {}).get('name') or 'image'}.png",
+                             caption=(value or {}).get("description"))
+
+    def series_file(self, run, item, path):
+        index = int(item.file.partition("-")[0])
+        for number, (_step_, _stamp, value, _kind) in enumerate(self._rows(self._found(run), item.key)):
+            if number == index:
+                with open(path, "wb") as out:
+                    out.write(value["data"])
+                return
+        raise TrackerError(f"neptune_offline: run {run.id}: file series {item.key} has no item {index}")
+
+    def _path(self, run, rel, what):
+        if not rel or not os.path.isfile(rel):
+            raise TrackerError(f"neptune_offline: run {run.id}: {what} names {rel}, which is not there (the client "
+                               "uploads a file from where it was when logged: put it back there)")
+        return rel
+
+    def artifacts(self, run):
+        found = self._found(run)
+        out = []
+        for name, (kind, rel) in sorted(found.files.items()):
+            if kind == "file_set":
+                out.extend(Artifact(f"{name}/{os.path.basename(p)}", os.path.getsize(self._path(run, p, f"file set {name}")))
+                           for p in found.file_sets[name])
+            else:
+                out.append(Artifact(name, os.path.getsize(self._path(run, rel, f"file attribute {name}"))))
+        if found.unmapped:
+            out.append(Artifact(UNMAPPED_FILE, None))
+        return out
+
+    def download(self, run, artifact, path):
+        found = self._found(run)
+        if artifact.path == UNMAPPED_FILE:
+            with open(path, "w", encoding="utf-8") as out:
+                for queue, line, obj in found.unmapped:
+                    out.write(json.dumps({"file": os.path.basename(queue), "line": line, "operation": obj},
+                                         sort_keys=True, default=str) + "\n")
+            return
+        if artifact.path in found.files and found.files[artifact.path][0] == "file":
+            shutil.copyfile(self._path(run, found.files[artifact.path][1], f"file attribute {artifact.path}"), path)
+            return
+        name, _sep, base = artifact.path.rpartition("/")
+        for member in found.file_sets.get(name, ()):
+            if os.path.basename(member) == base:
+                shutil.copyfile(self._path(run, member, f"file set {name}"), path)
+                return
+        raise TrackerError(f"neptune_offline: run {run.id} has no file attribute for {artifact.path}")
