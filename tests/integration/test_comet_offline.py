@@ -204,3 +204,26 @@ def test_a_damaged_cometx_download_is_refused_naming_the_file(playbook, mlflow_p
                           expect_rc=2).task(TASK)["result"]
         assert complaint in result["msg"], result["msg"]
         assert client.get_experiment_by_name(prefix + EXPERIMENT) is None
+
+
+def test_a_neptune_export_into_comet_archives(playbook, tmp_path):
+    """Neptune → Comet: the fractional steps scaled per run (Comet's are whole), every point, the fork's parent."""
+    import sys  # pylint: disable=import-outside-toplevel
+
+    from tests.integration.test_neptune_to_mlflow import PROJECT, export  # pylint: disable=import-outside-toplevel
+
+    root = tmp_path / "comet"
+    target = {"kind": "comet_offline", "comet_dir": str(root)}
+    result = playbook(play(export(tmp_path / "export"), target, str(tmp_path / "s"),
+                           experiments=[PROJECT])).task(TASK)["result"]
+    assert (result["runs"]["copied"], result["failed_count"]) == (2, 0), result["failures"]
+    sys.path.insert(0, os.path.join(os.getcwd(), ".build", "collections"))
+    from ansible_collections.mlops.migration.plugins.module_utils.trackers.comet import CometOfflineSource  # noqa
+    reader = CometOfflineSource(str(root))
+    runs = {run.tags["mlops.migration.source_run_id"]: run
+            for experiment in reader.experiments([]) for run in reader.runs(experiment)}
+    parent, fork = runs["RUN-1"], runs["RUN-2"]
+    assert parent.tags["mlops.migration.step_scale"] == "100" and parent.name == "baseline"
+    assert [p.step for p in reader.metric_history(parent, "train/loss")] == [25 * n for n in range(1200)]
+    assert fork.parent_id == parent.id and fork.fork_step == 2.5
+    assert len(comet_archives.archives(root)) == 2
