@@ -77,6 +77,41 @@ options:
   max_runs:
     description: Copy at most this many runs (in start-time order), for trials.
     type: int
+  attributes:
+    description:
+      - Copy only the attributes whose names match - params, metrics, system metrics, text/media/plot/histogram series
+        and summary keys (for Neptune, attribute paths such as C(train/*)). Glob patterns (C(*) crosses C(/)); a name
+        must match one of O(attributes.include) (when given) and none of O(attributes.exclude). What is left out is
+        neither copied nor verified.
+    type: dict
+    default: {}
+    suboptions:
+      include:
+        description: Patterns of the attributes to copy (all when omitted).
+        type: list
+        elements: str
+      exclude:
+        description: Patterns of the attributes to leave out.
+        type: list
+        elements: str
+  files:
+    description:
+      - Copy only the artifact files that match, by path pattern and size (a type is a pattern such as C(*.png)).
+        Files left out are counted in RV(files_filtered_out).
+    type: dict
+    default: {}
+    suboptions:
+      include:
+        description: Glob patterns of the artifact paths to copy (all when omitted).
+        type: list
+        elements: str
+      exclude:
+        description: Glob patterns of the artifact paths to leave out.
+        type: list
+        elements: str
+      max_size:
+        description: Leave out files larger than this many bytes (files whose size the source does not tell are copied).
+        type: int
   include:
     description: What to copy.
     type: list
@@ -151,6 +186,10 @@ points_copied:
   description: Metric points written.
   returned: always
   type: int
+files_filtered_out:
+  description: Artifact files left out by O(files).
+  returned: always
+  type: int
 bytes:
   description: Artifact bytes carried.
   returned: always
@@ -189,7 +228,7 @@ from ansible_collections.mlops.migration.plugins.module_utils.common import prot
 from ansible_collections.mlops.migration.plugins.module_utils.state import progress as progress_file
 from ansible_collections.mlops.migration.plugins.module_utils.state.ledger import Ledger
 from ansible_collections.mlops.migration.plugins.module_utils.state.store import STATE_FILE
-from ansible_collections.mlops.migration.plugins.module_utils.trackers.copy import Copier, INCLUDE, RunFilter
+from ansible_collections.mlops.migration.plugins.module_utils.trackers.copy import Copier, INCLUDE, RunFilter, Selection
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.registry import adapter, missing_library, tracker_spec, uris
 
 
@@ -209,6 +248,15 @@ def main():
                 names=dict(type="list", elements="str"),
             )),
             max_runs=dict(type="int"),
+            attributes=dict(type="dict", default={}, options=dict(
+                include=dict(type="list", elements="str"),
+                exclude=dict(type="list", elements="str"),
+            )),
+            files=dict(type="dict", default={}, options=dict(
+                include=dict(type="list", elements="str"),
+                exclude=dict(type="list", elements="str"),
+                max_size=dict(type="int"),
+            )),
             include=dict(type="list", elements="str", choices=list(INCLUDE), default=list(INCLUDE)),
             parallel=dict(type="int", default=4),
             state_dir=dict(type="path", required=True),
@@ -230,13 +278,16 @@ def copy(module, params):
     wanted = params["run_filter"] or {}
     run_filter = RunFilter(wanted.get("status"), wanted.get("started_after"), wanted.get("started_before"),
                            wanted.get("tags"), wanted.get("names"))  # a bad pattern fails before anything is opened
+    attributes, files = params["attributes"] or {}, params["files"] or {}
+    selection = Selection(attributes.get("include"), attributes.get("exclude"), files.get("include"),
+                          files.get("exclude"), files.get("max_size"))
     source = adapter(params["source"], "source")
     target = adapter(params["target"], "target")
     ledger = Ledger(path, source.uri, target.uri, readonly=module.check_mode)
     copier = Copier(source, target, ledger, params["include"], run_filter,
                     params["max_runs"], params["parallel"], params["verify"], module.check_mode,
                     params["name_prefix"], params["include_deleted"],
-                    progress_file.start(module, f"tracker_copy {source.uri} -> {target.uri}", unit="runs"))
+                    progress_file.start(module, f"tracker_copy {source.uri} -> {target.uri}", unit="runs"), selection)
     try:
         result = copier.copy(params["experiments"])
     finally:

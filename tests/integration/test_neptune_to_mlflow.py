@@ -137,3 +137,27 @@ def test_a_cut_off_run_a_foreign_schema_and_a_missing_file_are_refused(playbook,
         result = playbook(play(gone, target, state, experiments=[PROJECT], name_prefix="gone-"),
                           expect_rc=2).task(TASK)["result"]
         assert "model/gone names ws_proj/RUN-1/nowhere, which is not in" in result["msg"], result["msg"]
+
+
+def test_attributes_and_files_are_selected_by_pattern_and_size(playbook, mlflow_pair, tmp_path):
+    source = export(tmp_path / "export")
+    target = {"tracking_uri": mlflow_pair["target"].tracking_uri}
+    client = MlflowClient(target["tracking_uri"])
+    name = "sel-" + tmp_path.name[-8:]
+    options = dict(experiments=[PROJECT], name_prefix=f"{name}-",
+                   attributes={"include": ["train/*", "parameters/lr"], "exclude": ["train/acc"]},
+                   files={"exclude": ["source_code/*"], "max_size": 1000})
+    result = playbook(play(source, target, str(tmp_path / "state"), **options)).task(TASK)["result"]
+    assert (result["runs"]["copied"], result["failed_count"]) == (2, 0), result["failures"]
+    assert result["points_copied"] == 1200 + 7  # train/acc left out
+    assert result["files_filtered_out"] == 3  # model/weights (2,560 bytes) and the two files of source_code
+    parent = copies(client, f"{name}-{PROJECT}")["RUN-1"]
+    assert parent.data.params == {"parameters/lr": "0.01"}
+    assert set(parent.data.metrics) == {"train/loss"}
+    files = md5s(client, parent.info.run_id)
+    assert not any(p.startswith(("model/", "source_code/", "mlops-migration/media/samples")) for p in files)
+    assert {"mlops-migration/text/train/log.jsonl", "mlops-migration/histogram/train/hist.jsonl"} <= set(files)
+    refused = playbook(play(source, target, str(tmp_path / "s2"), experiments=[PROJECT], name_prefix=f"{name}x-",
+                            files={"max_size": -1}), expect_rc=2).task(TASK)["result"]
+    assert "files.max_size: -1 is below zero" in refused["msg"]
+    assert client.get_experiment_by_name(f"{name}x-{PROJECT}") is None

@@ -17,6 +17,7 @@ and each adapter maps them to and from its own.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import os
 import re
@@ -55,6 +56,7 @@ class CopyReport:
         self.lock = threading.Lock()
         self.counts = {kind: dict(found=0, copied=0, skipped=0, updated=0, failed=0) for kind in KINDS}
         self.points = self.bytes = 0
+        self.files_filtered_out = 0  # artifact files left out by the selection
         self.failures = []
 
     def add(self, kind, what, n=1):
@@ -79,6 +81,7 @@ class CopyReport:
     def result(self):
         out = {kind: dict(counts) for kind, counts in self.counts.items()}
         out.update(points_copied=self.points, bytes=self.bytes, failures=self.failures,
+                   files_filtered_out=self.files_filtered_out,
                    failed_count=sum(c["failed"] for c in self.counts.values()))
         out.update(by_kind({KIND_LABELS[kind]: self.kind_counts(kind) for kind in KINDS}))
         out["counts"]["bytes"] = self.bytes
@@ -118,6 +121,45 @@ class RunFilter:
         return all(run.tags.get(k) == v for k, v in self.tags.items())
 
 
+class Selection:
+    """Which records of a run to copy: attributes (params, metrics, series, summary keys) and artifact files by
+    glob pattern (``*`` crosses ``/``; include first, then exclude), files also by size. Applied to the run as
+    read, so what is copied and what is verified are the same."""
+
+    def __init__(self, include=None, exclude=None, files_include=None, files_exclude=None, max_file_size=None):
+        self.include, self.exclude = list(include or []), list(exclude or [])
+        self.files_include, self.files_exclude = list(files_include or []), list(files_exclude or [])
+        self.max_file_size = max_file_size
+        if max_file_size is not None and max_file_size < 0:
+            raise TrackerError(f"files.max_size: {max_file_size} is below zero")
+
+    @staticmethod
+    def _wanted(name, include, exclude):
+        if include and not any(fnmatch.fnmatchcase(name, p) for p in include):
+            return False
+        return not any(fnmatch.fnmatchcase(name, p) for p in exclude)
+
+    def attribute(self, name):
+        return self._wanted(name, self.include, self.exclude)
+
+    def file(self, artifact):
+        if self.max_file_size is not None and artifact.size is not None and artifact.size > self.max_file_size:
+            return False
+        return self._wanted(artifact.path, self.files_include, self.files_exclude)
+
+    def run(self, run):
+        """The run with only the attributes wanted (the run itself when every one is)."""
+        if not (self.include or self.exclude):
+            return run
+        keep = self.attribute
+        return replace(
+            run, params={k: v for k, v in run.params.items() if keep(k)},
+            metric_keys=[k for k in run.metric_keys if keep(k)],
+            system_metric_keys=[k for k in run.system_metric_keys if keep(k)],
+            series={kind: [k for k in keys if keep(k)] for kind, keys in run.series.items()},
+            summary={k: v for k, v in run.summary.items() if keep(k)})
+
+
 def _depths(runs):
     """Runs grouped by nesting depth, so parents are copied before their children."""
     by_id = {r.id: r for r in runs}
@@ -138,8 +180,9 @@ def _depths(runs):
 
 class Copier:
     def __init__(self, source, target, ledger, include=INCLUDE, run_filter=None, max_runs=None, parallel=4,
-                 verify=True, check_mode=False, name_prefix="", include_deleted=False, progress=None):
+                 verify=True, check_mode=False, name_prefix="", include_deleted=False, progress=None, selection=None):
         self.source, self.target, self.ledger = source, target, ledger
+        self.selection = selection or Selection()
         self.include = set(include)
         self.run_filter = run_filter or RunFilter()
         self.max_runs, self.parallel, self.verify = max_runs, max(1, parallel), verify
@@ -160,7 +203,8 @@ class Copier:
             except TrackerError as exc:
                 self.report.fail("experiments", experiment.name, str(exc))
                 continue
-            runs = [r for r in self.source.runs(experiment, self.include_deleted) if self.run_filter.wants(r)]
+            runs = [self.selection.run(r) for r in self.source.runs(experiment, self.include_deleted)
+                    if self.run_filter.wants(r)]
             if self.max_runs is not None:
                 runs = runs[:max(0, self.max_runs - taken)]
             taken += len(runs)
@@ -315,6 +359,10 @@ class Copier:
         digests = {}
         with tempfile.TemporaryDirectory(prefix="mlops-tracker-") as scratch:
             for artifact in self.source.artifacts(run):
+                if not self.selection.file(artifact):
+                    with self.report.lock:
+                        self.report.files_filtered_out += 1
+                    continue
                 local = self._scratch_path(os.path.join(scratch, "a"), artifact, run)
                 os.makedirs(os.path.dirname(local), exist_ok=True)
                 self.source.download(run, artifact, local)
@@ -334,7 +382,7 @@ class Copier:
 
     def _update(self, run, entry):
         """The source run was still running when copied: append what it logged since."""
-        fresh = self.source.run(run.id)
+        fresh = self.selection.run(self.source.run(run.id))
         if self.check_mode:
             self.report.add("runs", "updated" if fresh != run or not fresh.finished else "skipped")
             return
