@@ -17,8 +17,8 @@ QUIET = dict(auto_metric_logging=False, auto_param_logging=False, auto_output_lo
              log_env_cpu=False, log_env_host=False, log_env_network=False, log_env_disk=False, parse_args=False,
              display_summary_level=0)
 LOSS_POINTS = 1200
-PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000" "1f15c4890000000d4944415478da63f8"
-                    "cfc0f01f0005000201e2f6e5bd0000000049454e44ae426082")
+PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+                    + "1f15c4890000000d4944415478da63f8cfc0f01f0005000201e2f6e5bd0000000049454e44ae426082")
 
 
 def experiment(root, key, project="proj", workspace="ws"):

@@ -162,7 +162,9 @@ def test_a_cometx_download_into_mlflow_field_by_field(playbook, mlflow_pair, tmp
     assert checked["runs"]["copied"] == 1 and client.get_experiment_by_name(f"{name}-{EXPERIMENT}") is None
     first = playbook(play(source, target, state, **options)).task(TASK)["result"]
     assert (first["runs"]["copied"], first["failed_count"]) == (1, 0), first
-    (run,) = copies(client, f"{name}-{EXPERIMENT}").values()
+    copied = list(copies(client, f"{name}-{EXPERIMENT}").values())
+    assert len(copied) == 1
+    run = copied[0]
     t0 = cometx_downloads.T0
     assert (run.info.run_name, run.info.status, run.info.start_time, run.info.end_time, run.info.user_id) == (
         "downloaded", "FINISHED", t0, t0 + 60_000, "alice")
