@@ -3,12 +3,15 @@
 #   - Debian packages (rsync, openssh server and client, shellcheck) when run as root
 #   - .venv: Python >= 3.11 with requirements.txt + test-requirements.txt
 #   - .venv-mongo: Python >= 3.13 with mongoeco[wire], the test stack's second MongoDB wire server
+#   - .venv-neptune-scale: neptune-scale, which writes the offline stores the neptune_scale reader is tested
+#     against (its protobuf pin would hold back the one wandb needs in .venv)
 #   - the test stack's servers built from the registries (FerretDB, MinIO, s5cmd, OpenSearch):
 #     scripts/build-servers.sh, once per version, into .build/servers
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 MONGO_VENV=${MONGO_VENV:-.venv-mongo}
+NEPTUNE_SCALE_VENV=${NEPTUNE_SCALE_VENV:-.venv-neptune-scale}
 
 log() { printf '[install-deps] %s\n' "$*" >&2; }
 
@@ -63,13 +66,14 @@ install_into "$VENV" "$py311" -r requirements.txt -r test-requirements.txt
 py313=$(find_python 3.13) || { log "no Python >= 3.13 found for the MongoDB wire server (pyenv install 3.13)"; exit 1; }
 REQ_FILES=()
 install_into "$MONGO_VENV" "$py313" "mongoeco[wire]>=4.11,<5"
+install_into "$NEPTUNE_SCALE_VENV" "$py311" "neptune-scale>=0.30,<1"
 
 bash scripts/build-servers.sh
 
 # Ansible finds the collection under .build/collections (see ansible.cfg).
 mkdir -p .build/collections/ansible_collections/mlops
 ln -sfn ../../../.. .build/collections/ansible_collections/mlops/migration
-log "ready: $VENV, $MONGO_VENV, .build/collections"
+log "ready: $VENV, $MONGO_VENV, $NEPTUNE_SCALE_VENV, .build/collections"
 
 # ansible-test bootstraps pip in its sanity venvs with a get-pip.py it downloads from a
 # host outside the package registries; give it the offline stand-in under the name it looks for.

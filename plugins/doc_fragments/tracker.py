@@ -23,7 +23,7 @@ options:
       kind:
         description: Tracker type; it decides which of the other options apply.
         type: str
-        choices: [mlflow, wandb_offline, wandb_api, neptune_export, neptune_offline, comet_offline, cometx_download]
+        choices: [mlflow, wandb_offline, wandb_api, neptune_export, neptune_offline, neptune_scale, comet_offline, cometx_download]
         default: mlflow
       tracking_uri:
         description:
@@ -97,6 +97,10 @@ options:
             directory holding it), whose C(offline/run__<id>__...) folders hold the runs logged with C(mode="offline").
             Every queue is read once before anything is written; a line that is not an operation fails naming the file
             and the line.
+          - For V(neptune_scale) (required there), the C(.neptune) directory of C(neptune-scale) (or the directory holding
+            it), whose C(<project>_<run>_<time>/run_operations.sqlite3) stores hold the runs logged with
+            C(mode="offline"). Every store is read once before anything is written; one that is not SQLite, or an
+            operation that cannot be decoded, fails naming it.
         type: path
       project:
         description:
@@ -133,7 +137,7 @@ requirements:
   - for V(wandb_offline), wandb >= 0.31 on the host that runs the module (its protobuf classes read the runs; its SDK writes them)
   - for V(wandb_api), wandb >= 0.31 on the host that runs the module (C(wandb.Api()) reads the server)
   - for V(neptune_export), pyarrow on the host that runs the module
-  - for V(neptune_offline), nothing outside Python (the client's queue is read as it is written)
+  - for V(neptune_offline) and V(neptune_scale), nothing outside Python (the stores are read as the clients write them)
   - for V(comet_offline) as a target, comet_ml on the host that runs the module (reading needs nothing more)
 """
 
@@ -147,7 +151,7 @@ options:
       kind:
         description: Tracker type; it decides which of the other options apply.
         type: str
-        choices: [mlflow, wandb_offline, wandb_api, neptune_export, neptune_offline, comet_offline, cometx_download]
+        choices: [mlflow, wandb_offline, wandb_api, neptune_export, neptune_offline, neptune_scale, comet_offline, cometx_download]
         default: mlflow
       tracking_uri:
         description:
@@ -221,6 +225,10 @@ options:
             directory holding it), whose C(offline/run__<id>__...) folders hold the runs logged with C(mode="offline").
             Every queue is read once before anything is written; a line that is not an operation fails naming the file
             and the line.
+          - For V(neptune_scale) (required there), the C(.neptune) directory of C(neptune-scale) (or the directory holding
+            it), whose C(<project>_<run>_<time>/run_operations.sqlite3) stores hold the runs logged with
+            C(mode="offline"). Every store is read once before anything is written; one that is not SQLite, or an
+            operation that cannot be decoded, fails naming it.
         type: path
       project:
         description:
@@ -252,6 +260,6 @@ requirements:
   - for V(wandb_offline), wandb >= 0.31 on the host that runs the module (its protobuf classes read the runs; its SDK writes them)
   - for V(wandb_api), wandb >= 0.31 on the host that runs the module (C(wandb.Api()) reads the server)
   - for V(neptune_export), pyarrow on the host that runs the module
-  - for V(neptune_offline), nothing outside Python (the client's queue is read as it is written)
+  - for V(neptune_offline) and V(neptune_scale), nothing outside Python (the stores are read as the clients write them)
   - for V(comet_offline) as a target, comet_ml on the host that runs the module (reading needs nothing more)
 """

@@ -42,6 +42,8 @@ from ansible_collections.mlops.migration.plugins.module_utils.trackers.neptune_e
 )
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.neptune_offline import read_folder
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.neptune_offline import series_rows as offline_series_rows
+from ansible_collections.mlops.migration.plugins.module_utils.trackers.neptune_scale import STORE_FILE, read_store
+from ansible_collections.mlops.migration.plugins.module_utils.trackers.neptune_scale import series_rows as scale_series_rows
 
 OPTIONS = dict(export_dir=dict(type="path"), files_dir=dict(type="path"))
 EXPERIMENT_TAG = "mlops.migration.neptune_experiment"
@@ -323,3 +325,58 @@ class NeptuneOfflineSource(NeptuneExportSource):
                 shutil.copyfile(self._path(run, member, f"file set {name}"), path)
                 return
         raise TrackerError(f"neptune_offline: run {run.id} has no file attribute for {artifact.path}")
+
+
+class NeptuneScaleSource(NeptuneOfflineSource):
+    """The offline stores of ``neptune-scale`` (kind ``neptune_scale``), read with trackers/neptune_scale.py into the
+    records of an export, so they map as above. ``neptune_dir`` is the ``.neptune`` directory (or the directory
+    holding it) whose ``<project>_<run>_<time>/run_operations.sqlite3`` stores hold the runs; each store names its
+    project and run id. A run's experiment is ``sys/experiment/name`` (the tag, as for an export); a fork keeps
+    its parent and fork step. Files come from the local paths their upload requests name."""
+
+    KIND = "neptune_scale"
+    OPTIONS = dict(neptune_dir=dict(type="path"))
+
+    def __init__(self, neptune_dir):
+        super().__init__(neptune_dir)
+        self.uri = f"neptune-scale://{self.root}"
+
+    @classmethod
+    def from_settings(cls, settings):
+        return cls(settings["neptune_dir"])
+
+    def folders(self):
+        out = []
+        for base in (self.root, os.path.join(self.root, ".neptune")):
+            out.extend(glob.glob(os.path.join(glob.escape(base), "*", STORE_FILE)))
+        return sorted(set(p for p in out if os.path.isfile(p)))
+
+    def check(self):
+        if not os.path.isdir(self.root):
+            raise TrackerError(f"neptune_scale: {self.root} is not a directory")
+        if not self.folders():
+            raise TrackerError(f"neptune_scale: {self.root} holds no neptune-scale store (.neptune/<project>_<run>_<time>/"
+                               f"{STORE_FILE})")
+        self._loaded()
+
+    def _loaded(self):
+        with self.lock:
+            if self._runs is None:
+                runs = {}
+                for store in self.folders():
+                    found = read_store(store)
+                    if found.run_id in runs:
+                        raise TrackerError(f"neptune_scale: run {found.run_id} is in two stores, "
+                                           f"{runs[found.run_id].parts[0]} and {store}; keep one")
+                    runs[found.run_id] = found
+                self._runs = runs
+            return self._runs
+
+    def _rows(self, found, key):
+        return scale_series_rows(found, key)
+
+    def series(self, run, kind, key):
+        return NeptuneExportSource.series(self, run, kind, key)
+
+    def series_file(self, run, item, path):
+        shutil.copyfile(self._path(run, item.file, f"file series {item.key}"), path)

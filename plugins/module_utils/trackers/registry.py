@@ -12,13 +12,18 @@ from ansible_collections.mlops.migration.plugins.module_utils.trackers.base impo
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.comet import CometOfflineSource, CometOfflineTarget
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.cometx import CometxDownloadSource
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.mlflow import MlflowSource, MlflowTarget
-from ansible_collections.mlops.migration.plugins.module_utils.trackers.neptune import NeptuneExportSource, NeptuneOfflineSource
+from ansible_collections.mlops.migration.plugins.module_utils.trackers.neptune import (
+    NeptuneExportSource,
+    NeptuneOfflineSource,
+    NeptuneScaleSource,
+)
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.wandb import WandbOfflineSource, WandbOfflineTarget
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.wandb_api import WandbApiSource
 
 # kind -> (source adapter, target adapter or None when the kind is read only)
 PAIRS = ((MlflowSource, MlflowTarget), (WandbOfflineSource, WandbOfflineTarget), (WandbApiSource, None),
-         (NeptuneExportSource, None), (NeptuneOfflineSource, None), (CometOfflineSource, CometOfflineTarget),
+         (NeptuneExportSource, None), (NeptuneOfflineSource, None),
+         (NeptuneScaleSource, None), (CometOfflineSource, CometOfflineTarget),
          (CometxDownloadSource, None))
 ADAPTERS = {cls.KIND: (cls, target) for cls, target in PAIRS}
 DEFAULT_KIND = "mlflow"
