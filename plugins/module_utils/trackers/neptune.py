@@ -249,23 +249,28 @@ class NeptuneOfflineSource(NeptuneExportSource):
             out.extend(p for p in glob.glob(os.path.join(glob.escape(base), "run__*")) if os.path.isdir(p))
         return sorted(set(out))
 
+    STORES = "offline run folder (.neptune/offline/run__<id>__...)"  # what folders() finds, for messages
+
+    def _read_one(self, path):
+        return read_folder(path, self.project)
+
     def check(self):
         if not os.path.isdir(self.root):
-            raise TrackerError(f"neptune_offline: {self.root} is not a directory")
+            raise TrackerError(f"{self.KIND}: {self.root} is not a directory")
         if not self.folders():
-            raise TrackerError(f"neptune_offline: {self.root} holds no offline run folder (.neptune/offline/run__<id>__...)")
-        self._loaded()  # every queue read once: a damaged one fails here, before anything is written
+            raise TrackerError(f"{self.KIND}: {self.root} holds no {self.STORES}")
+        self._loaded()  # every store read once: a damaged one fails here, before anything is written
 
     def _loaded(self):
         with self.lock:
             if self._runs is None:
-                runs = {}
-                for folder in self.folders():
-                    found = read_folder(folder, self.project)
+                runs, places = {}, {}
+                for path in self.folders():
+                    found = self._read_one(path)
                     if found.run_id in runs:
-                        raise TrackerError(f"neptune_offline: run {found.run_id} is in two folders, "
-                                           f"{runs[found.run_id].folder} and {folder}; keep one")
-                    runs[found.run_id] = found
+                        raise TrackerError(f"{self.KIND}: run {found.run_id} is in two places, {places[found.run_id]} "
+                                           f"and {path}; keep one")
+                    runs[found.run_id], places[found.run_id] = found, path
                 self._runs = runs
             return self._runs
 
@@ -287,11 +292,11 @@ class NeptuneOfflineSource(NeptuneExportSource):
                 with open(path, "wb") as out:
                     out.write(value["data"])
                 return
-        raise TrackerError(f"neptune_offline: run {run.id}: file series {item.key} has no item {index}")
+        raise TrackerError(f"{self.KIND}: run {run.id}: file series {item.key} has no item {index}")
 
     def _path(self, run, rel, what):
         if not rel or not os.path.isfile(rel):
-            raise TrackerError(f"neptune_offline: run {run.id}: {what} names {rel}, which is not there (the client "
+            raise TrackerError(f"{self.KIND}: run {run.id}: {what} names {rel}, which is not there (the client "
                                "uploads a file from where it was when logged: put it back there)")
         return rel
 
@@ -324,7 +329,7 @@ class NeptuneOfflineSource(NeptuneExportSource):
             if os.path.basename(member) == base:
                 shutil.copyfile(self._path(run, member, f"file set {name}"), path)
                 return
-        raise TrackerError(f"neptune_offline: run {run.id} has no file attribute for {artifact.path}")
+        raise TrackerError(f"{self.KIND}: run {run.id} has no file attribute for {artifact.path}")
 
 
 class NeptuneScaleSource(NeptuneOfflineSource):
@@ -336,6 +341,7 @@ class NeptuneScaleSource(NeptuneOfflineSource):
 
     KIND = "neptune_scale"
     OPTIONS = dict(neptune_dir=dict(type="path"))
+    STORES = f"neptune-scale store (.neptune/<project>_<run>_<time>/{STORE_FILE})"
 
     def __init__(self, neptune_dir):
         super().__init__(neptune_dir)
@@ -351,26 +357,8 @@ class NeptuneScaleSource(NeptuneOfflineSource):
             out.extend(glob.glob(os.path.join(glob.escape(base), "*", STORE_FILE)))
         return sorted(set(p for p in out if os.path.isfile(p)))
 
-    def check(self):
-        if not os.path.isdir(self.root):
-            raise TrackerError(f"neptune_scale: {self.root} is not a directory")
-        if not self.folders():
-            raise TrackerError(f"neptune_scale: {self.root} holds no neptune-scale store (.neptune/<project>_<run>_<time>/"
-                               f"{STORE_FILE})")
-        self._loaded()
-
-    def _loaded(self):
-        with self.lock:
-            if self._runs is None:
-                runs = {}
-                for store in self.folders():
-                    found = read_store(store)
-                    if found.run_id in runs:
-                        raise TrackerError(f"neptune_scale: run {found.run_id} is in two stores, "
-                                           f"{runs[found.run_id].parts[0]} and {store}; keep one")
-                    runs[found.run_id] = found
-                self._runs = runs
-            return self._runs
+    def _read_one(self, path):
+        return read_store(path)
 
     def _rows(self, found, key):
         return scale_series_rows(found, key)
