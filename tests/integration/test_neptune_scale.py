@@ -78,7 +78,7 @@ def test_a_store_that_is_not_sqlite_and_a_damaged_operation_are_refused(playbook
     garbage.mkdir(parents=True)
     (garbage / "run_operations.sqlite3").write_bytes(b"not a database" * 100)
     damaged = neptune_scale_stores.write(tmp_path / "damaged")
-    (store,) = [s for s in glob.glob(os.path.join(damaged, "*_run-1_*", "run_operations.sqlite3"))]
+    (store,) = glob.glob(os.path.join(damaged, "*_run-1_*", "run_operations.sqlite3"))
     with sqlite3.connect(store) as db:
         db.execute("UPDATE run_operations SET operation = ? WHERE sequence_id = 3", (b"\x0a\xff\xff",))
     for root, complaint in ((tmp_path / "garbage", f"{garbage / 'run_operations.sqlite3'}: not a neptune-scale offline store"),
