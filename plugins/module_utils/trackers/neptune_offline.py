@@ -44,23 +44,22 @@ def queue_files(folder):
 
 
 def operations(files):
-    """``(file, line number, version, at, obj)`` of the queue; a line that is not an operation fails naming it."""
+    """``(file, line number, version, at, obj)`` of the queue, streamed; a line that is not an operation fails naming it."""
     for index, path in enumerate(files):
-        with open(path, encoding="utf-8") as handle:
-            lines = handle.readlines()
-        for number, text in enumerate(lines, 1):
-            if not text.strip():
-                continue
-            try:
-                entry = json.loads(text)
-            except ValueError as exc:
-                last = index == len(files) - 1 and number == len(lines)
-                raise ExportError(f"{path}: line {number} is not JSON ({exc})"
-                                  + ("; the queue was cut short there" if last else "")) from exc
-            obj = entry.get("obj") if isinstance(entry, dict) else None
-            if not isinstance(obj, dict) or not isinstance(obj.get("type"), str) or not isinstance(obj.get("path"), list):
-                raise ExportError(f"{path}: line {number} is not a neptune operation (obj with type and path)")
-            yield path, number, entry.get("version"), entry.get("at"), obj
+        with open(path, "rb") as handle:
+            for number, raw in enumerate(iter(handle.readline, b""), 1):
+                if not raw.strip():
+                    continue
+                try:
+                    entry = json.loads(raw.decode("utf-8"))
+                except ValueError as exc:
+                    last = index == len(files) - 1 and not handle.read(1)
+                    raise ExportError(f"{path}: line {number} is not JSON ({exc})"
+                                      + ("; the queue was cut short there" if last else "")) from exc
+                obj = entry.get("obj") if isinstance(entry, dict) else None
+                if not isinstance(obj, dict) or not isinstance(obj.get("type"), str) or not isinstance(obj.get("path"), list):
+                    raise ExportError(f"{path}: line {number} is not a neptune operation (obj with type and path)")
+                yield path, number, entry.get("version"), entry.get("at"), obj
 
 
 def _decimal(step):
