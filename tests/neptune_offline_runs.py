@@ -46,16 +46,22 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-def write(directory):
-    """Two offline runs written by the client in ``directory``; returns its ``.neptune`` directory."""
+def write_with(python, script, directory, env):
+    """Run a Neptune client's ``script`` with ``python`` in ``directory`` (after a ``weights.bin`` there, named
+    to it as WEIGHTS_PATH with LOSS_POINTS and T0); returns the ``.neptune`` directory it wrote."""
     os.makedirs(directory, exist_ok=True)
     weights = os.path.join(str(directory), "weights.bin")
     with open(weights, "wb") as handle:
         handle.write(WEIGHTS)
-    script = (f"LOSS_POINTS, T0, WEIGHTS_PATH = {LOSS_POINTS}, {T0}, {weights!r}\n") + SCRIPT
-    env = dict(os.environ, NEPTUNE_MODE="offline")
-    env.pop("NEPTUNE_API_TOKEN", None)
-    done = subprocess.run([sys.executable, "-c", script], cwd=str(directory), env=env, capture_output=True, text=True,
+    script = f"LOSS_POINTS, T0, WEIGHTS_PATH = {LOSS_POINTS}, {T0}, {weights!r}\n" + script
+    done = subprocess.run([python, "-c", script], cwd=str(directory), env=env, capture_output=True, text=True,
                           timeout=300, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     return os.path.join(str(directory), ".neptune")
+
+
+def write(directory):
+    """Two offline runs written by the client in ``directory``; returns its ``.neptune`` directory."""
+    env = dict(os.environ, NEPTUNE_MODE="offline")
+    env.pop("NEPTUNE_API_TOKEN", None)
+    return write_with(sys.executable, SCRIPT, directory, env)

@@ -8,15 +8,13 @@ directory given.
 from __future__ import annotations
 
 import os
-import subprocess
 import textwrap
 
+from tests.neptune_offline_runs import LOSS_POINTS, T0, WEIGHTS, write_with
 from tests.stack import builds
 
 PYTHON = os.path.join(builds.REPO, ".venv-neptune-scale", "bin", "python")
-LOSS_POINTS = 1200
-T0 = 1_700_000_000
-WEIGHTS = bytes(range(256)) * 10
+__all__ = ["LOSS_POINTS", "T0", "WEIGHTS", "write"]  # the data's shape, the same as neptune_offline_runs'
 
 SCRIPT = textwrap.dedent("""
     import datetime, sys
@@ -46,13 +44,5 @@ SCRIPT = textwrap.dedent("""
 
 def write(directory):
     """Two runs (the second forked from the first at step 2.5) written in ``directory``; returns its ``.neptune``."""
-    os.makedirs(directory, exist_ok=True)
-    weights = os.path.join(str(directory), "weights.bin")
-    with open(weights, "wb") as handle:
-        handle.write(WEIGHTS)
-    script = f"LOSS_POINTS, T0, WEIGHTS_PATH = {LOSS_POINTS}, {T0}, {weights!r}\n" + SCRIPT
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEPTUNE_")}
-    done = subprocess.run([PYTHON, "-c", script], cwd=str(directory), env=env, capture_output=True, text=True,
-                          timeout=300, check=False)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return os.path.join(str(directory), ".neptune")
+    return write_with(PYTHON, SCRIPT, directory, env)
