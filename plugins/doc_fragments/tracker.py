@@ -23,7 +23,7 @@ options:
       kind:
         description: Tracker type; it decides which of the other options apply.
         type: str
-        choices: [mlflow, wandb_offline, wandb_api, neptune_export, neptune_offline, neptune_scale, comet_offline, cometx_download]
+        choices: [mlflow, wandb_offline, wandb_api, neptune_export, neptune_offline, neptune_scale, neptune_query, comet_offline, cometx_download]
         default: mlflow
       tracking_uri:
         description:
@@ -68,6 +68,7 @@ options:
         description:
           - For V(wandb_api), and V(wandb_offline) with O(mlops.migration.tracker_copy#module:target.base_url), the W&B
             API key (else the environment's C(WANDB_API_KEY)). Never logged or returned.
+          - For V(neptune_query) (required there), the Neptune API token (it names the server). Never logged or returned.
         type: str
       run_filters:
         description:
@@ -106,6 +107,8 @@ options:
         description:
           - For V(neptune_offline), the Neptune project the runs belong to (the client does not record it offline), the
             experiment they are copied into; C(neptune-offline) when omitted.
+          - For V(neptune_query) (required there), the Neptune project to read (C(workspace/project)), through
+            Neptune's own client C(neptune-query); its runs are read before anything is written.
         type: str
       comet_dir:
         description:
@@ -151,7 +154,7 @@ options:
       kind:
         description: Tracker type; it decides which of the other options apply.
         type: str
-        choices: [mlflow, wandb_offline, wandb_api, neptune_export, neptune_offline, neptune_scale, comet_offline, cometx_download]
+        choices: [mlflow, wandb_offline, wandb_api, neptune_export, neptune_offline, neptune_scale, neptune_query, comet_offline, cometx_download]
         default: mlflow
       tracking_uri:
         description:
@@ -196,6 +199,7 @@ options:
         description:
           - For V(wandb_api), and V(wandb_offline) with O(mlops.migration.tracker_copy#module:target.base_url), the W&B
             API key (else the environment's C(WANDB_API_KEY)). Never logged or returned.
+          - For V(neptune_query) (required there), the Neptune API token (it names the server). Never logged or returned.
         type: str
       run_filters:
         description:
@@ -234,6 +238,8 @@ options:
         description:
           - For V(neptune_offline), the Neptune project the runs belong to (the client does not record it offline), the
             experiment they are copied into; C(neptune-offline) when omitted.
+          - For V(neptune_query) (required there), the Neptune project to read (C(workspace/project)), through
+            Neptune's own client C(neptune-query); its runs are read before anything is written.
         type: str
       comet_dir:
         description:

@@ -112,6 +112,27 @@ options:
       max_size:
         description: Leave out files larger than this many bytes (files whose size the source does not tell are copied).
         type: int
+  resources:
+    description:
+      - Copy only these kinds of record, named as C(cometx download) names them - C(metadata) (tags without a value,
+        the description), C(others) (key-value tags), C(parameters) (params and the nested config), C(metrics),
+        C(system) (system metrics), C(assets) (artifacts, and media, plot, histogram and text-sample series),
+        C(html) (the text series C(html)), C(run) (the text series C(console) and the artifacts under C(comet/run/)),
+        C(project) (the experiment's description and tags). For any source and target, not only Comet's. What is
+        left out is neither copied nor verified.
+    type: dict
+    default: {}
+    suboptions:
+      include:
+        description: The resources to copy (all when omitted).
+        type: list
+        elements: str
+        choices: [assets, html, metadata, metrics, others, parameters, project, run, system]
+      exclude:
+        description: The resources to leave out.
+        type: list
+        elements: str
+        choices: [assets, html, metadata, metrics, others, parameters, project, run, system]
   include:
     description: What to copy.
     type: list
@@ -228,7 +249,7 @@ from ansible_collections.mlops.migration.plugins.module_utils.common import prot
 from ansible_collections.mlops.migration.plugins.module_utils.state import progress as progress_file
 from ansible_collections.mlops.migration.plugins.module_utils.state.ledger import Ledger
 from ansible_collections.mlops.migration.plugins.module_utils.state.store import STATE_FILE
-from ansible_collections.mlops.migration.plugins.module_utils.trackers.copy import Copier, INCLUDE, RunFilter, Selection
+from ansible_collections.mlops.migration.plugins.module_utils.trackers.copy import Copier, INCLUDE, RESOURCES, RunFilter, Selection
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.registry import adapter, missing_library, tracker_spec, uris
 
 
@@ -257,6 +278,10 @@ def main():
                 exclude=dict(type="list", elements="str"),
                 max_size=dict(type="int"),
             )),
+            resources=dict(type="dict", default={}, options=dict(
+                include=dict(type="list", elements="str", choices=list(RESOURCES)),
+                exclude=dict(type="list", elements="str", choices=list(RESOURCES)),
+            )),
             include=dict(type="list", elements="str", choices=list(INCLUDE), default=list(INCLUDE)),
             parallel=dict(type="int", default=4),
             state_dir=dict(type="path", required=True),
@@ -278,9 +303,9 @@ def copy(module, params):
     wanted = params["run_filter"] or {}
     run_filter = RunFilter(wanted.get("status"), wanted.get("started_after"), wanted.get("started_before"),
                            wanted.get("tags"), wanted.get("names"))  # a bad pattern fails before anything is opened
-    attributes, files = params["attributes"] or {}, params["files"] or {}
+    attributes, files, resources = params["attributes"] or {}, params["files"] or {}, params["resources"] or {}
     selection = Selection(attributes.get("include"), attributes.get("exclude"), files.get("include"),
-                          files.get("exclude"), files.get("max_size"))
+                          files.get("exclude"), files.get("max_size"), resources.get("include"), resources.get("exclude"))
     source = adapter(params["source"], "source")
     target = adapter(params["target"], "target")
     ledger = Ledger(path, source.uri, target.uri, readonly=module.check_mode)

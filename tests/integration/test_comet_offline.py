@@ -227,5 +227,72 @@ def test_a_neptune_export_into_comet_archives(playbook, tmp_path):
     parent, fork = runs["RUN-1"], runs["RUN-2"]
     assert parent.tags["mlops.migration.step_scale"] == "100" and parent.name == "baseline"
     assert [p.step for p in reader.metric_history(parent, "train/loss")] == [25 * n for n in range(1200)]
-    assert fork.parent_id == parent.id and fork.fork_step == 2.5
+    assert fork.parent_id == parent.id and fork.fork_step == 250  # in the parent's scaled units
+    assert [p.step for p in reader.metric_history(fork, "train/loss")] == list(range(300, 1000, 100))
     assert len(comet_archives.archives(root)) == 2
+
+
+def test_wandb_offline_runs_into_comet_archives_read_back_equal(playbook, tmp_path):
+    """W&B → Comet: runs the W&B SDK wrote offline, copied into archives through comet_ml, read back with the
+    collection's Comet reader equal to what its W&B reader reads: fields, params, tags, every point, summary, media."""
+    import sys  # pylint: disable=import-outside-toplevel
+
+    from tests.integration.test_wandb_to_mlflow import write_runs  # pylint: disable=import-outside-toplevel
+
+    wandb_root = tmp_path / "wandb"
+    wandb_root.mkdir()
+    project = write_runs(wandb_root, "wbc")
+    source = {"kind": "wandb_offline", "wandb_dir": str(wandb_root)}
+    root = tmp_path / "comet"
+    target = {"kind": "comet_offline", "comet_dir": str(root), "workspace": "team"}
+    first = playbook(play(source, target, str(tmp_path / "s"), experiments=[project])).task(TASK)["result"]
+    assert (first["runs"]["copied"], first["failed_count"]) == (2, 0), first["failures"]
+    sys.path.insert(0, os.path.join(os.getcwd(), ".build", "collections"))
+    from ansible_collections.mlops.migration.plugins.module_utils.trackers.comet import CometOfflineSource  # noqa
+    from ansible_collections.mlops.migration.plugins.module_utils.trackers.wandb import WandbOfflineSource  # noqa
+
+    wandb_reader, comet_reader = WandbOfflineSource(str(wandb_root)), CometOfflineSource(str(root))
+    copied = {run.tags["mlops.migration.source_run_id"]: run
+              for experiment in comet_reader.experiments([]) for run in comet_reader.runs(experiment)}
+    (experiment,) = wandb_reader.experiments([project])
+    originals = list(wandb_reader.runs(experiment))
+    assert len(originals) == 2 and set(copied) == {run.id for run in originals}
+    for original in originals:
+        copy = copied[original.id]
+        assert (copy.name, copy.start_time, copy.end_time, copy.status, copy.group, copy.job_type, copy.description) == (
+            original.name, original.start_time, original.end_time, original.status, original.group,
+            original.job_type, original.description)
+        assert copy.params == original.params and copy.config == original.config and copy.summary == original.summary
+        assert {k: v for k, v in copy.tags.items() if not k.startswith("mlops.migration.")} == original.tags
+        assert sorted(copy.metric_keys) == sorted(original.metric_keys)
+        for key in original.metric_keys:
+            theirs = sorted((p.step, p.timestamp, p.value) for p in comet_reader.metric_history(copy, key))
+            assert theirs == sorted((p.step, p.timestamp, p.value) for p in wandb_reader.metric_history(original, key))
+        (image,) = comet_reader.series(copy, "media", "sample")
+        (source_image,) = wandb_reader.series(original, "media", "sample")
+        comet_reader.series_file(copy, image, str(tmp_path / "a"))
+        wandb_reader.series_file(original, source_image, str(tmp_path / "b"))
+        assert (image.step, (tmp_path / "a").read_bytes()) == (5, (tmp_path / "b").read_bytes())
+
+
+def test_cometx_resource_names_leave_kinds_of_record_out(playbook, mlflow_pair, tmp_path):
+    """resources: {exclude: [metrics, others, html, run]}: no metric, no key-value tag, no HTML at the target; the
+    rest copied and verified; a name that is not cometx's is refused."""
+    root = tmp_path / "comet"
+    comet_archives.write_full(root, tmp_path)
+    source = {"kind": "comet_offline", "comet_dir": str(root)}
+    target = {"tracking_uri": mlflow_pair["target"].tracking_uri}
+    name = "res-" + uuid.uuid4().hex[:8]
+    result = playbook(play(source, target, str(tmp_path / "s"), experiments=[EXPERIMENT], name_prefix=f"{name}-",
+                           resources={"exclude": ["metrics", "others", "html", "run"]})).task(TASK)["result"]
+    assert (result["runs"]["copied"], result["failed_count"]) == (1, 0), result["failures"]
+    client = MlflowClient(target["tracking_uri"])
+    run = copies(client, f"{name}-{EXPERIMENT}")["a" * 32]
+    assert run.data.metrics == {} or set(run.data.metrics) == {"system/sys.cpu.percent"}  # system is its own resource
+    assert (run.data.tags["a"], run.data.tags["b"]) == ("", "") and "owner" not in run.data.tags
+    assert run.data.params == {"lr": "0.01", "layers": "3", "opt.name": "adam", "opt.beta": "0.9"}
+    files = md5s(client, run.info.run_id)
+    assert "mlops-migration/text/html.jsonl" not in files and "mlops-migration/text/text.jsonl" in files
+    assert "model/weights.bin" in files
+    refused = playbook(play(source, target, str(tmp_path / "s2"), resources={"include": ["metric"]}), expect_rc=2)
+    assert "metric" in refused.stdout and "value of include must be one or more of" in refused.stdout

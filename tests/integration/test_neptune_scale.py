@@ -63,8 +63,9 @@ def test_neptune_scale_stores_into_mlflow_field_by_field(playbook, mlflow_pair, 
               encoding="utf-8") as lines:
         assert [json.loads(line)["text"] for line in lines] == ["epoch 0", "epoch 1"]
     assert fork.data.tags["mlflow.parentRunId"] == parent.info.run_id
-    assert fork.data.tags["mlops.migration.fork_step"] == "2.5"
-    assert [m.step for m in client.get_metric_history(fork.info.run_id, "train/loss")] == list(range(3, 10))
+    # the fork continues its parent's step axis: its steps and fork step are scaled as the parent's are (100)
+    assert (fork.data.tags["mlops.migration.fork_step"], fork.data.tags["mlops.migration.step_scale"]) == ("250", "100")
+    assert [m.step for m in client.get_metric_history(fork.info.run_id, "train/loss")] == list(range(300, 1000, 100))
 
     again = playbook(play(source, target, state, **options)).task(TASK)["result"]
     assert not again["changed"] and again["runs"]["skipped"] == 2

@@ -4,6 +4,7 @@ with its step times the run's step scale (W&B steps are whole) and timestamp, th
 
 from __future__ import annotations
 
+import glob
 import os
 import sys
 
@@ -38,6 +39,14 @@ def test_a_neptune_export_into_wandb_offline_runs(playbook, tmp_path):
     for n, item in enumerate(images):
         reader.series_file(parent, item, str(tmp_path / "img"))
         assert (tmp_path / "img").read_bytes() == b"\x89PNG" + bytes([n]) * 40
-    assert (fork.parent_id, fork.fork_step) == ("RUN-1", 2.5)
+    # the fork continues its parent's step axis (both scaled by 100), and the SDK wrote it as W&B's own fork
+    # (fork_from "RUN-1?_step=250": the run record's branch point), which wandb sync hands to the server
+    assert (fork.parent_id, fork.fork_step) == ("RUN-1", 250)
+    assert [p.step for p in reader.metric_history(fork, "train/loss")] == list(range(300, 1000, 100))
+    from ansible_collections.mlops.migration.plugins.module_utils.trackers.wandb_offline import read_run  # noqa
+
+    (folder,) = [f for f in glob.glob(os.path.join(root, "wandb", "offline-run-*")) if f.endswith("-RUN-2")]
+    as_written = read_run(folder).run  # the SDK's records alone, before the migration record is applied
+    assert (as_written.parent_id, as_written.fork_step) == ("RUN-1", 250.0)
     again = playbook(play(source, target, str(tmp_path / "s"), experiments=[PROJECT])).task(TASK)["result"]
     assert not again["changed"] and again["runs"]["skipped"] == 2

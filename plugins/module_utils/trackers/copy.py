@@ -17,6 +17,7 @@ and each adapter maps them to and from its own.
 
 from __future__ import annotations
 
+import decimal
 import fnmatch
 import hashlib
 import os
@@ -121,17 +122,33 @@ class RunFilter:
         return all(run.tags.get(k) == v for k, v in self.tags.items())
 
 
+# cometx's resource names, and what each is in the tracker-neutral records (README: "Resources")
+RESOURCES = ("assets", "html", "metadata", "metrics", "others", "parameters", "project", "run", "system")
+RUN_FILES = "comet/run/"  # the artifacts of the resource "run" (console output aside): code, requirements, git
+
+
 class Selection:
     """Which records of a run to copy: attributes (params, metrics, series, summary keys) and artifact files by
-    glob pattern (``*`` crosses ``/``; include first, then exclude), files also by size. Applied to the run as
-    read, so what is copied and what is verified are the same."""
+    glob pattern (``*`` crosses ``/``; include first, then exclude), files also by size, and whole kinds of record
+    by cometx's resource names (RESOURCES). Applied to the run as read, so what is copied and what is verified are
+    the same."""
 
-    def __init__(self, include=None, exclude=None, files_include=None, files_exclude=None, max_file_size=None):
+    def __init__(self, include=None, exclude=None, files_include=None, files_exclude=None, max_file_size=None,
+                 resources_include=None, resources_exclude=None):
         self.include, self.exclude = list(include or []), list(exclude or [])
         self.files_include, self.files_exclude = list(files_include or []), list(files_exclude or [])
         self.max_file_size = max_file_size
         if max_file_size is not None and max_file_size < 0:
             raise TrackerError(f"files.max_size: {max_file_size} is below zero")
+        for name in list(resources_include or []) + list(resources_exclude or []):
+            if name not in RESOURCES:
+                raise TrackerError(f"resources: {name!r} is not one of cometx's resource names ({', '.join(RESOURCES)})")
+        wanted = set(resources_include or RESOURCES) - set(resources_exclude or ())
+        self.left_out = set(RESOURCES) - wanted  # resource names not copied
+
+    def experiment(self, experiment):
+        """The experiment with its description and tags only when the resource ``project`` is wanted."""
+        return replace(experiment, description=None, tags={}) if "project" in self.left_out else experiment
 
     @staticmethod
     def _wanted(name, include, exclude):
@@ -145,19 +162,70 @@ class Selection:
     def file(self, artifact):
         if self.max_file_size is not None and artifact.size is not None and artifact.size > self.max_file_size:
             return False
+        if ("run" if artifact.path.startswith(RUN_FILES) else "assets") in self.left_out:
+            return False
         return self._wanted(artifact.path, self.files_include, self.files_exclude)
 
+    @staticmethod
+    def _series_resource(kind, key):
+        """The resource a series is: console output is ``run``, HTML ``html``, every other series ``assets``."""
+        if kind == "text" and key in ("console", "html"):
+            return "run" if key == "console" else "html"
+        return "assets"
+
     def run(self, run):
-        """The run with only the attributes wanted (the run itself when every one is)."""
+        """The run with only the attributes and resources wanted (the run itself when every one is)."""
+        out = self._resources(run) if self.left_out else run
         if not (self.include or self.exclude):
-            return run
+            return out
         keep = self.attribute
         return replace(
-            run, params={k: v for k, v in run.params.items() if keep(k)},
-            metric_keys=[k for k in run.metric_keys if keep(k)],
-            system_metric_keys=[k for k in run.system_metric_keys if keep(k)],
-            series={kind: [k for k in keys if keep(k)] for kind, keys in run.series.items()},
-            summary={k: v for k, v in run.summary.items() if keep(k)})
+            out, params={k: v for k, v in out.params.items() if keep(k)},
+            metric_keys=[k for k in out.metric_keys if keep(k)],
+            system_metric_keys=[k for k in out.system_metric_keys if keep(k)],
+            series={kind: [k for k in keys if keep(k)] for kind, keys in out.series.items()},
+            summary={k: v for k, v in out.summary.items() if keep(k)})
+
+    def _resources(self, run):
+        out = self.left_out
+        tags = {k: v for k, v in run.tags.items()
+                if ("others" if v != "" or k in OUR_TAGS else "metadata") not in out}  # labels are metadata, others key-value
+        return replace(
+            run, tags=tags, description=None if "metadata" in out else run.description,
+            params={} if "parameters" in out else run.params, config=None if "parameters" in out else run.config,
+            metric_keys=[] if "metrics" in out else run.metric_keys,
+            system_metric_keys=[] if "system" in out else run.system_metric_keys,
+            series={kind: [k for k in keys if self._series_resource(kind, k) not in out]
+                    for kind, keys in run.series.items()})
+
+
+def _places(step):
+    """The least power of ten that makes ``step`` (an int, float or Decimal) whole (at most 10 ** 6)."""
+    if step is None:
+        return 1
+    exponent = decimal.Decimal(str(step)).normalize().as_tuple().exponent
+    return 10 ** min(6, -exponent) if isinstance(exponent, int) and exponent < 0 else 1
+
+
+def shared_scales(runs):
+    """The runs with one ``step_scale`` per fork family: a fork continues its parent's step axis, so a parent, its
+    forks and their fork steps are scaled alike (the largest scale any of them needs), or the fork step would be in
+    other units than the parent's steps. Runs that are not forks keep their own scale."""
+    by_id = {r.id: r for r in runs}
+    root = {}
+
+    def family(run):
+        if run.id not in root:
+            parent = by_id.get(run.parent_id) if run.fork_step is not None else None
+            root[run.id] = run.id  # a cycle ends here
+            root[run.id] = family(parent) if parent is not None else run.id
+        return root[run.id]
+
+    needed = {}
+    for run in runs:
+        top = family(run)
+        needed[top] = max(needed.get(top, 1), run.step_scale or 1, _places(run.fork_step))
+    return [r if needed[family(r)] == (r.step_scale or 1) else replace(r, step_scale=needed[family(r)]) for r in runs]
 
 
 def _depths(runs):
@@ -203,8 +271,8 @@ class Copier:
             except TrackerError as exc:
                 self.report.fail("experiments", experiment.name, str(exc))
                 continue
-            runs = [self.selection.run(r) for r in self.source.runs(experiment, self.include_deleted)
-                    if self.run_filter.wants(r)]
+            runs = shared_scales([self.selection.run(r) for r in self.source.runs(experiment, self.include_deleted)
+                                  if self.run_filter.wants(r)])
             if self.max_runs is not None:
                 runs = runs[:max(0, self.max_runs - taken)]
             taken += len(runs)
@@ -228,6 +296,7 @@ class Copier:
             self.report.add("experiments", "skipped")
             return entry.target_id
         name = self.name_prefix + experiment.name
+        experiment = self.selection.experiment(experiment)
         if self.check_mode:
             self.report.add("experiments", "copied")
             return None
@@ -270,10 +339,12 @@ class Copier:
             self.target.delete_run(old)
         tags = dict(run.tags) if "tags" in self.include else {}
         tags.update({SOURCE_RUN_TAG: run.id, SOURCE_EXPERIMENT_TAG: experiment.id, SOURCE_URI_TAG: self.source.uri})
-        if self._scale(run) != 1:
-            tags[STEP_SCALE_TAG] = str(self._scale(run))
+        scale = self._scale(run)
+        if scale != 1:
+            tags[STEP_SCALE_TAG] = str(scale)
         parent = self.ledger.target_id("run", run.parent_id) if run.parent_id else None
-        new_id = self.target.create_run(target_exp, run, tags, parent)
+        fork_step = run.fork_step if run.fork_step is None or scale == 1 else int(round(run.fork_step * scale))
+        new_id = self.target.create_run(target_exp, replace(run, fork_step=fork_step), tags, parent)
         self.ledger.record("run", run.id, new_id, "started")
         if "params" in self.include and run.params:
             self.target.log_batch(new_id, params=sorted(run.params.items()))
@@ -294,7 +365,8 @@ class Copier:
         if run.lifecycle == "deleted":  # copied with include_deleted: deleted at the target too
             self.target.delete_run(new_id)
         self.ledger.record("run", run.id, new_id, "complete", {"points": points, "running": not run.finished,
-                                                               "experiment": [experiment.id, target_exp]})
+                                                               "experiment": [experiment.id, target_exp],
+                                                               "step_scale": scale})
         self.report.add("runs", "updated" if again else "copied")
 
     def _metric_names(self, run):
@@ -383,6 +455,7 @@ class Copier:
     def _update(self, run, entry):
         """The source run was still running when copied: append what it logged since."""
         fresh = self.selection.run(self.source.run(run.id))
+        fresh = replace(fresh, step_scale=max(fresh.step_scale or 1, entry.detail.get("step_scale") or 1))
         if self.check_mode:
             self.report.add("runs", "updated" if fresh != run or not fresh.finished else "skipped")
             return

@@ -119,7 +119,8 @@ def _batches(parts, columns):
             raise ExportError(f"{path} is corrupt: {exc}") from exc
 
 
-def _text(kind, value):
+def param_text(kind, value):
+    """A single value as param text: sets joined with commas, datetimes in ISO 8601, booleans true/false."""
     if kind == "string_set":
         return ",".join(sorted(value or ()))
     if kind == "datetime":
@@ -164,7 +165,7 @@ def read_run(project, run_prefix, parts):
             elif name.startswith("sys/"):
                 out.sys[name] = value
             else:
-                out.params[name] = _text(kind, value)
+                out.params[name] = param_text(kind, value)
         counted = batch.filter(pyarrow.compute.is_in(kinds, pyarrow.array(SERIES_TYPES)))
         if counted.num_rows:
             out.decimals = max(out.decimals, _decimals(pyarrow, counted.column("step"), out.decimals))

@@ -26,7 +26,7 @@ import os
 import re
 from decimal import Decimal
 
-from ansible_collections.mlops.migration.plugins.module_utils.trackers.neptune_export import ExportedRun, ExportError
+from ansible_collections.mlops.migration.plugins.module_utils.trackers.neptune_export import ExportedRun, ExportError, param_text
 
 SINGLE = {"AssignString": "string", "AssignFloat": "float", "AssignInt": "int", "AssignBool": "bool",
           "AssignDatetime": "datetime"}
@@ -118,7 +118,7 @@ def read_folder(folder, project):
             if name.startswith("sys/"):
                 run.sys[name] = value
             else:
-                run.params[name] = _text(SINGLE[kind], value)
+                run.params[name] = param_text(SINGLE[kind], value)
         elif kind in SETS:
             current = sets.setdefault(name, set())
             values = set(obj.get("values") or ())
@@ -168,14 +168,6 @@ def read_folder(folder, project):
     if last_at is not None:
         run.sys.setdefault("sys/modification_time", datetime.datetime.fromtimestamp(float(last_at), tz=datetime.timezone.utc))
     return run
-
-
-def _text(kind, value):
-    if kind == "datetime":
-        return value.isoformat() if value is not None else None
-    if kind == "bool":
-        return "true" if value else "false"
-    return None if value is None else str(value)
 
 
 def series_rows(run, attribute_path):

@@ -17,13 +17,14 @@ from ansible_collections.mlops.migration.plugins.module_utils.trackers.neptune i
     NeptuneOfflineSource,
     NeptuneScaleSource,
 )
+from ansible_collections.mlops.migration.plugins.module_utils.trackers.neptune_live import NeptuneQuerySource
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.wandb import WandbOfflineSource, WandbOfflineTarget
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.wandb_api import WandbApiSource
 
 # kind -> (source adapter, target adapter or None when the kind is read only)
 PAIRS = ((MlflowSource, MlflowTarget), (WandbOfflineSource, WandbOfflineTarget), (WandbApiSource, None),
          (NeptuneExportSource, None), (NeptuneOfflineSource, None),
-         (NeptuneScaleSource, None), (CometOfflineSource, CometOfflineTarget),
+         (NeptuneScaleSource, None), (NeptuneQuerySource, None), (CometOfflineSource, CometOfflineTarget),
          (CometxDownloadSource, None))
 ADAPTERS = {cls.KIND: (cls, target) for cls, target in PAIRS}
 DEFAULT_KIND = "mlflow"

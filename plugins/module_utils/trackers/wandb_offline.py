@@ -217,6 +217,8 @@ def read_run(folder, pb=None):
                 run.description = info.notes or None
                 run.tags = {tag: "" for tag in info.tags}
                 run.start_time = _ms(info.start_time) if info.HasField("start_time") else None
+                if info.HasField("branch_point") and info.branch_point.run:  # a fork (wandb.init(fork_from=...))
+                    run.parent_id, run.fork_step = info.branch_point.run, float(info.branch_point.value)
                 out.entity = info.entity or None
                 _config_updates(config, info.config.update)
             elif kind == "config":

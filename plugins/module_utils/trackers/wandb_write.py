@@ -263,12 +263,13 @@ def write_offline(pending, wandb_dir, wandb):
     labels = sorted(k for k, v in pending.tags.items() if _label(k, v))
     settings = wandb.Settings(console="off", save_code=False, disable_git=True, x_disable_stats=True,
                               disable_job_creation=True, x_disable_meta=True)
+    fork = fork_from(pending.parent_id, run.fork_step, pending.id)
     with SDK_LOCK:
         os.environ["WANDB_SILENT"] = "true"
         sdk_run = wandb.init(dir=sdk_dir, mode="offline", id=pending.id, project=pending.project,
                              entity=pending.entity, name=run.name or pending.id, group=run.group,
                              job_type=run.job_type, tags=labels, notes=run.description, config=config,
-                             settings=settings, reinit="create_new")
+                             settings=settings, reinit="create_new", **({"fork_from": fork} if fork else {}))
         try:
             with open(os.path.join(pending.spool, "timestamps.jsonl"), "w", encoding="utf-8") as times:
                 for step, row, stamps in pending.rows():
@@ -309,6 +310,15 @@ def write_offline(pending, wandb_dir, wandb):
     os.replace(folder, final)
     pending.discard()
     return final
+
+
+def fork_from(parent_id, fork_step, run_id):
+    """W&B's ``fork_from`` (``<parent run id>?_step=<step>``) of a fork whose step is whole and whose parent is
+    another run; None otherwise (the parent and fork step are then kept in the migration record only)."""
+    step = whole_step(fork_step)
+    if not parent_id or step is None or parent_id == run_id:
+        return None
+    return f"{parent_id}?_step={step}"
 
 
 def _sdk_value(wandb, value):
