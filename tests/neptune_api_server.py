@@ -187,8 +187,8 @@ class NeptuneApiServer:
             return 401, "application/json", json.dumps({"code": 401, "message": "Invalid API token"}).encode()
         token = self.access_token()
         self.issued.add(token)
-        return 200, "application/json", json.dumps({"accessToken": token, "refreshToken": token,
-                                                     "username": "alice"}).encode()
+        answer = {"accessToken": token, "refreshToken": token, "username": "alice"}
+        return 200, "application/json", json.dumps(answer).encode()
 
     def _project(self, name):
         project = self.projects.get(name)

@@ -263,4 +263,3 @@ class NeptuneQuerySource(NeptuneExportSource):
         if kind_rel is None:
             raise TrackerError(f"neptune_query: run {run.id} has no file attribute {artifact.path}")
         self._download(run, kind_rel[1], f"file attribute {artifact.path}", path)
-
