@@ -65,3 +65,11 @@ def seed(tracking_uri, experiment, runs=4, metrics=3, steps=50, artifacts=2, nes
                                         tags={"from": run_id[:6]}, description="v")
         client.set_registered_model_alias(name, "champion", "2")
     return exp_id, ids
+
+
+def side_lines(client, run_id, path):
+    """The JSON objects of a run's JSON-lines artifact ``path`` (a side file of the copy), in order."""
+    import json  # pylint: disable=import-outside-toplevel
+
+    with open(client.download_artifacts(run_id, path), encoding="utf-8") as lines:
+        return [json.loads(line) for line in lines]

@@ -15,12 +15,11 @@ from __future__ import annotations
 import base64
 import json
 import re
-import threading
 import time
 import urllib.parse
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import jwt
 from neptune_query.generated.neptune_api.models import (
@@ -35,6 +34,8 @@ from neptune_query.generated.neptune_api.models import (
 from neptune_query.generated.neptune_api.proto.neptune_pb.api.v1.model import attributes_pb2 as attributes
 from neptune_query.generated.neptune_api.proto.neptune_pb.api.v1.model import leaderboard_entries_pb2 as entries
 from neptune_query.generated.neptune_api.proto.neptune_pb.api.v1.model import series_values_pb2 as series
+
+from tests.loopback_server import LoopbackServer
 
 SECRET = "the loopback stand-in signs its tokens with this"
 SINGLE = {"int": "int_properties", "float": "float_properties", "string": "string_properties",
@@ -152,7 +153,7 @@ def _name_filter(body):
     return wanted
 
 
-class NeptuneApiServer:
+class NeptuneApiServer(LoopbackServer):
     """``NeptuneApiServer(projects)`` serves ``projects`` (a list of Project) on 127.0.0.1; ``url``, ``token``;
     ``requests`` lists (path, body) of what was asked, in order."""
 
@@ -161,19 +162,8 @@ class NeptuneApiServer:
         self.page = page  # the most items of one string, histogram or file series in one answer (then a token)
         self.requests = []
         self.issued = set()  # access tokens handed out
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        super().__init__()
         self.token = api_token(self.url)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=10)
 
     def access_token(self):
         now = int(time.time())

@@ -37,7 +37,9 @@ import os
 import re
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from tests.loopback_server import LoopbackServer
 
 ROW_KEYS = ("_step", "_timestamp", "_runtime")
 
@@ -76,7 +78,7 @@ class RunDocument:
                          for k, c in sorted(keys.items())}}
 
 
-class WandbApiServer:
+class WandbApiServer(LoopbackServer):
     def __init__(self, runs, entity="ent", api_key="k" * 40, throttle=0):
         self.runs, self.entity, self.api_key, self.throttle = list(runs), entity, api_key, throttle
         self.requests = collections.Counter()  # operation -> requests answered
@@ -86,17 +88,7 @@ class WandbApiServer:
         self.flying = collections.Counter()  # operation -> requests in flight now
         self.overlaps = []  # the operations in flight together whenever there were more than one
         self.lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__()
 
     # the data --------------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sqlite3
 import uuid
 
 import pytest
@@ -296,3 +297,33 @@ def test_cometx_resource_names_leave_kinds_of_record_out(playbook, mlflow_pair, 
     assert "model/weights.bin" in files
     refused = playbook(play(source, target, str(tmp_path / "s2"), resources={"include": ["metric"]}), expect_rc=2)
     assert "metric" in refused.stdout and "value of include must be one or more of" in refused.stdout
+
+
+def test_comet_archives_into_another_workspace_keep_their_keys_and_a_re_copy_updates(playbook, tmp_path):
+    """Comet → Comet (workspace ws → team): each copy keeps its experiment key, which the ledger records; a re-copy
+    whose ledger was lost finds the copies by key and rewrites them (one archive a key, never two); with the ledger
+    a re-copy changes nothing."""
+    source_root, target_root = tmp_path / "source", tmp_path / "target"
+    comet_archives.write_full(source_root, tmp_path)
+    comet_archives.write_small(source_root)
+    source = {"kind": "comet_offline", "comet_dir": str(source_root)}
+    target = {"kind": "comet_offline", "comet_dir": str(target_root), "workspace": "team"}
+    state = str(tmp_path / "s")
+    first = playbook(play(source, target, state, experiments=[EXPERIMENT])).task(TASK)["result"]
+    assert (first["runs"]["copied"], first["failed_count"]) == (2, 0), first["failures"]
+    written = comet_archives.archives(target_root)
+    assert [os.path.basename(p) for p in written] == [f"{'a' * 32}.zip", f"{'b' * 32}.zip"]  # the keys kept
+    for path in written:
+        meta = json.loads(comet_archives.zipfile.ZipFile(path).read("experiment.json"))
+        assert (meta["workspace"], meta["project_name"]) == ("team", "proj")
+    ledger = sqlite3.connect(os.path.join(state, "migration-state.sqlite"))
+    try:
+        assert dict(ledger.execute("SELECT source_id, target_id FROM objects WHERE kind = 'run'")) == {
+            "a" * 32: "a" * 32, "b" * 32: "b" * 32}
+    finally:
+        ledger.close()
+    lost = playbook(play(source, target, str(tmp_path / "s2"), experiments=[EXPERIMENT])).task(TASK)["result"]
+    assert (lost["runs"]["copied"], lost["failed_count"]) == (2, 0), lost["failures"]
+    assert comet_archives.archives(target_root) == written  # rewritten in place, not duplicated
+    again = playbook(play(source, target, state, experiments=[EXPERIMENT])).task(TASK)["result"]
+    assert not again["changed"] and again["runs"]["skipped"] == 2

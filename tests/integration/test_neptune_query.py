@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-import json
 import os
 import socket
 import sys
@@ -23,6 +22,7 @@ from mlflow.tracking import MlflowClient
 
 from tests.integration.test_mlflow_to_wandb import md5s, play
 from tests.integration.test_tracker_copy import copies
+from tests.mlflow_records import side_lines
 from tests.neptune_api_server import Project, StoredRun, api_token, serving
 
 pytestmark = pytest.mark.integration
@@ -92,14 +92,10 @@ def test_a_neptune_server_into_mlflow_field_by_field(playbook, mlflow_pair, serv
     files = md5s(client, parent.info.run_id)
     assert files["model/weights"] == hashlib.md5(WEIGHTS).hexdigest()
     assert [files[p] for p in files if p.startswith("mlops-migration/media/samples/img/")] == [hashlib.md5(PNG).hexdigest()]
-    with open(client.download_artifacts(parent.info.run_id, "mlops-migration/histogram/train/hist.jsonl"),
-              encoding="utf-8") as lines:
-        (histogram,) = [json.loads(line) for line in lines]
+    (histogram,) = side_lines(client, parent.info.run_id, "mlops-migration/histogram/train/hist.jsonl")
     assert (histogram["step"], histogram["data"]["edges"], histogram["data"]["values"]) == (150, [0, 1, 2], [3, 4])
-    with open(client.download_artifacts(parent.info.run_id, "mlops-migration/text/train/log.jsonl"),
-              encoding="utf-8") as lines:
-        assert [(json.loads(line)["step"], json.loads(line)["text"]) for line in lines] == [
-            (0, "epoch 0"), (100, "epoch 1"), (200, "epoch 2")]
+    lines = side_lines(client, parent.info.run_id, "mlops-migration/text/train/log.jsonl")
+    assert [(line["step"], line["text"]) for line in lines] == [(0, "epoch 0"), (100, "epoch 1"), (200, "epoch 2")]
     assert fork.data.tags["mlflow.parentRunId"] == parent.info.run_id
     assert (fork.data.tags["mlops.migration.fork_step"], fork.data.tags["mlops.migration.step_scale"]) == ("250", "100")
     # only the fork's own points (its lineage up to the fork step stays in the parent)

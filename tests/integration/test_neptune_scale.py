@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import glob
 import hashlib
-import json
 import os
 import sqlite3
 import uuid
@@ -20,6 +19,7 @@ from mlflow.tracking import MlflowClient
 from tests import neptune_scale_stores
 from tests.integration.test_mlflow_to_wandb import md5s, play
 from tests.integration.test_tracker_copy import copies
+from tests.mlflow_records import side_lines
 
 pytestmark = pytest.mark.integration
 TASK = "copy"
@@ -55,13 +55,10 @@ def test_neptune_scale_stores_into_mlflow_field_by_field(playbook, mlflow_pair, 
     weights = hashlib.md5(neptune_scale_stores.WEIGHTS).hexdigest()
     assert files["model/weights"] == weights
     assert [files[p] for p in files if p.startswith("mlops-migration/media/samples/img/")] == [weights]
-    with open(client.download_artifacts(parent.info.run_id, "mlops-migration/histogram/train/hist.jsonl"),
-              encoding="utf-8") as lines:
-        (histogram,) = [json.loads(line) for line in lines]
+    (histogram,) = side_lines(client, parent.info.run_id, "mlops-migration/histogram/train/hist.jsonl")
     assert (histogram["step"], histogram["data"]["edges"], histogram["data"]["values"]) == (100, [0, 1, 2], [3, 4])
-    with open(client.download_artifacts(parent.info.run_id, "mlops-migration/text/train/log.jsonl"),
-              encoding="utf-8") as lines:
-        assert [json.loads(line)["text"] for line in lines] == ["epoch 0", "epoch 1"]
+    lines = side_lines(client, parent.info.run_id, "mlops-migration/text/train/log.jsonl")
+    assert [line["text"] for line in lines] == ["epoch 0", "epoch 1"]
     assert fork.data.tags["mlflow.parentRunId"] == parent.info.run_id
     # the fork continues its parent's step axis: its steps and fork step are scaled as the parent's are (100)
     assert (fork.data.tags["mlops.migration.fork_step"], fork.data.tags["mlops.migration.step_scale"]) == ("250", "100")

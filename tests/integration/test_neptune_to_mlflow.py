@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-import json
 from decimal import Decimal
 
 import pyarrow as pa
@@ -17,6 +16,7 @@ from mlflow.tracking import MlflowClient
 
 from tests.integration.test_mlflow_to_wandb import md5s, play
 from tests.integration.test_tracker_copy import copies
+from tests.mlflow_records import side_lines
 from tests.neptune_exports import EXPORT_SCHEMA, row, write
 
 pytestmark = pytest.mark.integration
@@ -101,12 +101,10 @@ def test_a_neptune_export_into_mlflow_field_by_field(playbook, mlflow_pair, tmp_
     assert files["model/weights"] == weights
     assert {"source_code/train.py", "source_code/sub/util.py", "mlops-migration/text/train/log.jsonl",
             "mlops-migration/histogram/train/hist.jsonl", "mlops-migration/media/samples/img.jsonl"} <= set(files)
-    with open(client.download_artifacts(parent.info.run_id, "mlops-migration/histogram/train/hist.jsonl")) as lines:
-        (hist,) = [json.loads(line) for line in lines]
+    (hist,) = side_lines(client, parent.info.run_id, "mlops-migration/histogram/train/hist.jsonl")
     assert (hist["step"], hist["data"]["edges"], hist["data"]["values"]) == (150, [0, 1, 2], [3, 4])
-    with open(client.download_artifacts(parent.info.run_id, "mlops-migration/text/train/log.jsonl")) as lines:
-        assert [(json.loads(line)["step"], json.loads(line)["text"]) for line in lines] == [
-            (0, "epoch 0"), (100, "epoch 1"), (200, "epoch 2")]
+    lines = side_lines(client, parent.info.run_id, "mlops-migration/text/train/log.jsonl")
+    assert [(line["step"], line["text"]) for line in lines] == [(0, "epoch 0"), (100, "epoch 1"), (200, "epoch 2")]
     assert fork.data.tags["mlflow.parentRunId"] == parent.info.run_id
     # the fork continues its parent's step axis: its steps and fork step are scaled as the parent's are (100)
     assert (fork.data.tags["mlops.migration.fork_step"], fork.data.tags["mlops.migration.step_scale"]) == ("250", "100")

@@ -496,7 +496,17 @@ class CometOfflineTarget(HeldRunTarget, CometOfflineSource, TargetAdapter):
             return super()._loaded()
 
     def ensure_experiment(self, experiment, name, tags):
-        return self.remember_experiment(self.experiment_id(self.workspace, project_for(name)), experiment, name, tags)
+        return self.remember_experiment(self.experiment_id(self.workspace, self.project_name(experiment, name)),
+                                        experiment, name, tags)
+
+    def project_name(self, experiment, name):
+        """The Comet project of a copy of ``experiment`` named ``name`` (its name with the copy's prefix). Into a
+        target workspace, a ``<workspace>/<project>`` name (Comet's and Neptune's) keeps its project part only: the
+        project is re-homed in the target's workspace; any other name becomes a project as it is."""
+        parts = (experiment.name or "").split("/")
+        if self.workspace and len(parts) == 2 and all(parts) and name.endswith(experiment.name):
+            return project_for(name[:len(name) - len(experiment.name)] + parts[1])
+        return project_for(name)
 
     def find_runs_by_tag(self, experiment_id, key, value):
         if key == SOURCE_RUN_TAG:  # a copy's key follows from its source's id
