@@ -20,6 +20,7 @@ connection options, an argument spec), and is built with ``from_settings``.
 from __future__ import annotations
 
 import datetime
+import decimal
 import time
 from dataclasses import dataclass, field
 
@@ -51,6 +52,14 @@ def epoch_ms(moment):
         moment = moment.replace(tzinfo=datetime.timezone.utc)
     since = moment - EPOCH
     return (since.days * 86_400 + since.seconds) * 1000 + since.microseconds // 1000
+
+
+def decimal_places(step):
+    """How many decimal places ``step`` (an int, float or Decimal; None is 0) needs to be written exactly."""
+    if step is None:
+        return 0
+    exponent = decimal.Decimal(str(step)).normalize().as_tuple().exponent
+    return -exponent if isinstance(exponent, int) and exponent < 0 else 0
 
 
 def retried(func, transient, attempts=6):

@@ -17,7 +17,6 @@ and each adapter maps them to and from its own.
 
 from __future__ import annotations
 
-import decimal
 import fnmatch
 import hashlib
 import os
@@ -39,6 +38,7 @@ from ansible_collections.mlops.migration.plugins.module_utils.trackers.base impo
     SOURCE_URI_TAG,
     STEP_SCALE_TAG,
     TrackerError,
+    decimal_places,
 )
 
 KINDS = ("experiments", "runs", "models", "versions")
@@ -199,14 +199,6 @@ class Selection:
                     for kind, keys in run.series.items()})
 
 
-def _places(step):
-    """The least power of ten that makes ``step`` (an int, float or Decimal) whole (at most 10 ** 6)."""
-    if step is None:
-        return 1
-    exponent = decimal.Decimal(str(step)).normalize().as_tuple().exponent
-    return 10 ** min(6, -exponent) if isinstance(exponent, int) and exponent < 0 else 1
-
-
 def shared_scales(runs):
     """The runs with one ``step_scale`` per fork family: a fork continues its parent's step axis, so a parent, its
     forks and their fork steps are scaled alike (the largest scale any of them needs), or the fork step would be in
@@ -224,7 +216,7 @@ def shared_scales(runs):
     needed = {}
     for run in runs:
         top = family(run)
-        needed[top] = max(needed.get(top, 1), run.step_scale or 1, _places(run.fork_step))
+        needed[top] = max(needed.get(top, 1), run.step_scale or 1, 10 ** min(6, decimal_places(run.fork_step)))
     return [r if needed[family(r)] == (r.step_scale or 1) else replace(r, step_scale=needed[family(r)]) for r in runs]
 
 

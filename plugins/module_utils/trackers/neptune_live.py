@@ -31,7 +31,12 @@ import tempfile
 import threading
 import urllib.parse
 
-from ansible_collections.mlops.migration.plugins.module_utils.trackers.base import Artifact, Experiment, TrackerError
+from ansible_collections.mlops.migration.plugins.module_utils.trackers.base import (
+    Artifact,
+    Experiment,
+    TrackerError,
+    decimal_places,
+)
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.neptune import NeptuneExportSource
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.neptune_export import ExportedRun, param_text
 
@@ -68,11 +73,6 @@ def server_address(token):
 def exact_step(step):
     """A Neptune step (a float) as the Decimal of at most 6 places the exporter would write."""
     return decimal.Decimal(repr(float(step))).quantize(SIX).normalize() if step is not None else None
-
-
-def _places(step):
-    exponent = step.as_tuple().exponent
-    return -exponent if isinstance(exponent, int) and exponent < 0 else 0
 
 
 def _missing(value):
@@ -180,7 +180,7 @@ class NeptuneQuerySource(NeptuneExportSource):
                     out.params[name] = param_text(kind, value)
         for name, (kind, _count) in list(out.series.items()):  # the steps' places: one pass over each series
             for step, _stamp, _value, _kind in self._windows(out, name, kind):
-                out.decimals = max(out.decimals, min(6, _places(step)))
+                out.decimals = max(out.decimals, min(6, decimal_places(step)))
         return out
 
     def run(self, run_id):

@@ -26,6 +26,7 @@ import os
 import re
 from decimal import Decimal
 
+from ansible_collections.mlops.migration.plugins.module_utils.trackers.base import decimal_places
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.neptune_export import ExportedRun, ExportError, param_text
 
 SINGLE = {"AssignString": "string", "AssignFloat": "float", "AssignInt": "int", "AssignBool": "bool",
@@ -64,11 +65,6 @@ def operations(files):
 
 def _decimal(step):
     return Decimal(repr(float(step))) if not isinstance(step, int) else Decimal(step)
-
-
-def _places(step):
-    exponent = step.normalize().as_tuple().exponent
-    return max(0, -exponent) if isinstance(exponent, int) else 0
 
 
 def _ms(at):
@@ -132,7 +128,7 @@ def read_folder(folder, project):
             run.series[name] = (series_kind, (known[1] if known else 0) + len(values))
             for value in values:
                 if value.get("step") is not None:
-                    run.decimals = max(run.decimals, min(6, _places(_decimal(value["step"]))))
+                    run.decimals = max(run.decimals, min(6, decimal_places(_decimal(value["step"]))))
         elif kind in CLEARS or kind == "DeleteAttribute":
             run.valid_from[name] = version
             if name in run.series:
