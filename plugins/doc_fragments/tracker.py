@@ -23,7 +23,7 @@ options:
       kind:
         description: Tracker type; it decides which of the other options apply.
         type: str
-        choices: [mlflow, wandb_offline, wandb_api, neptune_export, neptune_offline, neptune_scale, neptune_query, comet_offline, cometx_download]
+        choices: [mlflow, wandb_offline, wandb_api, neptune_export, neptune_offline, neptune_scale, neptune_query, comet_offline, cometx_download, clearml_offline, clearml_server]
         default: mlflow
       tracking_uri:
         description:
@@ -130,6 +130,71 @@ options:
             read once before anything is written; a line that is not JSON, or an asset listed in
             C(assets/assets_metadata.jsonl) whose file is missing, fails the copy naming it.
         type: path
+      clearml_dir:
+        description:
+          - For V(clearml_offline) (required there), the directory of ClearML offline sessions (C(offline-<id>.zip) as the
+            ClearML SDK writes them in offline mode, or their unpacked folders holding C(task.json)). Every session is read
+            once before anything is written; a line of C(metrics.jsonl) or C(log.jsonl) that is not a list of events, or a
+            debug sample or artifact whose file is missing, fails the copy naming the session, the task and the object. As
+            a target, one session zip per run is written there, laid out as the SDK writes one, for
+            C(clearml-task --import-offline-session).
+        type: path
+      mongo_uri:
+        description:
+          - For V(clearml_server) (required there), the MongoDB URI of the ClearML server's database (its C(backend)
+            database holds the projects, tasks, models and users). A C(user:password@) in it is never shown.
+        type: str
+      mongo_database:
+        description: For V(clearml_server), the ClearML database, C(backend) when omitted.
+        type: str
+      search_url:
+        description:
+          - For V(clearml_server) (required there), the URL of the server's Elasticsearch or OpenSearch, whose
+            C(events-<type>-<company>) indices hold the tasks' scalars, plots, debug samples and console lines.
+        type: str
+      search_username:
+        description: For V(clearml_server), the search server's basic-auth user.
+        type: str
+      search_password:
+        description: For V(clearml_server), the search server's basic-auth password. Never logged or returned.
+        type: str
+      company:
+        description:
+          - For V(clearml_server), the company id of the event indices (C(events-<type>-<company>)); every company's
+            indices when omitted.
+        type: str
+      task_filter:
+        description:
+          - For V(clearml_server) and V(clearml_offline), a MongoDB query on the task documents (the same language and
+            fields as the mongo step's filters, for example C({status: {$in: [completed, published]}}) or a C(user));
+            only the tasks it matches are copied.
+        type: dict
+      url_map:
+        description:
+          - For V(clearml_server) and V(clearml_offline), where the URLs of artifacts, models and debug samples are
+            read from - a URL prefix (a fileserver's, a bucket's) to a local directory, a C(file://), C(http(s)://) or
+            C(s3://bucket/prefix) URL. The longest prefix that matches wins.
+        type: dict
+      s3:
+        description: For V(clearml_server) and V(clearml_offline), the S3 connection C(s3://) URLs are read with.
+        type: dict
+        suboptions:
+          endpoint_url:
+            description: The S3 endpoint URL.
+            type: str
+          access_key:
+            description: The access key. Never logged or returned.
+            type: str
+          secret_key:
+            description: The secret key. Never logged or returned.
+            type: str
+          region:
+            description: The region, C(us-east-1) when omitted.
+            type: str
+          validate_certs:
+            description: Whether to check the endpoint's TLS certificate.
+            type: bool
+            default: true
   target:
     description: The tracker to write, like O(source).
     type: dict
@@ -154,7 +219,7 @@ options:
       kind:
         description: Tracker type; it decides which of the other options apply.
         type: str
-        choices: [mlflow, wandb_offline, wandb_api, neptune_export, neptune_offline, neptune_scale, neptune_query, comet_offline, cometx_download]
+        choices: [mlflow, wandb_offline, wandb_api, neptune_export, neptune_offline, neptune_scale, neptune_query, comet_offline, cometx_download, clearml_offline, clearml_server]
         default: mlflow
       tracking_uri:
         description:

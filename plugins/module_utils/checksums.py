@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: mlops.migration contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""MD5 hashing and S3 multipart ETag math.
+"""MD5 (and SHA-256) hashing and S3 multipart ETag math.
 
 Importable without Ansible. Files are read in fixed-size chunks into one reused buffer, so
 memory stays flat however large the file is.
@@ -54,6 +54,18 @@ def md5_file(path, chunk_size=CHUNK_SIZE):
             return md5_fileobj(handle, chunk_size)
     except OSError as exc:
         raise ManifestError(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+
+def sha256_file(path, chunk_size=CHUNK_SIZE):
+    """The SHA-256 hex digest of a file (what the ClearML SDK records of an artifact)."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            for chunk in iter(lambda: handle.read(chunk_size), b""):
+                digest.update(chunk)
+    except OSError as exc:
+        raise ManifestError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    return digest.hexdigest()
 
 
 # --- S3 ETags ---------------------------------------------------------------

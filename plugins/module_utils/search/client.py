@@ -178,11 +178,11 @@ class SearchClient:
         return self.call("PUT", f"/{_name(name)}", {"mappings": mappings, "settings": {"index": settings}},
                          what=f"creating index {name}")
 
-    def scroll(self, index, query, size, keep="5m", part=None, fields=None):
+    def scroll(self, index, query, size, keep="5m", part=None, fields=None, sort=None):
         """Every document of ``index`` matching ``query``, a page of ``size`` at a time; with ``part``
         ``(n, of)`` only slice ``n`` of a sliced scroll in ``of`` slices; with ``fields`` only those
-        fields of each document's source."""
-        body = {"query": query, "size": size, "sort": ["_doc"]}
+        fields of each document's source; in ``sort`` order across pages when given (index order otherwise)."""
+        body = {"query": query, "size": size, "sort": sort or ["_doc"]}
         if fields is not None:
             body["_source"] = list(fields)
         if part is not None and part[1] > 1:

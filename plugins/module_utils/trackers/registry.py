@@ -9,6 +9,11 @@ from __future__ import annotations
 import importlib.util
 
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.base import TrackerError
+from ansible_collections.mlops.migration.plugins.module_utils.trackers.clearml_offline import (
+    ClearmlOfflineSource,
+    ClearmlOfflineTarget,
+)
+from ansible_collections.mlops.migration.plugins.module_utils.trackers.clearml_server import ClearmlServerSource
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.comet import CometOfflineSource, CometOfflineTarget
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.cometx import CometxDownloadSource
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.mlflow import MlflowSource, MlflowTarget
@@ -25,7 +30,8 @@ from ansible_collections.mlops.migration.plugins.module_utils.trackers.wandb_api
 PAIRS = ((MlflowSource, MlflowTarget), (WandbOfflineSource, WandbOfflineTarget), (WandbApiSource, None),
          (NeptuneExportSource, None), (NeptuneOfflineSource, None),
          (NeptuneScaleSource, None), (NeptuneQuerySource, None), (CometOfflineSource, CometOfflineTarget),
-         (CometxDownloadSource, None))
+         (CometxDownloadSource, None), (ClearmlOfflineSource, ClearmlOfflineTarget),
+         (ClearmlServerSource, None))
 ADAPTERS = {cls.KIND: (cls, target) for cls, target in PAIRS}
 DEFAULT_KIND = "mlflow"
 
