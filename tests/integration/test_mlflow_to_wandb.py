@@ -117,7 +117,8 @@ def test_a_running_run_is_written_again_whole(playbook, mlflow_pair, tmp_path):
     assert [p.step for p in reader.metric_history(copy, "metric_0")] == list(range(35))
 
 
-def _comet_keys(root):
+def _zip_names(root):
+    """The ids of the runs a Comet or ClearML target wrote: its archives' names."""
     return [os.path.basename(path)[:-4] for path in sorted(glob.glob(os.path.join(root, "*.zip")))]
 
 
@@ -125,7 +126,8 @@ def _comet_keys(root):
 KILLED_TARGETS = {
     "wandb_offline": ("wandb", "WandbOfflineTarget", "WandbOfflineSource", "wandb_dir",
                       lambda root: [f.rsplit("-", 1)[1] for f in folders(root)]),
-    "comet_offline": ("comet", "CometOfflineTarget", "CometOfflineSource", "comet_dir", _comet_keys),
+    "comet_offline": ("comet", "CometOfflineTarget", "CometOfflineSource", "comet_dir", _zip_names),
+    "clearml_offline": ("clearml_offline", "ClearmlOfflineTarget", "ClearmlOfflineSource", "clearml_dir", _zip_names),
 }
 
 
