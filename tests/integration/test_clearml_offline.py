@@ -257,3 +257,38 @@ def test_damaged_sessions_are_refused_naming_the_session_task_and_object(playboo
     _rewrite(path, lambda m: m.pop("task.json"))
     msg = _refused(playbook, no_task, tmp_path, mlflow_pair, f"notask{label}")
     assert f"{path} holds no task.json: not a ClearML offline session" in msg
+
+
+def test_sdk_session_into_wandb_offline_read_back_equal(playbook, sdk_session, tmp_path):
+    """ClearML → W&B: the session copied into W&B offline runs through the W&B SDK, read back with the collection's
+    W&B reader equal to what its ClearML reader reads: fields, params, config, tags, every point, summary, media."""
+    import importlib  # pylint: disable=import-outside-toplevel
+    import sys  # pylint: disable=import-outside-toplevel
+
+    root, _session = _only(tmp_path, sdk_session)
+    wandb_root = tmp_path / "wandb"
+    result = playbook(play({"kind": "clearml_offline", "clearml_dir": str(root)},
+                           {"kind": "wandb_offline", "wandb_dir": str(wandb_root)}, str(tmp_path / "s"),
+                           experiments=[PROJECT])).task(TASK)["result"]
+    assert (result["runs"]["copied"], result["failed_count"]) == (1, 0), result["failures"]
+    sys.path.insert(0, os.path.join(os.getcwd(), ".build", "collections"))
+    trackers = "ansible_collections.mlops.migration.plugins.module_utils.trackers."
+    clearml = importlib.import_module(trackers + "clearml_offline").ClearmlOfflineSource(str(root))
+    wandb = importlib.import_module(trackers + "wandb").WandbOfflineSource(str(wandb_root))
+    (original,) = clearml.runs(clearml.experiments([PROJECT])[0])
+    (copy,) = [run for experiment in wandb.experiments([]) for run in wandb.runs(experiment)]
+    assert (copy.name, copy.start_time, copy.end_time, copy.status, copy.job_type, copy.description) == (
+        original.name, original.start_time, original.end_time, original.status, original.job_type,
+        original.description)
+    assert copy.params == original.params and copy.config == original.config and copy.summary == original.summary
+    assert {k: v for k, v in copy.tags.items() if not k.startswith("mlops.migration.")} == original.tags
+    assert sorted(copy.metric_keys) == sorted(original.metric_keys) == ["loss/train", "loss/val"]
+    for key in original.metric_keys:
+        theirs = sorted((p.step, p.timestamp, p.value) for p in wandb.metric_history(copy, key))
+        assert theirs == sorted((p.step, p.timestamp, p.value) for p in clearml.metric_history(original, key))
+    images = list(wandb.series(copy, "media", "samples/input"))
+    assert [i.step for i in images] == list(range(clearml_sessions.IMAGES))
+    for n, (mine, theirs) in enumerate(zip(clearml.series(original, "media", "samples/input"), images)):
+        clearml.series_file(original, mine, str(tmp_path / f"a{n}"))
+        wandb.series_file(copy, theirs, str(tmp_path / f"b{n}"))
+        assert (tmp_path / f"a{n}").read_bytes() == (tmp_path / f"b{n}").read_bytes()

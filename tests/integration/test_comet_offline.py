@@ -8,6 +8,7 @@ writes (tests/cometx_downloads.py: cometx writes only what a Comet server answer
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import os
 import sqlite3
@@ -233,28 +234,39 @@ def test_a_neptune_export_into_comet_archives(playbook, tmp_path):
     assert len(comet_archives.archives(root)) == 2
 
 
-def test_wandb_offline_runs_into_comet_archives_read_back_equal(playbook, tmp_path):
-    """W&B → Comet: runs the W&B SDK wrote offline, copied into archives through comet_ml, read back with the
-    collection's Comet reader equal to what its W&B reader reads: fields, params, tags, every point, summary, media."""
+# a file-based target a W&B run is read back from: (kind, reader module, reader class, its options)
+READ_BACK_TARGETS = {
+    "comet_offline": ("comet", "CometOfflineSource", lambda root: {"comet_dir": root, "workspace": "team"}),
+    "clearml_offline": ("clearml_offline", "ClearmlOfflineSource", lambda root: {"clearml_dir": root}),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(READ_BACK_TARGETS))
+def test_wandb_offline_runs_into_file_targets_read_back_equal(playbook, tmp_path, kind):
+    """W&B → Comet and W&B → ClearML: runs the W&B SDK wrote offline, copied into Comet archives (through comet_ml)
+    or ClearML sessions, read back with the collection's reader of the target equal to what its W&B reader reads:
+    fields, params, tags, every point, summary, media."""
     import sys  # pylint: disable=import-outside-toplevel
 
     from tests.integration.test_wandb_to_mlflow import write_runs  # pylint: disable=import-outside-toplevel
 
+    module, reader_class, options = READ_BACK_TARGETS[kind]
     wandb_root = tmp_path / "wandb"
     wandb_root.mkdir()
     project = write_runs(wandb_root, "wbc")
     source = {"kind": "wandb_offline", "wandb_dir": str(wandb_root)}
-    root = tmp_path / "comet"
-    target = {"kind": "comet_offline", "comet_dir": str(root), "workspace": "team"}
+    root = tmp_path / "written"
+    target = dict(options(str(root)), kind=kind)
     first = playbook(play(source, target, str(tmp_path / "s"), experiments=[project])).task(TASK)["result"]
     assert (first["runs"]["copied"], first["failed_count"]) == (2, 0), first["failures"]
     sys.path.insert(0, os.path.join(os.getcwd(), ".build", "collections"))
-    from ansible_collections.mlops.migration.plugins.module_utils.trackers.comet import CometOfflineSource  # noqa
     from ansible_collections.mlops.migration.plugins.module_utils.trackers.wandb import WandbOfflineSource  # noqa
 
-    wandb_reader, comet_reader = WandbOfflineSource(str(wandb_root)), CometOfflineSource(str(root))
+    wandb_reader = WandbOfflineSource(str(wandb_root))
+    reader = getattr(importlib.import_module(f"ansible_collections.mlops.migration.plugins.module_utils.trackers."
+                                             f"{module}"), reader_class)(str(root))
     copied = {run.tags["mlops.migration.source_run_id"]: run
-              for experiment in comet_reader.experiments([]) for run in comet_reader.runs(experiment)}
+              for experiment in reader.experiments([]) for run in reader.runs(experiment)}
     (experiment,) = wandb_reader.experiments([project])
     originals = list(wandb_reader.runs(experiment))
     assert len(originals) == 2 and set(copied) == {run.id for run in originals}
@@ -267,11 +279,11 @@ def test_wandb_offline_runs_into_comet_archives_read_back_equal(playbook, tmp_pa
         assert {k: v for k, v in copy.tags.items() if not k.startswith("mlops.migration.")} == original.tags
         assert sorted(copy.metric_keys) == sorted(original.metric_keys)
         for key in original.metric_keys:
-            theirs = sorted((p.step, p.timestamp, p.value) for p in comet_reader.metric_history(copy, key))
+            theirs = sorted((p.step, p.timestamp, p.value) for p in reader.metric_history(copy, key))
             assert theirs == sorted((p.step, p.timestamp, p.value) for p in wandb_reader.metric_history(original, key))
-        (image,) = comet_reader.series(copy, "media", "sample")
+        (image,) = reader.series(copy, "media", "sample")
         (source_image,) = wandb_reader.series(original, "media", "sample")
-        comet_reader.series_file(copy, image, str(tmp_path / "a"))
+        reader.series_file(copy, image, str(tmp_path / "a"))
         wandb_reader.series_file(original, source_image, str(tmp_path / "b"))
         assert (image.step, (tmp_path / "a").read_bytes()) == (5, (tmp_path / "b").read_bytes())
 
