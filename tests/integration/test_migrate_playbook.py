@@ -281,6 +281,17 @@ def check_target(platform, bucket="target-bucket", db="backend", prefix="", file
             original = src_runs[run.data.tags[SOURCE_RUN_TAG]]
             assert (run.info.start_time, run.info.end_time) == (original.info.start_time, original.info.end_time)
             assert run.data.params == original.data.params
+    # the ClearML platform's kept tasks as MLflow runs too (the second tracker pair), one experiment per project
+    projects = {p["_id"]: p["name"] for p in source.project.find()}
+    for project_id, name in projects.items():
+        dst = target_ml.get_experiment_by_name(f"{prefix}clearml/{name}")
+        runs = {r.data.tags[SOURCE_RUN_TAG]: r for r in target_ml.search_runs([dst.experiment_id], max_results=1000)}
+        assert sorted(runs) == sorted(t["_id"] for t in kept if t["project"] == project_id)
+        for task_id, run in runs.items():
+            assert run.data.tags["clearml.status"] == source.task.find_one({"_id": task_id})["status"]
+            assert len(target_ml.get_metric_history(run.info.run_id, "loss/train")) == 50
+            assert {"data.0/data.csv.gz", "clearml/task.json"} <= {a.path for a in target_ml.list_artifacts(
+                run.info.run_id, "data.0")} | {a.path for a in target_ml.list_artifacts(run.info.run_id, "clearml")}
 
 
 def test_second_run_skips_every_step_and_changes_nothing(run, platform):

@@ -35,12 +35,11 @@ import mimetypes
 import os
 import re
 import shutil
-import tempfile
 import threading
 import zipfile
 
 from ansible_collections.mlops.migration.plugins.module_utils.checksums import sha256_file
-from ansible_collections.mlops.migration.plugins.module_utils.paths import UnsafePath, confined
+from ansible_collections.mlops.migration.plugins.module_utils.paths import confined
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.base import (
     SOURCE_RUN_TAG,
     TargetAdapter,
@@ -63,8 +62,8 @@ from ansible_collections.mlops.migration.plugins.module_utils.trackers.clearml_r
     check_task_filter,
     metric_key,
 )
-from ansible_collections.mlops.migration.plugins.module_utils.trackers.held_run import HeldRunTarget
-from ansible_collections.mlops.migration.plugins.module_utils.trackers.side_files import SERIES_DIR, SeriesFile
+from ansible_collections.mlops.migration.plugins.module_utils.trackers.held_run import SpooledRun, ZipPerRunTarget
+from ansible_collections.mlops.migration.plugins.module_utils.trackers.side_files import SERIES_DIR
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.side_registry import SideRegistry
 
 OPTIONS = dict(clearml_dir=dict(type="path"), **RECORD_OPTIONS)
@@ -74,7 +73,6 @@ TASK_TYPES = ("training", "testing", "inference", "data_processing", "applicatio
 DEFAULT_SECTION = "General"
 BATCH = 500  # events a line, as the SDK flushes them
 WORKER = "mlops-migration"
-FULL_SESSIONS = 8
 HEX32 = re.compile(r"[0-9a-f]{32}")
 
 
@@ -322,64 +320,18 @@ class ClearmlOfflineSource(SideRegistry, ClearmlTaskSource):
         return [a for a in super().artifacts(run) if not a.path.startswith(SERIES_DIR + "/")]
 
 
-class _Pending:
-    """One run until it is written: points in a JSON-lines spool, files in a directory, the rest in memory."""
+class _Pending(SpooledRun):
+    """One run until it is written; the series items ClearML shows natively are kept in ``native`` too."""
 
     def __init__(self, spool, task_id, project, run, tags, parent_id):
-        shutil.rmtree(spool, ignore_errors=True)
-        self.spool, self.files = spool, os.path.join(spool, "files")
-        os.makedirs(self.files)
-        os.makedirs(os.path.join(spool, "items"))
-        self.task_id, self.project, self.run, self.parent_id = task_id, project, run, parent_id
-        self.tags, self.params, self.summary, self.config = dict(tags), {}, {}, None
-        self.status, self.end_time = "RUNNING", None
-        self.assets = collections.OrderedDict()  # artifact key -> local file
-        self.series_keys = {}
+        super().__init__(spool, task_id, run, tags, parent_id)
+        self.project = project
         self.native = []  # (kind, key, SeriesItem, local file or None) written as the SDK's events too
-        self.metric_keys = []
-        self.points = open(os.path.join(spool, "points.jsonl"), "w", encoding="utf-8")  # pylint: disable=consider-using-with
 
-    def add_points(self, points):
-        for point in points:
-            if point.key not in self.metric_keys:
-                self.metric_keys.append(point.key)
-            self.points.write(json.dumps([point.key, point.step, point.timestamp, point.value]) + "\n")
-
-    def put(self, local, path):
-        dest = confined(self.files, path, "file")
-        os.makedirs(os.path.dirname(dest), exist_ok=True)
-        shutil.move(local, dest)
-        self.assets[path] = dest
-
-    def add_series(self, kind, key, items, fetch):
-        keys = self.series_keys.setdefault(kind, [])
-        if key not in keys:
-            keys.append(key)
-        side = SeriesFile(kind, key, os.path.join(self.spool, "items"), self.put)
-        for item in items:
-            before = side.count
-            side.add(item, fetch)
-            local = None
-            if kind == "media" and item.file:
-                name = f"{before:06d}-{os.path.basename(item.file) or 'file'}"
-                local = self.assets.get(f"{SERIES_DIR}/media/{key}/{name}")
-            if kind == "media" or (kind == "text" and key == CONSOLE) or (
-                    kind == "plot" and isinstance(item.data, dict) and "data" in item.data):
-                self.native.append((kind, key, item, local))
-        return side.close()
-
-    def add_artifact(self, path, local):
-        if path.startswith(SERIES_DIR + "/"):
-            raise UnsafePath(f"artifact {path} is under {SERIES_DIR}/, where this collection keeps its side files")
-        dest = confined(self.files, "artifacts/" + path, "artifact")
-        os.makedirs(os.path.dirname(dest), exist_ok=True)
-        shutil.copyfile(local, dest)
-        self.assets[path] = dest
-
-    def discard(self):
-        if not self.points.closed:
-            self.points.close()
-        shutil.rmtree(self.spool, ignore_errors=True)
+    def added(self, kind, key, item, local):
+        if kind == "media" or (kind == "text" and key == CONSOLE) or (
+                kind == "plot" and isinstance(item.data, dict) and "data" in item.data):
+            self.native.append((kind, key, item, local))
 
 
 def _split(key):
@@ -405,8 +357,9 @@ class _SessionWriter:
     """Writes one held run as a session folder laid out as the SDK lays it out, then zips it."""
 
     def __init__(self, pending, folder):
+        os.makedirs(folder)
         self.pending, self.folder = pending, folder
-        self.tid = pending.task_id
+        self.tid = pending.ident
         self.base = f"{pending.project}/{pending.run.name}.{self.tid}".lstrip("/")
         self.metrics_out = open(os.path.join(folder, METRICS), "w", encoding="utf-8")  # pylint: disable=consider-using-with
         self.logs_out = open(os.path.join(folder, LOGS), "w", encoding="utf-8")  # pylint: disable=consider-using-with
@@ -433,18 +386,15 @@ class _SessionWriter:
         (shutil.copyfile if copy else shutil.move)(local, dest)
         return f"{self.folder}/data/{relative}"
 
-    def write(self, root):
+    def write(self, zip_path):
         pending, run = self.pending, self.pending.run
-        pending.points.close()
         written_metrics = {}
-        with open(os.path.join(pending.spool, "points.jsonl"), encoding="utf-8") as lines:
-            for line in lines:
-                key, step, stamp, value = json.loads(line)
-                metric, variant = _split(key)
-                if written_metrics.setdefault(f"{metric}/{variant}", key) != key:
-                    raise TrackerError(f"clearml_offline: run {run.id}: metrics {key} and "
-                                       f"{written_metrics[metric + '/' + variant]} would both be {metric}/{variant}")
-                self._event(SCALAR, stamp, iter=int(step), metric=metric, variant=variant, value=value)
+        for key, step, stamp, value in pending.spooled_points():
+            metric, variant = _split(key)
+            if written_metrics.setdefault(f"{metric}/{variant}", key) != key:
+                raise TrackerError(f"clearml_offline: run {run.id}: metrics {key} and "
+                                   f"{written_metrics[metric + '/' + variant]} would both be {metric}/{variant}")
+            self._event(SCALAR, stamp, iter=int(step), metric=metric, variant=variant, value=value)
         for name, value in sorted(pending.summary.items()):
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 self._event(SCALAR, run.end_time or run.start_time, iter=SUMMARY_ITER, metric=SUMMARY_TITLE,
@@ -473,7 +423,6 @@ class _SessionWriter:
         task = self._task(written_metrics)
         with open(os.path.join(self.folder, TASK_JSON), "w", encoding="utf-8") as handle:
             json.dump(task, handle, ensure_ascii=True, sort_keys=True)
-        zip_path = os.path.join(root, f"{self.tid}.zip.partial")
         with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
             for dirpath, _dirs, files in os.walk(self.folder):
                 for name in sorted(files):
@@ -522,27 +471,22 @@ class _SessionWriter:
                 "output": {}, "script": {}, "offline_folder": self.folder, "offline_output_models": []}
 
 
-class ClearmlOfflineTarget(HeldRunTarget, ClearmlOfflineSource, TargetAdapter):
+class ClearmlOfflineTarget(ZipPerRunTarget, ClearmlOfflineSource, TargetAdapter):
     """Writes one offline session zip per run, laid out as the ClearML SDK lays one out. A run is held back until
     the copy has handed over all of it, then written at once (APPENDS is False)."""
 
     APPENDS = False
     SYSTEM_PREFIX = MONITOR_PREFIX
     OWN_ARTIFACTS = SERIES_DIR + "/"
-    SPOOL_DIR = ".mlops-migration-spool"
+    WHAT = "sessions"
 
     def __init__(self, clearml_dir, task_filter=None, url_map=None, s3=None):
         super().__init__(clearml_dir, task_filter, url_map, s3)
         self.pending = {}
         self.full = collections.OrderedDict()
 
-    def check(self):
-        existing = self.root
-        while not os.path.exists(existing):
-            existing = os.path.dirname(existing)
-        if not os.path.isdir(existing) or not os.access(existing, os.W_OK | os.X_OK):
-            raise TrackerError(f"clearml_offline: {existing} is not a writable directory, so {self.root} cannot "
-                               "hold sessions")
+    def _read(self, path):
+        return _Session(path)
 
     def _loaded(self):
         with self.lock:
@@ -552,17 +496,7 @@ class ClearmlOfflineTarget(HeldRunTarget, ClearmlOfflineSource, TargetAdapter):
             return super()._loaded()
 
     def _session(self, task_id):
-        with self.lock:
-            if task_id in self.pending:
-                self._write(task_id)
-            if task_id not in self.full:
-                path = os.path.join(self.root, f"{task_id}.zip")
-                if not os.path.isfile(path):
-                    raise TrackerError(f"clearml_offline: no task {task_id} in {self.root}")
-                self.full[task_id] = _Session(path)
-                while len(self.full) > FULL_SESSIONS:
-                    self.full.popitem(last=False)
-            return self.full[task_id]
+        return self.written(task_id)
 
     def ensure_experiment(self, experiment, name, tags):
         return self.remember_experiment(name, experiment, name, tags)
@@ -577,41 +511,9 @@ class ClearmlOfflineTarget(HeldRunTarget, ClearmlOfflineSource, TargetAdapter):
     def create_run(self, experiment_id, run, tags, parent_id=None):
         tid = task_id_for(run.id)
         with self.lock:
-            self.full.pop(tid, None)
-            self.pending[tid] = _Pending(os.path.join(self.root, self.SPOOL_DIR, tid), tid, experiment_id, run, tags,
-                                         parent_id)
+            self.pending[tid] = _Pending(self.spool_for(tid), tid, experiment_id, run, tags, parent_id)
         return tid
 
-    def log_inputs(self, run_id, inputs):
-        """ClearML has no dataset inputs: they are kept as the side file mlops-migration/inputs.json."""
-        from ansible_collections.mlops.migration.plugins.module_utils.trackers.side_files import input_record  # pylint: disable=import-outside-toplevel
-
-        pending = self._pending(run_id)
-        local = os.path.join(pending.spool, "inputs.json")
-        with open(local, "w", encoding="utf-8") as handle:
-            json.dump([input_record(i) for i in inputs], handle, sort_keys=True)
-        pending.put(local, SERIES_DIR + "/inputs.json")
-
-    def _write(self, run_id):
-        pending = self.pending.pop(run_id)
-        folder = tempfile.mkdtemp(dir=pending.spool)
-        try:
-            written = _SessionWriter(pending, folder).write(self.root)
-            os.replace(written, os.path.join(self.root, f"{run_id}.zip"))  # a zip in clearml_dir is whole
-        except UnsafePath as exc:
-            raise TrackerError(f"clearml_offline: run {pending.run.id}: {exc}") from exc
-        finally:
-            pending.discard()
-            try:
-                os.rmdir(os.path.join(self.root, self.SPOOL_DIR))  # when no other run is spooled
-            except OSError:
-                pass
-
-    def delete_run(self, run_id):
-        with self.lock:
-            if run_id in self.pending:
-                self.pending.pop(run_id).discard()
-            self.full.pop(run_id, None)
-            path = os.path.join(self.root, f"{run_id}.zip")
-            if os.path.isfile(path):
-                os.unlink(path)
+    def _write_zip(self, pending, scratch):
+        zip_path = os.path.join(scratch, f"{pending.ident}.zip")
+        return _SessionWriter(pending, os.path.join(scratch, "session")).write(zip_path)

@@ -21,7 +21,7 @@ import collections
 import threading
 
 from ansible_collections.mlops.migration.plugins.module_utils.mongo.connection import MongoError, PyMongoError, connect, explain
-from ansible_collections.mlops.migration.plugins.module_utils.search.client import SearchClient, SearchError
+from ansible_collections.mlops.migration.plugins.module_utils.search.client import SearchClient, SearchError, SearchNotFound
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.base import TrackerError
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.clearml_records import (
     CONSOLE,
@@ -160,7 +160,10 @@ class ClearmlServerSource(ClearmlTaskSource):
         query = {"term": {"task": task["id"]}}
         try:
             if event_type == LOG:
-                found = {(CONSOLE, CONSOLE)} if self._search().count(self._index(LOG), query) else set()
+                try:
+                    found = {(CONSOLE, CONSOLE)} if self._search().count(self._index(LOG), query) else set()
+                except SearchNotFound:  # a company whose tasks never logged a line has no log index
+                    found = set()
             else:
                 found = set(self._pairs(event_type, query))
         except SearchError as exc:

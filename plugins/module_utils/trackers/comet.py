@@ -34,12 +34,9 @@ import importlib
 import json
 import os
 import re
-import shutil
-import tempfile
 import threading
 import zipfile
 
-from ansible_collections.mlops.migration.plugins.module_utils.paths import UnsafePath, confined
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.base import (
     Artifact,
     Point,
@@ -58,11 +55,9 @@ from ansible_collections.mlops.migration.plugins.module_utils.trackers.comet_arc
     metric_points,
     read_archive,
 )
-from ansible_collections.mlops.migration.plugins.module_utils.trackers.held_run import HeldRunTarget
+from ansible_collections.mlops.migration.plugins.module_utils.trackers.held_run import SpooledRun, ZipPerRunTarget
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.side_files import (
     SERIES_DIR,
-    SeriesFile,
-    input_record,
     read_series,
     series_path,
 )
@@ -88,7 +83,6 @@ SDK_OFF = dict(auto_metric_logging=False, auto_param_logging=False, auto_output_
                display_summary_level=0)
 RESTORED = ("start_time", "end_time", "status", "user", "lifecycle", "parent_id", "fork_step", "description",
             "group", "job_type")
-FULL_RUNS = 8
 
 
 def key_for(source_id):
@@ -347,48 +341,12 @@ class CometOfflineSource(SideRegistry, SourceAdapter):
         self._copy(indexed, member, path)
 
 
-class _Pending:
-    """One run until it is written: points in a JSON-lines spool, files in a directory, the rest in memory."""
+class _Pending(SpooledRun):
+    """One run until it is written."""
 
     def __init__(self, spool, key, project, run, tags, parent_id):
-        shutil.rmtree(spool, ignore_errors=True)
-        self.spool, self.files = spool, os.path.join(spool, "files")
-        os.makedirs(self.files)
-        os.makedirs(os.path.join(spool, "items"))
-        self.key, self.project, self.run, self.parent_id = key, project, run, parent_id
-        self.tags, self.params, self.summary, self.config = dict(tags), {}, {}, None
-        self.status, self.end_time = "RUNNING", None
-        self.assets = {}  # asset name -> local file
-        self.series_keys, self.metric_keys = {}, set()
-        self.points = open(os.path.join(spool, "points.jsonl"), "w", encoding="utf-8")  # pylint: disable=consider-using-with
-
-    def add_points(self, points):
-        for point in points:
-            self.metric_keys.add(point.key)
-            self.points.write(json.dumps([point.key, point.step, point.timestamp, point.value]) + "\n")
-
-    def put(self, local, path):
-        dest = confined(self.files, path, "file")
-        os.makedirs(os.path.dirname(dest), exist_ok=True)
-        shutil.move(local, dest)
-        self.assets[path] = dest
-
-    def add_series(self, kind, key, items, fetch):
-        keys = self.series_keys.setdefault(kind, [])
-        if key not in keys:
-            keys.append(key)
-        side = SeriesFile(kind, key, os.path.join(self.spool, "items"), self.put)
-        for item in items:
-            side.add(item, fetch)
-        return side.close()
-
-    def add_artifact(self, path, local):
-        if path.startswith(SERIES_DIR + "/"):
-            raise UnsafePath(f"artifact {path} is under {SERIES_DIR}/, where this collection keeps its side files")
-        dest = confined(self.files, "artifacts/" + path, "artifact")
-        os.makedirs(os.path.dirname(dest), exist_ok=True)
-        shutil.copyfile(local, dest)
-        self.assets[path] = dest
+        super().__init__(spool, key, run, tags, parent_id)
+        self.project = project
 
     def record(self):
         run = self.run
@@ -399,11 +357,6 @@ class _Pending:
                 "tags": {k: v for k, v in self.tags.items() if v != "" and k not in others},
                 "metrics": sorted(self.metric_keys), "series": self.series_keys, "others": sorted(others)}, others
 
-    def discard(self):
-        if not self.points.closed:
-            self.points.close()
-        shutil.rmtree(self.spool, ignore_errors=True)
-
 
 def write_archive(pending, out_dir, workspace):
     """Write the run through the SDK into ``out_dir``; the archive's path."""
@@ -411,14 +364,13 @@ def write_archive(pending, out_dir, workspace):
     import comet_ml  # pylint: disable=import-outside-toplevel
     from comet_ml.messages import MetricMessage  # pylint: disable=import-outside-toplevel
 
-    pending.points.close()
     record, others = pending.record()
     with open(os.path.join(pending.spool, "record.json"), "w", encoding="utf-8") as handle:
         json.dump(record, handle, sort_keys=True)
     with open(os.path.join(pending.spool, "summary.json"), "w", encoding="utf-8") as handle:
         json.dump({"summary": pending.summary, "config": pending.config}, handle, sort_keys=True, default=str)
     experiment = comet_ml.OfflineExperiment(project_name=pending.project, workspace=workspace,
-                                            offline_directory=out_dir, experiment_key=pending.key, **SDK_OFF)
+                                            offline_directory=out_dir, experiment_key=pending.ident, **SDK_OFF)
     try:
         experiment.set_name(pending.run.name)
         if pending.run.start_time:
@@ -430,32 +382,30 @@ def write_archive(pending, out_dir, workspace):
             experiment.log_other(key, value)
         for name, value in sorted(pending.params.items()):
             experiment.log_parameter(name, value)
-        with open(os.path.join(pending.spool, "points.jsonl"), encoding="utf-8") as lines:
-            for line in lines:
-                key, step, stamp, value = json.loads(line)
-                message = MetricMessage(timestamp=stamp)  # the SDK's own metric message, with the point's time
-                message.set_metric(key, value, step=step)
-                experiment._enqueue_message(message)  # pylint: disable=protected-access
+        for key, step, stamp, value in pending.spooled_points():
+            message = MetricMessage(timestamp=stamp)  # the SDK's own metric message, with the point's time
+            message.set_metric(key, value, step=step)
+            experiment._enqueue_message(message)  # pylint: disable=protected-access
         for name, local in sorted(pending.assets.items()):
             experiment.log_asset(local, file_name=name, copy_to_tmp=True)
         experiment.log_asset(os.path.join(pending.spool, "record.json"), file_name=RECORD_FILE)
         experiment.log_asset(os.path.join(pending.spool, "summary.json"), file_name=SUMMARY_FILE)
     finally:
         experiment.end()
-    path = os.path.join(out_dir, f"{pending.key}.zip")
+    path = os.path.join(out_dir, f"{pending.ident}.zip")
     if not os.path.isfile(path):
         raise TrackerError(f"comet_offline: the SDK wrote no archive {path} for run {pending.run.id}")
     return path
 
 
-class CometOfflineTarget(HeldRunTarget, CometOfflineSource, TargetAdapter):
+class CometOfflineTarget(ZipPerRunTarget, CometOfflineSource, TargetAdapter):
     """Writes one offline archive per run through ``comet_ml.OfflineExperiment``, with the experiment key
     derived from the source run's id (so a re-copy replaces the archive instead of adding one). A run is held
     back until the copy has handed over all of it, then written at once (APPENDS is False)."""
 
     APPENDS = False
     SYSTEM_PREFIX = SYSTEM_PREFIX
-    SPOOL_DIR = ".mlops-migration-spool"
+    WHAT = "archives"
 
     def __init__(self, comet_dir, workspace=None):
         super().__init__(comet_dir, workspace)
@@ -463,12 +413,7 @@ class CometOfflineTarget(HeldRunTarget, CometOfflineSource, TargetAdapter):
         self.full = collections.OrderedDict()
 
     def check(self):
-        existing = self.root
-        while not os.path.exists(existing):
-            existing = os.path.dirname(existing)
-        if not os.path.isdir(existing) or not os.access(existing, os.W_OK | os.X_OK):
-            raise TrackerError(f"comet_offline: {existing} is not a writable directory, so {self.root} cannot "
-                               "hold archives")
+        super().check()
         try:
             importlib.import_module("comet_ml")
         except ImportError as exc:
@@ -476,19 +421,7 @@ class CometOfflineTarget(HeldRunTarget, CometOfflineSource, TargetAdapter):
                                f"comet_ml): {exc}") from exc
 
     def _indexed(self, run_id):
-        with self.lock:
-            if run_id in self.pending:
-                self._write(run_id)
-            if run_id in self.full:
-                return self.full[run_id]
-            path = os.path.join(self.root, f"{run_id}.zip")
-            if not os.path.isfile(path):
-                raise TrackerError(f"comet_offline: no experiment {run_id} in {self.root}")
-            indexed = self._read(path)
-            self.full[run_id] = indexed
-            while len(self.full) > FULL_RUNS:
-                self.full.popitem(last=False)
-            return indexed
+        return self.written(run_id)
 
     def _loaded(self):
         with self.lock:
@@ -518,43 +451,15 @@ class CometOfflineTarget(HeldRunTarget, CometOfflineSource, TargetAdapter):
         key = key_for(run.id)
         project = experiment_id.rpartition("/")[2] if self.workspace else experiment_id
         with self.lock:
-            self.full.pop(key, None)
-            self.pending[key] = _Pending(os.path.join(self.root, self.SPOOL_DIR, key), key, project, run, tags,
-                                         parent_id)
+            self.pending[key] = _Pending(self.spool_for(key), key, project, run, tags, parent_id)
         return key
 
-    def log_inputs(self, run_id, inputs):
-        """Comet has no dataset inputs: they are kept as the side file mlops-migration/inputs.json."""
-        pending = self._pending(run_id)
-        local = os.path.join(pending.spool, "inputs.json")
-        with open(local, "w", encoding="utf-8") as handle:
-            json.dump([input_record(i) for i in inputs], handle, sort_keys=True)
-        pending.put(local, SERIES_DIR + "/inputs.json")
-
-    def _write(self, run_id):
-        pending = self.pending.pop(run_id)
-        out_dir = tempfile.mkdtemp(dir=pending.spool)
+    def _write_zip(self, pending, scratch):
         try:
             with SDK_LOCK:
-                written = write_archive(pending, out_dir, self.workspace)
-            os.replace(written, os.path.join(self.root, f"{run_id}.zip"))  # an archive in comet_dir is whole
+                return write_archive(pending, scratch, self.workspace)
         except TrackerError:
             raise
         except Exception as exc:  # pylint: disable=broad-except  # the SDK's errors are many; the run fails
             raise TrackerError(f"comet_offline: writing run {pending.run.id} with the comet_ml SDK failed: "
                                f"{exc}") from exc
-        finally:
-            pending.discard()
-            try:
-                os.rmdir(os.path.join(self.root, self.SPOOL_DIR))  # when no other run is spooled
-            except OSError:
-                pass
-
-    def delete_run(self, run_id):
-        with self.lock:
-            if run_id in self.pending:
-                self.pending.pop(run_id).discard()
-            self.full.pop(run_id, None)
-            path = os.path.join(self.root, f"{run_id}.zip")
-            if os.path.isfile(path):
-                os.unlink(path)
