@@ -25,7 +25,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.join(REPO, ".build", "collections"))
 
-from benchmarks.measure import run_measured  # noqa: E402  pylint: disable=wrong-import-position
+from benchmarks.measure import print_points_table, run_measured  # noqa: E402  pylint: disable=wrong-import-position
 
 SERIES = 10
 COMPANY = "bench"
@@ -134,10 +134,8 @@ def main():
         finally:
             stack.stop()
     total = tasks * SERIES * points
-    print(f"\n{'':36} {'seconds':>8} {'peak RSS':>9} {'points/s':>10}")
-    for label, (seconds, peak, _out) in (("ClearML -> MLflow (tracker_copy)", mine),
-                                         ("bare scroll + log_batch loop", theirs)):
-        print(f"{label:36} {seconds:8.1f} {peak:7.0f}MB {total / seconds:10,.0f}")
+    print_points_table(total, (("ClearML -> MLflow (tracker_copy)", mine),
+                               ("bare scroll + log_batch loop", theirs)), 36)
     print(f"\nClearML server stores -> MLflow: {theirs[0] / mine[0]:.2f}x the bare loop's speed (goal >= 0.8x; ours "
           "also verifies every point back)")
 

@@ -92,3 +92,10 @@ def children_cpu_seconds():
     """CPU seconds used so far by this process's waited-for children (and theirs)."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
+
+
+def print_points_table(total, rows, width=36):
+    """Print ``rows`` of ``(label, (seconds, peak MB, stdout))`` with the points/s ``total`` points make."""
+    print(f"\n{'':{width}} {'seconds':>8} {'peak RSS':>9} {'points/s':>10}")
+    for label, (seconds, peak, _out) in rows:
+        print(f"{label:{width}} {seconds:8.1f} {peak:7.0f}MB {total / seconds:10,.0f}")

@@ -25,7 +25,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.join(REPO, ".build", "collections"))
 
-from benchmarks.measure import run_measured  # noqa: E402  pylint: disable=wrong-import-position
+from benchmarks.measure import print_points_table, run_measured  # noqa: E402  pylint: disable=wrong-import-position
 
 SERIES = 10
 T0 = datetime.datetime(2025, 1, 1, tzinfo=datetime.timezone.utc)
@@ -110,10 +110,8 @@ def main():
         finally:
             stack.stop()
     total = runs * SERIES * points
-    print(f"\n{'':34} {'seconds':>8} {'peak RSS':>9} {'points/s':>10}")
-    for label, (seconds, peak, _out) in (("Neptune -> MLflow (tracker_copy)", mine),
-                                         ("bare pyarrow + log_batch loop", theirs)):
-        print(f"{label:34} {seconds:8.1f} {peak:7.0f}MB {total / seconds:10,.0f}")
+    print_points_table(total, (("Neptune -> MLflow (tracker_copy)", mine),
+                               ("bare pyarrow + log_batch loop", theirs)), 34)
     print(f"\nNeptune -> MLflow: {theirs[0] / mine[0]:.2f}x the bare loop's speed (goal >= 0.8x, peak RSS < 250 MB; "
           "ours also verifies every point back)")
 

@@ -23,7 +23,7 @@ options:
       kind:
         description: Tracker type; it decides which of the other options apply.
         type: str
-        choices: [mlflow, wandb_offline, wandb_api, neptune_export, neptune_offline, neptune_scale, neptune_query, comet_offline, cometx_download, clearml_offline, clearml_server]
+        choices: [mlflow, wandb_offline, wandb_api, neptune_export, neptune_offline, neptune_scale, neptune_query, comet_offline, cometx_download, clearml_offline, clearml_server, clearml_api]
         default: mlflow
       tracking_uri:
         description:
@@ -163,20 +163,31 @@ options:
           - For V(clearml_server), the company id of the event indices (C(events-<type>-<company>)); every company's
             indices when omitted.
         type: str
+      api_server:
+        description:
+          - For V(clearml_api) (required there), the ClearML API server's URL (C(https://api.<domain>), or
+            C(http://<host>:8008)), read through the ClearML SDK's own API session.
+        type: str
+      access_key:
+        description: For V(clearml_api) (required there), the ClearML credentials' access key. Never logged or returned.
+        type: str
+      secret_key:
+        description: For V(clearml_api) (required there), the ClearML credentials' secret key. Never logged or returned.
+        type: str
       task_filter:
         description:
-          - For V(clearml_server) and V(clearml_offline), a MongoDB query on the task documents (the same language and
+          - For V(clearml_server), V(clearml_api) and V(clearml_offline), a MongoDB query on the task documents (the same language and
             fields as the mongo step's filters, for example C({status: {$in: [completed, published]}}) or a C(user));
             only the tasks it matches are copied.
         type: dict
       url_map:
         description:
-          - For V(clearml_server) and V(clearml_offline), where the URLs of artifacts, models and debug samples are
+          - For V(clearml_server), V(clearml_api) and V(clearml_offline), where the URLs of artifacts, models and debug samples are
             read from - a URL prefix (a fileserver's, a bucket's) to a local directory, a C(file://), C(http(s)://) or
             C(s3://bucket/prefix) URL. The longest prefix that matches wins.
         type: dict
       s3:
-        description: For V(clearml_server) and V(clearml_offline), the S3 connection C(s3://) URLs are read with.
+        description: For V(clearml_server), V(clearml_api) and V(clearml_offline), the S3 connection C(s3://) URLs are read with.
         type: dict
         suboptions:
           endpoint_url:
@@ -219,7 +230,7 @@ options:
       kind:
         description: Tracker type; it decides which of the other options apply.
         type: str
-        choices: [mlflow, wandb_offline, wandb_api, neptune_export, neptune_offline, neptune_scale, neptune_query, comet_offline, cometx_download, clearml_offline, clearml_server]
+        choices: [mlflow, wandb_offline, wandb_api, neptune_export, neptune_offline, neptune_scale, neptune_query, comet_offline, cometx_download, clearml_offline, clearml_server, clearml_api]
         default: mlflow
       tracking_uri:
         description:

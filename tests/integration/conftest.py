@@ -84,3 +84,13 @@ def playbook(ssh_stack, tmp_path):
         return run_playbook(plays, ssh_stack.inventory_file, str(workdir), **kwargs)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def sdk_session(tmp_path_factory):
+    """A ClearML offline session the ClearML SDK wrote with everything tests/clearml_sessions.full_spec names (it takes
+    the SDK about 20 seconds, so the ClearML tests share one)."""
+    from tests import clearml_sessions  # pylint: disable=import-outside-toplevel
+
+    scratch = tmp_path_factory.mktemp("clearml-sdk")
+    return clearml_sessions.write_task(str(scratch / "cache"), clearml_sessions.full_spec(str(scratch / "files")))

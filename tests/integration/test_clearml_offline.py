@@ -25,14 +25,6 @@ TASK = "copy"
 PROJECT = "vision/detection"
 
 
-@pytest.fixture(scope="module")
-def sdk_session(tmp_path_factory):
-    """A session the SDK wrote with everything the issue names (tests/clearml_sessions.full_spec)."""
-    scratch = tmp_path_factory.mktemp("clearml-sdk")
-    path = clearml_sessions.write_task(str(scratch / "cache"), clearml_sessions.full_spec(str(scratch / "files")))
-    return path
-
-
 def _only(tmp_path, session, name="sessions"):
     """A clearml_dir holding a copy of ``session`` alone."""
     root = tmp_path / name

@@ -25,12 +25,6 @@ TASK = "copy"
 PROJECT = "vision/detection"
 
 
-@pytest.fixture(scope="module")
-def sdk_session(tmp_path_factory):
-    scratch = tmp_path_factory.mktemp("clearml-sdk")
-    return clearml_sessions.write_task(str(scratch / "cache"), clearml_sessions.full_spec(str(scratch / "files")))
-
-
 @pytest.fixture
 def server(mongo_pair, search_pair, s3_pair, sdk_session):
     """The session loaded twice into the source stores under a fresh database, company and bucket: the second

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.base import TrackerError
+from ansible_collections.mlops.migration.plugins.module_utils.trackers.clearml_api import ClearmlApiSource
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.clearml_offline import (
     ClearmlOfflineSource,
     ClearmlOfflineTarget,
@@ -31,7 +32,7 @@ PAIRS = ((MlflowSource, MlflowTarget), (WandbOfflineSource, WandbOfflineTarget),
          (NeptuneExportSource, None), (NeptuneOfflineSource, None),
          (NeptuneScaleSource, None), (NeptuneQuerySource, None), (CometOfflineSource, CometOfflineTarget),
          (CometxDownloadSource, None), (ClearmlOfflineSource, ClearmlOfflineTarget),
-         (ClearmlServerSource, None))
+         (ClearmlServerSource, None), (ClearmlApiSource, None))
 ADAPTERS = {cls.KIND: (cls, target) for cls, target in PAIRS}
 DEFAULT_KIND = "mlflow"
 
