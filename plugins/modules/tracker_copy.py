@@ -317,6 +317,8 @@ def copy(module, params):
         result = copier.copy(params["experiments"])
     finally:
         ledger.close()
+        source.close()
+        target.close()
     progress_file.finish(copier.progress, result["runs"], ("copied", "updated", "skipped", "failed"))
     result.update(changed=copier.report.changed, ledger=path)
     return result

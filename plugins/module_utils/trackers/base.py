@@ -234,6 +234,9 @@ class SourceAdapter:
     def model_versions(self, model):
         raise NotImplementedError
 
+    def close(self):
+        """Let go of what the adapter holds (temporary files, connections) when the copy is over."""
+
 
 class TargetAdapter(SourceAdapter):
     """What a copy writes to a tracker; it reads back through the SourceAdapter methods to verify."""

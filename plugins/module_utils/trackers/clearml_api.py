@@ -8,9 +8,8 @@ The calls: ``auth.login`` (the session's own), ``projects.get_all`` and ``tasks.
 ``events.get_scalar_metrics_and_variants`` (a task's scalar series), ``events.get_task_events`` (every event of a
 type in timestamp order, scrolled: scalars, plots, debug samples - unsampled, unlike ``get_reported_scalars``),
 ``events.get_task_log`` (console lines, paged from the first) and ``models.get_all`` (output models). A task's
-scalars are read in one scroll when its first series is asked for and spooled to a temporary file per series (the
-unsampled ``scalar_metrics_iter_raw`` gives a series' iterations or its timestamps, not both), so memory holds one
-page. Artifacts, models and debug samples are fetched from their URLs as for the other ClearML sources. Refused
+scalars are read in one scroll and spooled a series a file (clearml_records.py; the unsampled
+``scalar_metrics_iter_raw`` gives a series' iterations or its timestamps, not both). Artifacts, models and debug samples are fetched from their URLs as for the other ClearML sources. Refused
 credentials, an unreachable server and a server that is not ClearML's fail ``check`` before anything is written.
 Importable without Ansible; reading needs the ``clearml`` package.
 """
@@ -18,10 +17,7 @@ Importable without Ansible; reading needs the ``clearml`` package.
 from __future__ import annotations
 
 import collections
-import json
 import os
-import shutil
-import tempfile
 import threading
 
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.base import TrackerError
@@ -57,7 +53,6 @@ class ClearmlApiSource(ClearmlTaskSource):
         self.lock = threading.RLock()
         self._session = None
         self._tasks = collections.OrderedDict()
-        self._spools = collections.OrderedDict()  # task id -> (directory, {(metric, variant): path})
         self._keys_cache = {}
 
     @classmethod
@@ -177,13 +172,6 @@ class ClearmlApiSource(ClearmlTaskSource):
         if event_type == LOG:
             yield from self._log(task)
             return
-        if event_type == SCALAR and metric is not None and variant is not None:
-            path = self._scalar_spool(task).get((metric, variant))
-            if path:
-                with open(path, encoding="utf-8") as lines:
-                    for line in lines:
-                        yield json.loads(line)
-            return
         for event in self._scrolled(task, event_type):
             if (metric is None or event.get("metric") == metric) and (variant is None or event.get("variant") == variant):
                 yield event
@@ -198,36 +186,6 @@ class ClearmlApiSource(ClearmlTaskSource):
             if len(found) < BATCH:
                 return
             after = found[-1].get("timestamp") or after
-
-    def _scalar_spool(self, task):
-        """``{(metric, variant): file}`` of the task's scalars, read in one scroll and spooled a series a file."""
-        with self.lock:
-            if task["id"] in self._spools:
-                return self._spools[task["id"]][1]
-            directory = tempfile.mkdtemp(prefix="mlops-clearml-scalars-")
-            paths, handles = {}, {}
-            try:
-                for event in self._scrolled(task, SCALAR):
-                    pair = (event.get("metric"), event.get("variant"))
-                    if pair not in handles:
-                        paths[pair] = os.path.join(directory, f"{len(paths)}.jsonl")
-                        handles[pair] = open(paths[pair], "w", encoding="utf-8")  # pylint: disable=consider-using-with
-                    handles[pair].write(json.dumps(event) + "\n")
-            except TrackerError:
-                shutil.rmtree(directory, ignore_errors=True)
-                raise
-            finally:
-                for handle in handles.values():
-                    handle.close()
-            self._spools[task["id"]] = (directory, paths)
-            while len(self._spools) > KEPT:
-                shutil.rmtree(self._spools.popitem(last=False)[1][0], ignore_errors=True)
-            return paths
-
-    def close(self):
-        with self.lock:
-            while self._spools:
-                shutil.rmtree(self._spools.popitem()[1][0], ignore_errors=True)
 
     def _fetch(self, url, path, what):
         self.fetcher.fetch(url, path, what)

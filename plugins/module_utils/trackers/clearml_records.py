@@ -29,11 +29,14 @@ metrics) and the side files under ``mlops-migration/``; reading it puts them bac
 
 from __future__ import annotations
 
+import collections
 import datetime
 import json
 import os
 import re
 import shutil
+import tempfile
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -69,6 +72,7 @@ CONFIG_DIR = "clearml/configuration/"
 MODELS_DIR = "clearml/models/"
 RESTORED = ("start_time", "end_time", "status", "user", "lifecycle", "parent_id", "fork_step", "group", "job_type")
 SHA256 = re.compile(r"[0-9a-f]{64}")
+SPOOLED_TASKS = 8  # tasks whose scalars are kept spooled (runs copied side by side, and verified)
 
 OPTIONS = dict(
     task_filter=dict(type="dict"),
@@ -223,6 +227,7 @@ class ClearmlTaskSource(SourceAdapter):
     """
 
     task_filter = None
+    lock = threading.RLock()  # a reader gives each instance its own
 
     # what a reader gives ----------------------------------------------------------------------
 
@@ -357,14 +362,51 @@ class ClearmlTaskSource(SourceAdapter):
 
     def metric_history(self, run, key):
         task = self._task_doc(run.id)
-        metric, variant = self._scalar_name(task, key)
-        for event in self._events(task, SCALAR, metric, variant):
-            if event.get("iter") == SUMMARY_ITER and metric == SUMMARY_TITLE:
-                continue
-            value = event.get("value")
-            if value is None:
-                continue
-            yield Point(key, float(value), int(event.get("timestamp") or 0), int(event.get("iter") or 0))
+        path = self._scalar_spool(task).get(self._scalar_name(task, key))
+        if not path:
+            return
+        with open(path, encoding="utf-8") as lines:
+            for line in lines:
+                value, stamp, step = json.loads(line)
+                yield Point(key, float(value), int(stamp or 0), int(step or 0))
+
+    def _scalar_spool(self, task):
+        """``{(title, series): file}`` of the task's scalar points: all of them read in one pass (``_events`` of the
+        type, in iteration order) and spooled a series a file, for the last tasks asked for; memory holds a page."""
+        with self.lock:
+            spools = self.__dict__.setdefault("_spools", collections.OrderedDict())
+            if task["id"] in spools:
+                spools.move_to_end(task["id"])
+                return spools[task["id"]][1]
+            directory = tempfile.mkdtemp(prefix="mlops-clearml-scalars-")
+            paths, handles = {}, {}
+            try:
+                for event in self._events(task, SCALAR):
+                    pair = (event.get("metric"), event.get("variant"))
+                    value = event.get("value")
+                    if value is None or (pair[0] == SUMMARY_TITLE and event.get("iter") == SUMMARY_ITER):
+                        continue
+                    if pair not in handles:
+                        paths[pair] = os.path.join(directory, f"{len(paths)}.jsonl")
+                        handles[pair] = open(paths[pair], "w", encoding="utf-8")  # pylint: disable=consider-using-with
+                    handles[pair].write(json.dumps([value, event.get("timestamp"), event.get("iter")]) + "\n")
+            except BaseException:
+                shutil.rmtree(directory, ignore_errors=True)
+                raise
+            finally:
+                for handle in handles.values():
+                    handle.close()
+            spools[task["id"]] = (directory, paths)
+            while len(spools) > SPOOLED_TASKS:
+                shutil.rmtree(spools.popitem(last=False)[1][0], ignore_errors=True)
+            return paths
+
+    def close(self):
+        """Remove the spooled scalars."""
+        with self.lock:
+            spools = self.__dict__.get("_spools") or {}
+            while spools:
+                shutil.rmtree(spools.popitem()[1][0], ignore_errors=True)
 
     def series(self, run, kind, key):
         task = self._task_doc(run.id)

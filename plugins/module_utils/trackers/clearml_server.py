@@ -7,9 +7,9 @@ Elasticsearch or OpenSearch, read through the collection's MongoDB and search co
 and for servers whose API is gone. Nothing is written to either.
 
 Tasks are selected per project, with ``task_filter`` (the mongo step's query language) applied by MongoDB.
-Events are read per task: the (title, series) pairs of a type by a composite aggregation, each series by a
-scroll sorted by iteration (every point: not the 5,000-point sample ``get_reported_scalars`` gives), so memory
-holds one page. Output models are the ``model`` documents ``models.output`` names; URLs of artifacts, models and
+Events are read per task: the (title, series) pairs of a type by a composite aggregation, the scalars in one
+scroll sorted by iteration (every point: not the 5,000-point sample ``get_reported_scalars`` gives) spooled a
+series a file, so memory holds one page. Output models are the ``model`` documents ``models.output`` names; URLs of artifacts, models and
 debug samples are fetched as trackers/clearml_records.py says. A database without a ``task`` collection, a
 search server without event indices for the company, refused credentials and unreachable servers fail
 ``check`` before anything is written. Importable without Ansible; reading needs ``pymongo``.
