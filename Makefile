@@ -56,6 +56,7 @@ bench: deps
 	$(PY) benchmarks/tracker_copy.py
 	$(PY) benchmarks/wandb_copy.py
 	$(PY) benchmarks/neptune_copy.py
+	$(PY) benchmarks/clearml_copy.py
 	$(PY) benchmarks/events_copy.py
 	$(PY) benchmarks/subset_keys.py
 
