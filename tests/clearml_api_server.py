@@ -62,8 +62,8 @@ class ClearmlApiServer(LoopbackServer):
     def _reply(self, action, body):
         """The ``data`` of an API call, or (status, message) of a refusal."""
         if action == "projects.get_all":
-            found = [projects_api.Project(**{k: v for k, v in p.items() if k in ("id", "name", "description",
-                                                                                   "tags", "system_tags")}).to_dict()
+            fields = ("id", "name", "description", "tags", "system_tags")
+            found = [projects_api.Project(**{k: v for k, v in p.items() if k in fields}).to_dict()
                      for p in self.projects.values()]
             return {"projects": self._page(found, body)}
         if action == "tasks.get_all":

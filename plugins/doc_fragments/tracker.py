@@ -23,7 +23,8 @@ options:
       kind:
         description: Tracker type; it decides which of the other options apply.
         type: str
-        choices: [mlflow, wandb_offline, wandb_api, neptune_export, neptune_offline, neptune_scale, neptune_query, comet_offline, cometx_download, clearml_offline, clearml_server, clearml_api]
+        choices: [mlflow, wandb_offline, wandb_api, neptune_export, neptune_offline, neptune_scale, neptune_query, comet_offline,
+                  cometx_download, clearml_offline, clearml_server, clearml_api]
         default: mlflow
       tracking_uri:
         description:
@@ -177,7 +178,7 @@ options:
       task_filter:
         description:
           - For V(clearml_server), V(clearml_api) and V(clearml_offline), a MongoDB query on the task documents (the same language and
-            fields as the mongo step's filters, for example C({status: {$in: [completed, published]}}) or a C(user));
+            fields as the mongo step's filters, for example a C(status) with C($in) a list of statuses, or a C(user));
             only the tasks it matches are copied.
         type: dict
       url_map:
@@ -218,6 +219,8 @@ requirements:
   - for V(neptune_export), pyarrow on the host that runs the module
   - for V(neptune_offline) and V(neptune_scale), nothing outside Python (the stores are read as the clients write them)
   - for V(comet_offline) as a target, comet_ml on the host that runs the module (reading needs nothing more)
+  - for V(clearml_api), clearml on the host that runs the module; for V(clearml_server), pymongo; for V(clearml_offline), nothing
+    outside Python
 """
 
     # A tracker to check (preflight).
@@ -230,7 +233,8 @@ options:
       kind:
         description: Tracker type; it decides which of the other options apply.
         type: str
-        choices: [mlflow, wandb_offline, wandb_api, neptune_export, neptune_offline, neptune_scale, neptune_query, comet_offline, cometx_download, clearml_offline, clearml_server, clearml_api]
+        choices: [mlflow, wandb_offline, wandb_api, neptune_export, neptune_offline, neptune_scale, neptune_query, comet_offline,
+                  cometx_download, clearml_offline, clearml_server, clearml_api]
         default: mlflow
       tracking_uri:
         description:
@@ -337,6 +341,82 @@ options:
             read once before anything is written; a line that is not JSON, or an asset listed in
             C(assets/assets_metadata.jsonl) whose file is missing, fails the copy naming it.
         type: path
+      clearml_dir:
+        description:
+          - For V(clearml_offline) (required there), the directory of ClearML offline sessions (C(offline-<id>.zip) as the
+            ClearML SDK writes them in offline mode, or their unpacked folders holding C(task.json)). Every session is read
+            once before anything is written; a line of C(metrics.jsonl) or C(log.jsonl) that is not a list of events, or a
+            debug sample or artifact whose file is missing, fails the copy naming the session, the task and the object. As
+            a target, one session zip per run is written there, laid out as the SDK writes one, for
+            C(clearml-task --import-offline-session).
+        type: path
+      mongo_uri:
+        description:
+          - For V(clearml_server) (required there), the MongoDB URI of the ClearML server's database (its C(backend)
+            database holds the projects, tasks, models and users). A C(user:password@) in it is never shown.
+        type: str
+      mongo_database:
+        description: For V(clearml_server), the ClearML database, C(backend) when omitted.
+        type: str
+      search_url:
+        description:
+          - For V(clearml_server) (required there), the URL of the server's Elasticsearch or OpenSearch, whose
+            C(events-<type>-<company>) indices hold the tasks' scalars, plots, debug samples and console lines.
+        type: str
+      search_username:
+        description: For V(clearml_server), the search server's basic-auth user.
+        type: str
+      search_password:
+        description: For V(clearml_server), the search server's basic-auth password. Never logged or returned.
+        type: str
+      company:
+        description:
+          - For V(clearml_server), the company id of the event indices (C(events-<type>-<company>)); every company's
+            indices when omitted.
+        type: str
+      api_server:
+        description:
+          - For V(clearml_api) (required there), the ClearML API server's URL (C(https://api.<domain>), or
+            C(http://<host>:8008)), read through the ClearML SDK's own API session.
+        type: str
+      access_key:
+        description: For V(clearml_api) (required there), the ClearML credentials' access key. Never logged or returned.
+        type: str
+      secret_key:
+        description: For V(clearml_api) (required there), the ClearML credentials' secret key. Never logged or returned.
+        type: str
+      task_filter:
+        description:
+          - For V(clearml_server), V(clearml_api) and V(clearml_offline), a MongoDB query on the task documents (the same language and
+            fields as the mongo step's filters, for example a C(status) with C($in) a list of statuses, or a C(user));
+            only the tasks it matches are copied.
+        type: dict
+      url_map:
+        description:
+          - For V(clearml_server), V(clearml_api) and V(clearml_offline), where the URLs of artifacts, models and debug samples are
+            read from - a URL prefix (a fileserver's, a bucket's) to a local directory, a C(file://), C(http(s)://) or
+            C(s3://bucket/prefix) URL. The longest prefix that matches wins.
+        type: dict
+      s3:
+        description: For V(clearml_server), V(clearml_api) and V(clearml_offline), the S3 connection C(s3://) URLs are read with.
+        type: dict
+        suboptions:
+          endpoint_url:
+            description: The S3 endpoint URL.
+            type: str
+          access_key:
+            description: The access key. Never logged or returned.
+            type: str
+          secret_key:
+            description: The secret key. Never logged or returned.
+            type: str
+          region:
+            description: The region, C(us-east-1) when omitted.
+            type: str
+          validate_certs:
+            description: Whether to check the endpoint's TLS certificate.
+            type: bool
+            default: true
 requirements:
   - for V(mlflow), mlflow-skinny >= 2.10 on the host that runs the module
   - for V(wandb_offline), wandb >= 0.31 on the host that runs the module (its protobuf classes read the runs; its SDK writes them)
@@ -344,4 +424,6 @@ requirements:
   - for V(neptune_export), pyarrow on the host that runs the module
   - for V(neptune_offline) and V(neptune_scale), nothing outside Python (the stores are read as the clients write them)
   - for V(comet_offline) as a target, comet_ml on the host that runs the module (reading needs nothing more)
+  - for V(clearml_api), clearml on the host that runs the module; for V(clearml_server), pymongo; for V(clearml_offline), nothing
+    outside Python
 """

@@ -54,8 +54,8 @@ def test_api_into_mlflow_equal_to_the_sessions_copy(playbook, mlflow_pair, api, 
     offline = playbook(play({"kind": "clearml_offline", "clearml_dir": str(root)}, target, str(tmp_path / "o"),
                             experiments=[PROJECT], name_prefix=f"{name}-off-")).task(TASK)["result"]
     assert offline["failed_count"] == 0
-    (run,) = copies(client, f"{name}-{PROJECT}").values()
-    (twin,) = copies(client, f"{name}-off-{PROJECT}").values()
+    (run,) = list(copies(client, f"{name}-{PROJECT}").values())
+    (twin,) = list(copies(client, f"{name}-off-{PROJECT}").values())
     assert run.data.tags["mlops.migration.source_run_id"] == task["id"]
     assert (run.info.run_name, run.info.status, run.data.params) == (twin.info.run_name, twin.info.status,
                                                                      twin.data.params)
@@ -84,8 +84,8 @@ def test_bad_api_input_is_refused_naming_it(playbook, mlflow_pair, api, tmp_path
     client = MlflowClient(target["tracking_uri"])
     for label, bad, expected in (
             ("key", dict(source, secret_key="wrong"), "Unauthorized (invalid credentials)"),
-            ("host", dict(source, api_server="http://127.0.0.1:9"), "cannot log in to the ClearML API server "
-                                                                     "http://127.0.0.1:9")):
+            ("host", dict(source, api_server="http://127.0.0.1:9"),
+             "cannot log in to the ClearML API server http://127.0.0.1:9")):
         name = f"{label}-{uuid.uuid4().hex[:6]}"
         result = playbook(play(bad, target, str(tmp_path / label), experiments=[PROJECT], name_prefix=f"{name}-"),
                           expect_rc=2).task(TASK)["result"]

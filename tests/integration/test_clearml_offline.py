@@ -53,7 +53,7 @@ def test_sdk_session_into_mlflow_field_by_field(playbook, mlflow_pair, sdk_sessi
     first = playbook(play(source, target, state, **options)).task(TASK)["result"]
     assert (first["runs"]["copied"], first["failed_count"]) == (1, 0), first
     assert first["points_copied"] == 2 * clearml_sessions.LOSS_POINTS
-    (run,) = copies(client, f"{name}-{PROJECT}").values()
+    (run,) = list(copies(client, f"{name}-{PROJECT}").values())
     with open(session, "rb") as handle:
         assert hashlib.md5(handle.read()).hexdigest() == before  # the source is only read
     stamps = [e["timestamp"] for e in events] + [e["timestamp"] for e in clearml_sessions.session_json(

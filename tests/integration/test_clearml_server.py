@@ -125,7 +125,7 @@ def test_a_missing_artifact_fails_its_task_and_the_rerun_copies_it(playbook, mlf
     s3.put_object(Bucket=bucket, Key=key, Body=body)
     again = playbook(play(source, target, str(state), experiments=[PROJECT], name_prefix=f"{name}-")).task(TASK)
     assert (again["result"]["runs"]["copied"], again["result"]["failed_count"]) == (1, 0)
-    (run,) = copies(MlflowClient(target["tracking_uri"]), f"{name}-{PROJECT}").values()
+    (run,) = list(copies(MlflowClient(target["tracking_uri"]), f"{name}-{PROJECT}").values())
     assert md5s(MlflowClient(target["tracking_uri"]), run.info.run_id)["notes/notes.txt"] == hashlib.md5(body).hexdigest()
 
 

@@ -9,9 +9,10 @@ The calls: ``auth.login`` (the session's own), ``projects.get_all`` and ``tasks.
 type in timestamp order, scrolled: scalars, plots, debug samples - unsampled, unlike ``get_reported_scalars``),
 ``events.get_task_log`` (console lines, paged from the first) and ``models.get_all`` (output models). A task's
 scalars are read in one scroll and spooled a series a file (clearml_records.py; the unsampled
-``scalar_metrics_iter_raw`` gives a series' iterations or its timestamps, not both). Artifacts, models and debug samples are fetched from their URLs as for the other ClearML sources. Refused
-credentials, an unreachable server and a server that is not ClearML's fail ``check`` before anything is written.
-Importable without Ansible; reading needs the ``clearml`` package.
+``scalar_metrics_iter_raw`` gives a series' iterations or its timestamps, not both). Artifacts, models and debug
+samples are fetched from their URLs as for the other ClearML sources. Refused credentials, an unreachable server and
+a server that is not ClearML's fail ``check`` before anything is written. Importable without Ansible; reading needs
+the ``clearml`` package.
 """
 
 from __future__ import annotations
@@ -201,4 +202,3 @@ class ClearmlApiSource(ClearmlTaskSource):
 
 def _first_line(exc):
     return (str(exc) or type(exc).__name__).strip().splitlines()[0][:300]
-

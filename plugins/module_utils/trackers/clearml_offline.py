@@ -165,8 +165,7 @@ class _Session:
             return
         if self.is_zip:
             with zipfile.ZipFile(self.path) as archive, archive.open(name) as raw:
-                for line in raw:
-                    yield line
+                yield from raw
         else:
             with open(os.path.join(self.path, name), "rb") as raw:
                 yield from raw
@@ -453,7 +452,7 @@ class _SessionWriter:
                   "user": run.user, "lifecycle": run.lifecycle, "parent_id": pending.parent_id,
                   "fork_step": run.fork_step, "group": run.group, "job_type": run.job_type,
                   "tags": {k: v for k, v in pending.tags.items() if v != ""}, "params": renamed,
-                  "metrics": {written: key for written, key in written_metrics.items()},
+                  "metrics": dict(written_metrics),
                   "series": pending.series_keys, "summary": pending.summary, "config": pending.config,
                   "source_run": pending.tags.get(SOURCE_RUN_TAG)}
         for key in pending.metric_keys:  # a metric without points still has its name

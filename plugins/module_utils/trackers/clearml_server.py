@@ -213,7 +213,6 @@ class ClearmlServerSource(ClearmlTaskSource):
             ids = [task["output"]["model"]]
         if not ids:
             return []
-        found = {str(doc["_id"]): doc for doc in self._find("model", {"_id": {"$in": ids}}, f"the models of task "
-                                                                                              f"{task['id']}")}
+        what = f"the models of task {task['id']}"
+        found = {str(doc["_id"]): doc for doc in self._find("model", {"_id": {"$in": ids}}, what)}
         return [{"name": found[i].get("name") or i, "uri": found[i].get("uri")} for i in ids if i in found]
-
