@@ -17,7 +17,6 @@ the ``clearml`` package.
 
 from __future__ import annotations
 
-import collections
 import os
 import threading
 
@@ -36,7 +35,6 @@ OPTIONS = dict(api_server=dict(type="str"), access_key=dict(type="str", no_log=T
                secret_key=dict(type="str", no_log=True), **RECORD_OPTIONS)
 PAGE = 500  # projects and tasks a page
 BATCH = 5000  # events a scroll page
-KEPT = 8  # tasks whose documents and scalar spools are kept
 
 
 class ClearmlApiSource(ClearmlTaskSource):
@@ -53,8 +51,6 @@ class ClearmlApiSource(ClearmlTaskSource):
         self.fetcher = UrlFetcher(url_map, s3)
         self.lock = threading.RLock()
         self._session = None
-        self._tasks = collections.OrderedDict()
-        self._keys_cache = {}
 
     @classmethod
     def from_settings(cls, settings):
@@ -122,26 +118,12 @@ class ClearmlApiSource(ClearmlTaskSource):
 
     def _task_docs(self, project):
         for task in self._paged("tasks", "get_all", "tasks", {"project": [project.id]}):
-            yield self._keep(task)
+            yield self._kept(task)
 
-    def _keep(self, task):
-        with self.lock:
-            self._tasks[task["id"]] = task
-            while len(self._tasks) > KEPT:
-                self._tasks.popitem(last=False)
-        return task
+    def _fetch_task(self, task_id):
+        return self._call("tasks", "get_by_id", {"task": task_id})["task"]
 
-    def _task_doc(self, task_id):
-        with self.lock:
-            if task_id in self._tasks:
-                return self._tasks[task_id]
-        return self._keep(self._call("tasks", "get_by_id", {"task": task_id})["task"])
-
-    def _keys(self, task, event_type):
-        key = (task["id"], event_type)
-        with self.lock:
-            if key in self._keys_cache:
-                return self._keys_cache[key]
+    def _find_keys(self, task, event_type):
         if event_type == SCALAR:
             metrics = self._call("events", "get_scalar_metrics_and_variants", {"task": task["id"]}).get("metrics") or {}
             found = {(m, v) for m, variants in metrics.items() for v in variants or {}}
@@ -150,10 +132,6 @@ class ClearmlApiSource(ClearmlTaskSource):
             found = {(CONSOLE, CONSOLE)} if lines else set()
         else:
             found = {(e.get("metric"), e.get("variant")) for e in self._scrolled(task, event_type)}
-        with self.lock:
-            self._keys_cache[key] = found
-            while len(self._keys_cache) > KEPT * 4:
-                self._keys_cache.pop(next(iter(self._keys_cache)))
         return found
 
     def _scrolled(self, task, event_type):

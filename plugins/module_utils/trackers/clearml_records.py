@@ -73,6 +73,7 @@ MODELS_DIR = "clearml/models/"
 RESTORED = ("start_time", "end_time", "status", "user", "lifecycle", "parent_id", "fork_step", "group", "job_type")
 SHA256 = re.compile(r"[0-9a-f]{64}")
 SPOOLED_TASKS = 8  # tasks whose scalars are kept spooled (runs copied side by side, and verified)
+KEPT_TASKS = 16  # task documents kept in memory (a run's reads ask for its task many times)
 
 OPTIONS = dict(
     task_filter=dict(type="dict"),
@@ -219,9 +220,9 @@ class ClearmlTaskSource(SourceAdapter):
     """A ClearML source: the mapping of task documents and events, over what a reader gives (the subclass):
 
     ``_project_docs()`` the projects (``id``, ``name`` - the full path -, ``description``, ``tags``);
-    ``_task_docs(project)`` and ``_task_doc(task_id)`` task documents (``id`` their id, ``project_name`` their
-    project's full name); ``_keys(task, event_type)`` the (title, series) pairs of the task's events of a type
-    and ``_events(task, event_type, metric, variant)`` those events in iteration order (all of the type without
+    ``_task_docs(project)`` and ``_fetch_task(task_id)`` task documents (``id`` their id, ``project_name`` their
+    project's full name; a reader keeps those it lists with ``_kept``); ``_find_keys(task, event_type)`` the
+    (title, series) pairs of the task's events of a type and ``_events(task, event_type, metric, variant)`` those events in iteration order (all of the type without
     metric and variant); ``_fetch(url, path, what)`` and ``_file(task, name, path)`` write a URL's or a
     session's file to ``path``.
     """
@@ -238,9 +239,40 @@ class ClearmlTaskSource(SourceAdapter):
         raise NotImplementedError
 
     def _task_doc(self, task_id):
+        """The task's document: one of the last KEPT_TASKS read, else ``_fetch_task``'s."""
+        with self.lock:
+            kept = self.__dict__.setdefault("_kept_tasks", collections.OrderedDict())
+            if task_id in kept:
+                return kept[task_id]
+        return self._kept(self._fetch_task(task_id))
+
+    def _kept(self, task):
+        """Keep ``task`` (a document just read) among the last KEPT_TASKS; returns it."""
+        with self.lock:
+            kept = self.__dict__.setdefault("_kept_tasks", collections.OrderedDict())
+            kept[task["id"]] = task
+            while len(kept) > KEPT_TASKS:
+                kept.popitem(last=False)
+        return task
+
+    def _fetch_task(self, task_id):
         raise NotImplementedError
 
     def _keys(self, task, event_type):
+        """The (title, series) pairs of the task's events of a type: ``_find_keys``'s, kept for the last tasks."""
+        key = (task["id"], event_type)
+        with self.lock:
+            kept = self.__dict__.setdefault("_kept_keys", collections.OrderedDict())
+            if key in kept:
+                return kept[key]
+        found = self._find_keys(task, event_type)
+        with self.lock:
+            kept[key] = found
+            while len(kept) > KEPT_TASKS * 4:
+                kept.popitem(last=False)
+        return found
+
+    def _find_keys(self, task, event_type):
         raise NotImplementedError
 
     def _events(self, task, event_type, metric=None, variant=None):

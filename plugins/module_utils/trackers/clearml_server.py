@@ -17,7 +17,6 @@ search server without event indices for the company, refused credentials and unr
 
 from __future__ import annotations
 
-import collections
 import threading
 
 from ansible_collections.mlops.migration.plugins.module_utils.mongo.connection import MongoError, PyMongoError, connect, explain
@@ -36,7 +35,6 @@ OPTIONS = dict(mongo_uri=dict(type="str"), mongo_database=dict(type="str"), sear
                search_username=dict(type="str"), search_password=dict(type="str", no_log=True),
                company=dict(type="str"), **RECORD_OPTIONS)
 PAGE = 5000  # events a scroll page
-KEPT_TASKS = 16  # task documents kept in memory (a run's reads ask for its task many times)
 
 
 class ClearmlServerSource(ClearmlTaskSource):
@@ -55,8 +53,6 @@ class ClearmlServerSource(ClearmlTaskSource):
         self.fetcher = UrlFetcher(url_map, s3)
         self.uri = f"clearml-server://{self.search.host}:{self.search.port}/{self.database}"
         self._client = None
-        self._tasks = collections.OrderedDict()
-        self._keys_cache = {}
         self._users = {}
         self.lock = threading.RLock()
         self.local = threading.local()  # one search connection per thread
@@ -124,24 +120,13 @@ class ClearmlServerSource(ClearmlTaskSource):
         if self.task_filter:
             query = {"$and": [query, self.task_filter]}
         for doc in self._find("task", query, f"the tasks of project {project.name}"):
-            yield self._keep(doc)
+            yield self._kept(dict(doc, id=str(doc["_id"])))
 
-    def _keep(self, doc):
-        doc = dict(doc, id=str(doc["_id"]))
-        with self.lock:
-            self._tasks[doc["id"]] = doc
-            while len(self._tasks) > KEPT_TASKS:
-                self._tasks.popitem(last=False)
-        return doc
-
-    def _task_doc(self, task_id):
-        with self.lock:
-            if task_id in self._tasks:
-                return self._tasks[task_id]
+    def _fetch_task(self, task_id):
         found = list(self._find("task", {"_id": task_id}, f"task {task_id}"))
         if not found:
             raise TrackerError(f"clearml_server: no task {task_id} in the database {self.database}")
-        return self._keep(found[0])
+        return dict(found[0], id=str(found[0]["_id"]))
 
     def _user_name(self, user_id):
         if not user_id:
@@ -152,11 +137,7 @@ class ClearmlServerSource(ClearmlTaskSource):
                 self._users[user_id] = (found[0].get("name") if found else None) or user_id
             return self._users[user_id]
 
-    def _keys(self, task, event_type):
-        key = (task["id"], event_type)
-        with self.lock:
-            if key in self._keys_cache:
-                return self._keys_cache[key]
+    def _find_keys(self, task, event_type):
         query = {"term": {"task": task["id"]}}
         try:
             if event_type == LOG:
@@ -168,10 +149,6 @@ class ClearmlServerSource(ClearmlTaskSource):
                 found = set(self._pairs(event_type, query))
         except SearchError as exc:
             raise TrackerError(f"clearml_server: task {task['id']}: {exc}") from exc
-        with self.lock:
-            self._keys_cache[key] = found
-            while len(self._keys_cache) > KEPT_TASKS * 4:
-                self._keys_cache.pop(next(iter(self._keys_cache)))
         return found
 
     def _pairs(self, event_type, query):
