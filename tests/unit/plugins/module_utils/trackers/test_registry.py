@@ -14,7 +14,8 @@ from ansible_collections.mlops.migration.plugins.module_utils.trackers.registry 
 def test_the_spec_is_the_kind_and_every_adapters_options():
     spec = tracker_spec()
     assert spec["kind"]["choices"] == ["mlflow", "wandb_offline", "wandb_api", "neptune_export", "neptune_offline",
-                                       "neptune_scale", "neptune_query", "comet_offline", "cometx_download"]
+                                       "neptune_scale", "neptune_query", "comet_offline", "cometx_download",
+                                       "clearml_offline", "clearml_server", "clearml_api"]
     assert spec["kind"]["default"] == "mlflow"
     assert {"tracking_uri", "token", "username", "password", "wandb_dir", "base_url", "api_key"} <= set(spec)
     assert spec["token"]["no_log"] and spec["password"]["no_log"] and spec["api_key"]["no_log"]
