@@ -222,8 +222,8 @@ class ClearmlTaskSource(SourceAdapter):
     ``_project_docs()`` the projects (``id``, ``name`` - the full path -, ``description``, ``tags``);
     ``_task_docs(project)`` and ``_fetch_task(task_id)`` task documents (``id`` their id, ``project_name`` their
     project's full name; a reader keeps those it lists with ``_kept``); ``_find_keys(task, event_type)`` the
-    (title, series) pairs of the task's events of a type and ``_events(task, event_type, metric, variant)`` those events in iteration order (all of the type without
-    metric and variant); ``_fetch(url, path, what)`` and ``_file(task, name, path)`` write a URL's or a
+    (title, series) pairs of the task's events of a type and ``_events(task, event_type, metric, variant)`` those
+    events in iteration order (all of the type without metric and variant); ``_fetch(url, path, what)`` and ``_file(task, name, path)`` write a URL's or a
     session's file to ``path``.
     """
 
