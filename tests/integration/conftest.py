@@ -57,6 +57,7 @@ def _pair(name, component, doc):
 seaweedfs_pair = _pair("seaweedfs_pair", "s3", 'Two SeaweedFS S3 endpoints: ``["source"]``, ``["target"]``.')
 minio_pair = _pair("minio_pair", "minio", "Two MinIO S3 endpoints.")
 mlflow_pair = _pair("mlflow_pair", "mlflow", "Two mlflow servers.")
+postgres_pair = _pair("postgres_pair", "postgres", "Two PostgreSQL clusters (Debian's packages) on loopback.")
 ferretdb_pair = _pair("ferretdb_pair", "mongo", "Two FerretDB v1 servers (or the MongoDB servers of MONGO_URI_SOURCE / MONGO_URI_TARGET).")
 mongoeco_pair = _pair("mongoeco_pair", "mongoeco", "Two mongoeco wire servers: the types FerretDB v1 cannot store (MONGO_URI_WIRE_SOURCE / _TARGET).")
 search_pair = _pair("search_pair", "search", "Two single-node OpenSearch clusters.")

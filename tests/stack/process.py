@@ -108,8 +108,9 @@ def require_loopback(host):
 class ManagedProcess:
     """One server process: its argv, its log file, and how to tell that it is ready."""
 
-    def __init__(self, name, argv, log_path, env=None, cwd=None):
+    def __init__(self, name, argv, log_path, env=None, cwd=None, user=None):
         self.name = name
+        self.user = user
         self.argv = [str(arg) for arg in argv]
         self.log_path = str(log_path)
         self.env = env
@@ -121,7 +122,7 @@ class ManagedProcess:
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(  # pylint: disable=consider-using-with
                 self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env=self.env, cwd=self.cwd, start_new_session=True)
+                env=self.env, cwd=self.cwd, start_new_session=True, user=self.user)
         self.pid = self.proc.pid
         return self
 
@@ -172,7 +173,7 @@ class CommandServer:
             log_path = os.path.join(self.workdir, log_name)
             start_offset = os.path.getsize(log_path) if os.path.exists(log_path) else 0
             self.process = ManagedProcess(f"{self.implementation} {self.name}", argv, log_path,
-                                          env=env, cwd=self.workdir)
+                                          env=env, cwd=self.workdir, user=self.process_user())
             try:
                 self.process.start().wait_ready(self._answers, timeout=timeout, interval=0.3)
                 return self
@@ -188,6 +189,10 @@ class CommandServer:
 
     def _answers(self):
         raise NotImplementedError
+
+    def process_user(self):
+        """The user the server runs as (``None``: the stack's own)."""
+        return None
 
     def stop(self):
         if self.process:

@@ -13,6 +13,7 @@ import sys
 from tests.stack.mlflow_server import MlflowServer
 from tests.stack.mongo_servers import FerretDBServer, MongoecoServer
 from tests.stack.opensearch import OpenSearchNode
+from tests.stack.postgres_server import PostgresServer
 from tests.stack.process import pid_runs, stop_pid
 from tests.stack.s3_servers import MinioS3, SeaweedS3
 from tests.stack.sshd import SshHost, ssh_keygen
@@ -27,12 +28,14 @@ SERVERS = {
     "mongoeco": MongoecoServer,  # mongoeco's wire server, for what FerretDB cannot store
     "search": OpenSearchNode,  # OpenSearch 2.19
     "mlflow": MlflowServer,
+    "postgres": PostgresServer,  # PostgreSQL from Debian's packages
 }
 COMPONENTS = ("ssh", *SERVERS)
 DEFAULT_COMPONENTS = ("ssh", "s3", "mlflow", "mongo", "search")
 # What each component's process runs, to recognise our own PIDs in ``stop_recorded``.
 PROGRAMS = {"ssh": "sshd", "s3": "weed", "minio": "minio", "mlflow": "mlflow", "mongo": "ferretdb",
-            "mongoeco": "mongo_wire_server", "search": "OpenSearchStackNode"}
+            "mongoeco": "mongo_wire_server", "search": "OpenSearchStackNode",
+            "postgres": "postgres"}
 
 
 class Stack:
