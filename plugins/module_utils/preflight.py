@@ -17,6 +17,7 @@ from ansible_collections.mlops.migration.plugins.module_utils.common import Migr
 from ansible_collections.mlops.migration.plugins.module_utils.search.client import SearchClient
 from ansible_collections.mlops.migration.plugins.module_utils.s3.connection import check_bucket, Endpoint, S3NotFound
 from ansible_collections.mlops.migration.plugins.module_utils.mongo.connection import connect, describe
+from ansible_collections.mlops.migration.plugins.module_utils.postgres import connection as postgres
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.registry import adapter, missing_library
 
 
@@ -68,6 +69,23 @@ def check_search(settings):
         client.close()
     return {"endpoint": client.url, "version": version.get("number"),
             "distribution": version.get("distribution", "elasticsearch")}
+
+
+def check_postgres(params, schemas=("public",), path=None, min_free_mb=0):
+    """The PostgreSQL server answers the credentials; its version and the size of the schemas' tables are noted, and
+    with ``path``, that it has room for a bundle of them (their size on disk is an upper bound of it)."""
+    conn = postgres.connect(params)
+    try:
+        version = postgres.server_version(conn)
+        size = conn.execute(
+            "SELECT COALESCE(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c JOIN pg_namespace n "
+            "ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p') AND n.nspname = ANY(%s)", [list(schemas)]).fetchone()[0]
+    finally:
+        conn.close()
+    checked = {"endpoint": postgres.describe(params), "version": version, "tables_mb": int(size) // (1024 * 1024)}
+    if path:
+        checked.update(check_disk(path, min_free_mb + checked["tables_mb"]))
+    return checked
 
 
 def check_disk(path, min_free_mb):

@@ -18,6 +18,8 @@ description:
     source or target) answers and accepts the credentials, and returns its version when it tells.
   - V(search) asks the search server O(search) (Elasticsearch or OpenSearch, the connection
     M(mlops.migration.search_copy) takes) for its version, with the credentials.
+  - V(postgres) connects to O(postgres), proves the credentials, and returns the server's version and the size of
+    the tables of O(schemas); with O(path), that it has room for a bundle of them plus O(min_free_mb).
   - V(disk) checks that O(path) (or its nearest existing parent) has O(min_free_mb) free.
   - Nothing is written; each failure names the endpoint or path and the cause.
 author:
@@ -32,14 +34,54 @@ options:
   kind:
     description: What to check.
     type: str
-    choices: [s3, mongo, search, tracker, disk]
+    choices: [s3, mongo, search, tracker, disk, postgres]
     required: true
+  postgres:
+    description: For V(postgres), the connection (the options of M(mlops.migration.postgres_backup)).
+    type: dict
+    suboptions:
+      host:
+        description: Server host name or address.
+        type: str
+        default: localhost
+      port:
+        description: Server port.
+        type: int
+        default: 5432
+      user:
+        description: Role to log in as.
+        type: str
+        required: true
+      password:
+        description: Password of O(postgres.user).
+        type: str
+      database:
+        description: Database to connect to.
+        type: str
+        required: true
+      sslmode:
+        description: libpq's C(sslmode).
+        type: str
+        choices: [disable, allow, prefer, require, verify-ca, verify-full]
+        default: prefer
+      sslrootcert:
+        description: CA certificates to check the server's certificate against.
+        type: path
+      connect_timeout:
+        description: Seconds to wait for the server.
+        type: int
+        default: 10
+  schemas:
+    description: For V(postgres), the schemas whose tables' size is measured.
+    type: list
+    elements: str
+    default: [public]
   create_bucket:
     description: For V(s3), a missing bucket is fine because the migration will create it.
     type: bool
     default: false
   path:
-    description: Directory that needs room, for V(disk).
+    description: Directory that needs room, for V(disk); for V(postgres), where the bundle will be written.
     type: path
   min_free_mb:
     description: Free space O(path) needs, for V(disk).
@@ -78,7 +120,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 checked:
-  description: What was checked and found (C(endpoint), C(bucket_exists), C(version), C(free_mb)).
+  description: What was checked and found (C(endpoint), C(bucket_exists), C(version), C(free_mb), C(tables_mb)).
   returned: always
   type: dict
 """
@@ -87,9 +129,11 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.mlops.migration.plugins.module_utils.common import MigrationError, protect_uri_secrets
 from ansible_collections.mlops.migration.plugins.module_utils.mongo import connection as mongo
+from ansible_collections.mlops.migration.plugins.module_utils.postgres import connection as postgres
 from ansible_collections.mlops.migration.plugins.module_utils.preflight import (
     check_disk,
     check_mongo,
+    check_postgres,
     check_s3,
     check_search,
     check_tracker,
@@ -98,7 +142,7 @@ from ansible_collections.mlops.migration.plugins.module_utils.s3.connection impo
 from ansible_collections.mlops.migration.plugins.module_utils.search.client import connection_options as search_options
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.registry import tracker_spec, uris
 
-NEEDS = {"s3": ("s3",), "mongo": (), "search": ("search",), "tracker": ("tracker",), "disk": ("path",)}
+NEEDS = {"s3": ("s3",), "mongo": (), "search": ("search",), "tracker": ("tracker",), "disk": ("path",), "postgres": ("postgres",)}
 
 
 def main():
@@ -111,6 +155,8 @@ def main():
         search=dict(type="dict", options=search_options()),
         path=dict(type="path"),
         min_free_mb=dict(type="int", default=0),
+        postgres=dict(type="dict", options=postgres.connection_options()),
+        schemas=dict(type="list", elements="str", default=["public"]),
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True,
                            required_if=[("kind", kind, needs) for kind, needs in NEEDS.items() if needs])
@@ -127,6 +173,8 @@ def main():
             checked = check_search(params["search"])
         elif params["kind"] == "tracker":
             checked = check_tracker(params["tracker"])
+        elif params["kind"] == "postgres":
+            checked = check_postgres(params["postgres"], params["schemas"], params["path"], params["min_free_mb"])
         else:
             checked = check_disk(params["path"], params["min_free_mb"])
     except MigrationError as exc:
