@@ -16,7 +16,7 @@ description:
     unique keys, foreign keys, sequences) into C(<dest>/catalog.json), and a manifest with each file's row
     count, size, md5 and SHA-256 into C(<dest>/manifest.json). All tables are read in one snapshot.
   - A subset (O(root)) starts from rows of one table (one user, one project) and follows foreign keys down
-    (the rows that reference them: the user's projects, their nodes and files) and up (the rows those need:
+    (the rows that reference them - the user's projects, their nodes and files) and up (the rows those need -
     the owner, groups, a folder's parent folders).
   - O(objects) also saves the S3 objects a column of the bundled rows names (a project's files), so the bundle
     carries a whole project; O(sign) signs the manifest, so that M(mlops.migration.postgres_restore) refuses a
@@ -78,7 +78,9 @@ options:
         type: str
         required: true
       s3:
-        description: The S3 connection and bucket (the options of M(mlops.migration.s3_sync)'s C(source)).
+        description:
+          - The S3 connection and bucket (the options of M(mlops.migration.s3_sync)'s C(source)).
+          - Every value in it is kept out of logs and results, the secret key with the rest.
         type: dict
         required: true
   compress:
@@ -224,7 +226,7 @@ def main():
                                                 values=dict(type="list", elements="raw", required=True))),
             objects=dict(type="dict", options=dict(table=dict(type="str", required=True),
                                                    column=dict(type="str", required=True),
-                                                   s3=dict(type="dict", required=True, no_log=False))),
+                                                   s3=dict(type="dict", required=True, no_log=True))),
             compress=dict(type="bool", default=True),
             archive=dict(type="str", choices=["none", "tar"], default="none"),
             sign=signing_options(),

@@ -15,9 +15,9 @@ description:
     (its signature with O(verify), every file's SHA-256, the plan against the bundle's and the target's
     catalogues), and merges its rows into the target database.
   - 'Key strategies per table (O(tables)): V(keep) preserves ids (a collision follows O(on_duplicate)); V(offset)
-    adds the target''s highest key plus O(margin) (or a fixed O(tables.offset)); V(remap) takes new keys from the
-    target''s sequence; V(natural) reuses the key of the target row with the same O(tables.natural_key) (the
-    same e-mail), updating the O(tables.update) columns, and gives the rest new keys.'
+    adds the target''s highest key plus O(margin) (or a fixed C(offset)); V(remap) takes new keys from the
+    target''s sequence; V(natural) reuses the key of the target row with the same C(natural_key) (the
+    same e-mail), updating the C(update) columns, and gives the rest new keys.'
   - Every foreign key (composite ones too, followed through the tables they pass) is rewritten through the key
     map of the table it ends at, and so are keys held in JSON(B) or text columns named in O(references).
   - Tables are inserted in foreign-key order; a cycle is broken at DEFERRABLE foreign keys (listed in
@@ -78,7 +78,7 @@ options:
     default: []
   references:
     description:
-      - Keys held inside a JSON(B) or text column, rewritten through the key map of O(references[].to).
+      - Keys held inside a JSON(B) or text column, rewritten through the key map of C(to).
       - 'C(json_keys: true): the object''s keys are keys (a workbench keyed by node id); C(json_field: name): every
         member of that name, at any depth; C(pattern): a regular expression whose one group is a key, in a text
         column or in every string of a JSON column.'
@@ -101,7 +101,9 @@ options:
         description: A file holding the HMAC secret, or the ed25519 public key (PEM).
         type: path
   objects:
-    description: Upload the bundle's S3 objects to this bucket (an S3 connection with C(bucket) and C(prefix)).
+    description:
+      - Upload the bundle's S3 objects to this bucket (an S3 connection with C(bucket) and C(prefix)).
+      - Every value in it is kept out of logs and results, the secret key with the rest.
     type: dict
   ledger_dir:
     description: Also export each finished stage's key maps (C(<table>.keymap.tsv.gz)) and checkpoint (C(ledger.json)) into C(<ledger_dir>/<migration>/).
@@ -155,7 +157,9 @@ migration:
   returned: always
   type: str
 stages:
-  description: Each stage with C(status) (C(done), C(done before), C(checked (rolled back - check mode))), C(finished) and per table C(found), C(inserted), C(matched), C(verified).
+  description:
+    - Each stage with C(status) (C(done), C(done before), C(checked (rolled back - check mode))), C(finished)
+      and per table C(found), C(inserted), C(matched), C(verified).
   returned: when state is merged
   type: list
   elements: dict
@@ -232,7 +236,7 @@ def main():
             stages=dict(type="list", elements="dict", default=[]),
             references=dict(type="list", elements="dict", default=[]),
             verify=signing_options(),
-            objects=dict(type="dict", no_log=False),
+            objects=dict(type="dict", no_log=True),
             ledger_dir=dict(type="path"),
             work_dir=dict(type="path"),
             progress_file=dict(type="path"),

@@ -295,7 +295,8 @@ def test_signed_project_archive_round_trip_and_tampering_refused(deployments, tm
     with connect(target) as conn:
         before = platform.snapshot(conn)
 
-    def run_import(path, verify=key, plan=plan):
+    def run_import(path, verify=None):
+        verify = verify or key
         target_bucket, _created = open_bucket(dst_s3, create=True)
         opened = bundles.open_bundle(path, verify, str(tmp_path))
         conn = connect(target)

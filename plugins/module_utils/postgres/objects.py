@@ -70,4 +70,3 @@ class ObjectImport:
             with s3_errors(self.location.endpoint, self.location.bucket, key):
                 self.location.client.delete_object(Bucket=self.location.bucket, Key=key)
         self.counts["copied"] -= len(keys)
-
