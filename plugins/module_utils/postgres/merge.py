@@ -204,6 +204,19 @@ class Reference:
         return node
 
 
+class _Shift:
+    """The key map of a table whose keys move by a fixed amount (keep: 0, offset: its offset)."""
+
+    def __init__(self, offset):
+        self.offset = int(offset)
+
+    def __contains__(self, key):
+        return True  # the key's row is looked up at the target after the insert (_verify_references)
+
+    def __getitem__(self, key):
+        return key + self.offset
+
+
 class Merge:
     """One merge of a checked bundle into the target connection ``conn``."""
 
@@ -513,35 +526,61 @@ class Merge:
         return sql.SQL("{} + row_number() OVER ()").format(sql.Literal(int(top)))
 
     def _key_map(self, name):
+        """What references to ``name`` map through: its offset (keep, offset) or its key map read into memory."""
+        row = self.conn.execute(f"SELECT strategy, key_offset FROM {LEDGER}.tables WHERE migration = %s AND tbl = %s",
+                                [self.migration, name]).fetchone()
+        if row and row[0] in ("keep", "offset"):
+            return _Shift(row[1] or 0)
         return dict(self.conn.execute(sql.SQL("SELECT src, dst FROM {}").format(self.names.key_map(name))).fetchall())
 
     def _rewrite_references(self, tables):
-        """Rewrite the keys held in JSON and text columns of the stage's rows; ``{table: set of new keys}``."""
+        """Rewrite the keys held in JSON and text columns of the stage's rows; ``{table: set of new keys}``.
+
+        The rows are read in batches through a server-side cursor; the changed values go back by COPY into a
+        temporary table and one UPDATE, so memory stays at a batch (and the key map of a remapped table).
+        """
         from psycopg.types.json import Jsonb  # pylint: disable=import-outside-toplevel
 
         resolved = {}
-        for ref in self.references:
+        for number, ref in enumerate(self.references):
             if ref.table not in tables:
                 continue
             key_map = self._key_map(ref.to)
             stg = self.temp[ref.table]["stage"]
             column = sql.Identifier(ref.column)
-            rows = self.conn.execute(sql.SQL("SELECT ctid::text, {} FROM {} WHERE {} IS NOT NULL").format(
-                column, stg, column)).fetchall()
-            changes, unresolved, seen = [], set(), resolved.setdefault(ref.to, set())
-            for ctid, value in rows:
-                new = ref.rewrite(value, key_map, unresolved, seen)
-                if new != value:
-                    changes.append((Jsonb(new) if isinstance(new, (dict, list)) else new, ctid))
+            changed = sql.Identifier(f"mlops_changed_{len(self.stage_results)}_{number}")
+            self.conn.execute(sql.SQL("CREATE TEMP TABLE {} (row_id tid, value {}) ON COMMIT DROP").format(
+                changed, sql.SQL(self.catalog.tables[ref.table].column_type(ref.column))))
+            unresolved, seen = set(), resolved.setdefault(ref.to, set())
+            batch = []
+            with self.conn.cursor(name=f"mlops_refs_{number}") as cur:
+                cur.itersize = 5000
+                cur.execute(sql.SQL("SELECT ctid::text, {} FROM {} WHERE {} IS NOT NULL").format(column, stg, column))
+                for ctid, value in cur:
+                    new = ref.rewrite(value, key_map, unresolved, seen)
+                    if new == value:
+                        continue
+                    batch.append((ctid, Jsonb(new) if isinstance(new, (dict, list)) else new))
                     if self.objects and (ref.table, ref.column) == (self.objects.table, self.objects.column):
                         self.objects.rename(value, new)
+                    if len(batch) >= 5000:
+                        self._copy_rows(changed, batch)
+            self._copy_rows(changed, batch)
             if unresolved:
                 sample = ", ".join(sorted(map(str, unresolved))[:5])
                 raise PostgresError(f"{ref.table}.{ref.column} names {len(unresolved)} key(s) of {ref.to} that are "
                                     f"neither in the bundle nor in the key map (first: {sample})")
-            with self.conn.cursor() as cur:
-                cur.executemany(sql.SQL("UPDATE {} SET {} = %s WHERE ctid = %s::tid").format(stg, column), changes)
+            self.conn.execute(sql.SQL("UPDATE {stg} s SET {col} = c.value FROM {changed} c WHERE s.ctid = c.row_id").format(
+                stg=stg, col=column, changed=changed))
         return resolved
+
+    def _copy_rows(self, table, rows):
+        if rows:
+            with self.conn.cursor() as cur:
+                with cur.copy(sql.SQL("COPY {} (row_id, value) FROM STDIN").format(table)) as copy:
+                    for row in rows:
+                        copy.write_row(row)
+        rows.clear()
 
     def _column_exprs(self, name):
         """``(select list, joins, checks)`` of a table's mapped rows from its stage table ``s``."""
