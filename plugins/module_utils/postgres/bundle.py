@@ -32,7 +32,7 @@ from ansible_collections.mlops.migration.plugins.module_utils import signing
 from ansible_collections.mlops.migration.plugins.module_utils.atomic import read_text_if_exists, write_text_atomic
 from ansible_collections.mlops.migration.plugins.module_utils.checksums import CHUNK_SIZE, new_md5
 from ansible_collections.mlops.migration.plugins.module_utils.postgres.catalog import Catalog, at
-from ansible_collections.mlops.migration.plugins.module_utils.postgres.connection import PostgresError, quote_table, sql
+from ansible_collections.mlops.migration.plugins.module_utils.postgres.connection import PostgresError, copy_chunks, quote_table, sql
 
 FORMAT = "mlops.migration/postgres-bundle"
 VERSION = 1
@@ -112,7 +112,7 @@ def write_table(conn, dest, table, condition, params, compress, old=None, check_
             query = sql.SQL("COPY ({}) TO STDOUT (FORMAT binary)").format(select_rows(table, condition))
             with conn.cursor() as cur:
                 with cur.copy(query, params) as copy:
-                    for data in copy:
+                    for data in copy_chunks(copy):
                         out.write(data)
                 rows = cur.rowcount
             if compress:

@@ -94,3 +94,17 @@ def split_table(name):
 def qualified(name):
     """``public.users`` for ``users``."""
     return ".".join(split_table(name))
+
+
+def copy_chunks(copy, size=1 << 20):
+    """The data of a ``COPY ... TO STDOUT`` joined into chunks of about ``size`` bytes (the server sends a
+    message a row; writing, compressing and hashing each costs more than the row)."""
+    parts, held = [], 0
+    for data in copy:
+        parts.append(data)
+        held += len(data)
+        if held >= size:
+            yield b"".join(parts)
+            parts, held = [], 0
+    if parts:
+        yield b"".join(parts)

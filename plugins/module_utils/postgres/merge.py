@@ -31,6 +31,7 @@ documents that name these rows. Check mode runs every stage and rolls it back (s
 from __future__ import annotations
 
 import datetime
+import functools
 import gzip
 import hashlib
 import json
@@ -43,6 +44,7 @@ from ansible_collections.mlops.migration.plugins.module_utils.counts import Coun
 from ansible_collections.mlops.migration.plugins.module_utils.postgres.catalog import dependency_order, read_catalog
 from ansible_collections.mlops.migration.plugins.module_utils.postgres.connection import (
     PostgresError,
+    copy_chunks,
     psycopg,
     qualified,
     quote_table,
@@ -164,38 +166,42 @@ class Reference:
         if not (self.json_keys or self.json_field or self.pattern):
             raise PostgresError(f"references: {self.table}.{self.column} needs json_keys, json_field or pattern")
 
-    def rewrite(self, value, key_map, unresolved, resolved):
-        """``value`` with every key of ``to`` it holds mapped; new keys go to ``resolved``, unknown ones to ``unresolved``."""
-        self._map, self._unresolved, self._resolved = key_map, unresolved, resolved
+    def bind(self, key_map, unresolved, resolved):
+        """Map through ``key_map`` from now on: new keys go to ``resolved``, unknown ones to ``unresolved``."""
+        self._lookup = key_map.get
+        self._unresolved, self._resolved = unresolved, resolved
+        if self.json_field is None and self.pattern is None:
+            self._walk = _unchanged  # only the top-level keys hold keys
+        if self.pattern is not None:
+            def one(match):
+                whole, start = match.group(0), match.start(0)
+                return (whole[:match.start(1) - start] + str(self._translate(match.group(1)))
+                        + whole[match.end(1) - start:])
+            self._sub = functools.partial(self.pattern.sub, one)
+        return self
+
+    def rewrite(self, value):
+        """``value`` with every key of ``to`` it holds mapped (after ``bind``)."""
         if isinstance(value, str) and self.pattern is not None:
             return self._sub(value)
         if self.json_keys and isinstance(value, dict):
-            return {str(self._mapped(name)): self._walk(item) for name, item in value.items()}
+            return {str(self._translate(name)): self._walk(item) for name, item in value.items()}
         return self._walk(value)
 
-    def _mapped(self, key):
+    def _translate(self, key):
         try:
-            number = int(key)
+            new = self._lookup(int(key))
         except (TypeError, ValueError):
+            new = None
+        if new is None:
             self._unresolved.add(key)
             return key
-        if number not in self._map:
-            self._unresolved.add(key)
-            return key
-        new = self._map[number]
         self._resolved.add(new)
         return str(new) if isinstance(key, str) else new
 
-    def _sub(self, text):
-        def one(match):
-            whole, start = match.group(0), match.start(0)
-            return (whole[:match.start(1) - start] + str(self._mapped(match.group(1)))
-                    + whole[match.end(1) - start:])
-        return self.pattern.sub(one, text)
-
     def _walk(self, node):
         if isinstance(node, dict):
-            return {name: self._mapped(item) if name == self.json_field and not isinstance(item, (dict, list))
+            return {name: self._translate(item) if name == self.json_field and not isinstance(item, (dict, list))
                     else self._walk(item) for name, item in node.items()}
         if isinstance(node, list):
             return [self._walk(item) for item in node]
@@ -204,17 +210,18 @@ class Reference:
         return node
 
 
+def _unchanged(node):
+    return node
+
+
 class _Shift:
     """The key map of a table whose keys move by a fixed amount (keep: 0, offset: its offset)."""
 
     def __init__(self, offset):
         self.offset = int(offset)
 
-    def __contains__(self, key):
-        return True  # the key's row is looked up at the target after the insert (_verify_references)
-
-    def __getitem__(self, key):
-        return key + self.offset
+    def get(self, key):
+        return key + self.offset  # the key's row is looked up at the target after the insert (_verify_references)
 
 
 class Merge:
@@ -525,51 +532,62 @@ class Merge:
             sql.Identifier(key), quote_table(name))).fetchone()[0]
         return sql.SQL("{} + row_number() OVER ()").format(sql.Literal(int(top)))
 
-    def _key_map(self, name):
-        """What references to ``name`` map through: its offset (keep, offset) or its key map read into memory."""
+    def _shift(self, name):
+        """A ``_Shift`` when the keys of ``name`` move by a fixed amount (strategies keep and offset), else None."""
         row = self.conn.execute(f"SELECT strategy, key_offset FROM {LEDGER}.tables WHERE migration = %s AND tbl = %s",
                                 [self.migration, name]).fetchone()
-        if row and row[0] in ("keep", "offset"):
-            return _Shift(row[1] or 0)
+        return _Shift(row[1] or 0) if row and row[0] in ("keep", "offset") else None
+
+    def _key_map(self, name):
+        """What references to ``name`` map through: its offset (keep, offset) or its key map read into memory."""
+        shift = self._shift(name)
+        if shift is not None:
+            return shift
         return dict(self.conn.execute(sql.SQL("SELECT src, dst FROM {}").format(self.names.key_map(name))).fetchall())
 
     def _rewrite_references(self, tables):
         """Rewrite the keys held in JSON and text columns of the stage's rows; ``{table: set of new keys}``.
 
-        The rows are read in batches through a server-side cursor; the changed values go back by COPY into a
-        temporary table and one UPDATE, so memory stays at a batch (and the key map of a remapped table).
+        The references of one column are applied in one pass, in the plan's order: the rows are read in batches
+        through a server-side cursor, the changed values go back by COPY into a temporary table and one UPDATE,
+        so memory stays at a batch (and the key map of a remapped table).
         """
         from psycopg.types.json import Jsonb  # pylint: disable=import-outside-toplevel
 
-        resolved = {}
-        for number, ref in enumerate(self.references):
-            if ref.table not in tables:
-                continue
-            key_map = self._key_map(ref.to)
-            stg = self.temp[ref.table]["stage"]
-            column = sql.Identifier(ref.column)
+        resolved, columns = {}, {}
+        for ref in self.references:
+            if ref.table in tables:
+                columns.setdefault((ref.table, ref.column), []).append(ref)
+        for number, ((table, name), refs) in enumerate(columns.items()):
+            unresolved = [set() for _ref in refs]
+            for ref, missing in zip(refs, unresolved):
+                ref.bind(self._key_map(ref.to), missing, resolved.setdefault(ref.to, set()))
+            renames = self.objects and (table, name) == (self.objects.table, self.objects.column)
+            stg, column = self.temp[table]["stage"], sql.Identifier(name)
             changed = sql.Identifier(f"mlops_changed_{len(self.stage_results)}_{number}")
             self.conn.execute(sql.SQL("CREATE TEMP TABLE {} (row_id tid, value {}) ON COMMIT DROP").format(
-                changed, sql.SQL(self.catalog.tables[ref.table].column_type(ref.column))))
-            unresolved, seen = set(), resolved.setdefault(ref.to, set())
+                changed, sql.SQL(self.catalog.tables[table].column_type(name))))
             batch = []
             with self.conn.cursor(name=f"mlops_refs_{number}") as cur:
                 cur.itersize = 5000
                 cur.execute(sql.SQL("SELECT ctid::text, {} FROM {} WHERE {} IS NOT NULL").format(column, stg, column))
                 for ctid, value in cur:
-                    new = ref.rewrite(value, key_map, unresolved, seen)
+                    new = value
+                    for ref in refs:
+                        new = ref.rewrite(new)
                     if new == value:
                         continue
                     batch.append((ctid, Jsonb(new) if isinstance(new, (dict, list)) else new))
-                    if self.objects and (ref.table, ref.column) == (self.objects.table, self.objects.column):
+                    if renames:
                         self.objects.rename(value, new)
                     if len(batch) >= 5000:
                         self._copy_rows(changed, batch)
             self._copy_rows(changed, batch)
-            if unresolved:
-                sample = ", ".join(sorted(map(str, unresolved))[:5])
-                raise PostgresError(f"{ref.table}.{ref.column} names {len(unresolved)} key(s) of {ref.to} that are "
-                                    f"neither in the bundle nor in the key map (first: {sample})")
+            for ref, missing in zip(refs, unresolved):
+                if missing:
+                    sample = ", ".join(sorted(map(str, missing))[:5])
+                    raise PostgresError(f"{ref.table}.{ref.column} names {len(missing)} key(s) of {ref.to} that are "
+                                        f"neither in the bundle nor in the key map (first: {sample})")
             self.conn.execute(sql.SQL("UPDATE {stg} s SET {col} = c.value FROM {changed} c WHERE s.ctid = c.row_id").format(
                 stg=stg, col=column, changed=changed))
         return resolved
@@ -583,7 +601,11 @@ class Merge:
         rows.clear()
 
     def _column_exprs(self, name):
-        """``(select list, joins, checks)`` of a table's mapped rows from its stage table ``s``."""
+        """``(select list, joins, checks)`` of a table's mapped rows from its stage table ``s``.
+
+        A foreign key into a table whose keys move by a fixed amount is mapped by arithmetic; its join to the key
+        map (``checks`` needs it) is left out of the select's ``joins``.
+        """
         table, key = self.catalog.tables[name], self.own_key(name)
         exprs, joins, checks = [], [], []
         for index, col in enumerate(table.column_names):
@@ -596,10 +618,14 @@ class Merge:
                 exprs.append(sql.SQL("s.{0} AS {0}").format(ident))
                 continue
             alias = sql.Identifier(f"k{index}")
-            joins.append(sql.SQL(" LEFT JOIN {km} {a} ON {a}.src = s.{col}").format(
-                km=self.names.key_map(owner), a=alias, col=ident))
-            exprs.append(sql.SQL("{}.dst AS {}").format(alias, ident))
-            checks.append((col, owner, sql.SQL("s.{col} IS NOT NULL AND {a}.src IS NULL").format(col=ident, a=alias)))
+            join = sql.SQL(" LEFT JOIN {km} {a} ON {a}.src = s.{col}").format(km=self.names.key_map(owner), a=alias, col=ident)
+            shift = self._shift(owner)
+            if shift is None:
+                joins.append(join)
+                exprs.append(sql.SQL("{}.dst AS {}").format(alias, ident))
+            else:
+                exprs.append(sql.SQL("s.{0} + {1} AS {0}").format(ident, sql.Literal(shift.offset)))
+            checks.append((col, owner, join, sql.SQL("s.{col} IS NOT NULL AND {a}.src IS NULL").format(col=ident, a=alias)))
         return exprs, joins, checks
 
     def _mapped(self, name, matched):
@@ -614,14 +640,15 @@ class Merge:
         return query + sql.SQL("").join(joins)
 
     def _check_unmapped(self, name):
-        _exprs, joins, checks = self._column_exprs(name)
+        _exprs, _joins, checks = self._column_exprs(name)
         if not checks:
             return
         stg = self.temp[name]["stage"]
         counts = sql.SQL(", ").join(sql.SQL("count(*) FILTER (WHERE {0}), min(s.{1}::text) FILTER (WHERE {0})").format(
-            cond, sql.Identifier(col)) for col, _owner, cond in checks)
-        row = self.conn.execute(sql.SQL("SELECT {} FROM {} s").format(counts, stg) + sql.SQL("").join(joins)).fetchone()
-        for index, (col, owner, _cond) in enumerate(checks):
+            cond, sql.Identifier(col)) for col, _owner, _join, cond in checks)
+        joins = sql.SQL("").join(join for _col, _owner, join, _cond in checks)
+        row = self.conn.execute(sql.SQL("SELECT {} FROM {} s").format(counts, stg) + joins).fetchone()
+        for index, (col, owner, _join, _cond) in enumerate(checks):
             if row[2 * index]:
                 raise PostgresError(f"{name}.{col}: {row[2 * index]} value(s) name rows of {owner} that are neither in "
                                     f"the bundle nor in the key map (first: {row[2 * index + 1]})")
@@ -733,10 +760,15 @@ class Merge:
             return sql.SQL("sum(hashtextextended(ROW({})::text, 0)::numeric)").format(sql.SQL(", ").join(
                 sql.SQL("{}.{}::{}").format(sql.Identifier(alias), sql.Identifier(col["name"]), sql.SQL(col["type"]))
                 for col in plain))
+        plan = self.plan_for(name)
+        if plan["key"] == "keep" and plan["on_duplicate"] == "skip":  # the key map says which rows went in
+            rows = sql.SQL("JOIN {km} k ON k.src = n.src WHERE k.inserted").format(km=km)
+        else:
+            rows = sql.SQL("WHERE NOT n.matched")
         source, written = self.conn.execute(sql.SQL(
-            "SELECT (SELECT {ds} FROM {stg} s JOIN {km} k ON k.src = s.{key} JOIN {new} n ON n.src = k.src WHERE k.inserted), "
-            "(SELECT {dt} FROM {target} t JOIN {km} k ON k.dst = t.{key} JOIN {new} n ON n.src = k.src WHERE k.inserted)").format(
-                ds=digest("s"), dt=digest("t"), stg=stg, km=km, new=new, target=target,
+            "SELECT (SELECT {ds} FROM {stg} s JOIN {new} n ON n.src = s.{key} {rows}), "
+            "(SELECT {dt} FROM {target} t JOIN {new} n ON n.dst = t.{key} {rows})").format(
+                ds=digest("s"), dt=digest("t"), stg=stg, new=new, target=target, rows=rows,
                 key=sql.Identifier(key))).fetchone()
         if source != written:
             raise PostgresError(f"the rows of {name} written at the target differ from the bundle's "
@@ -748,10 +780,11 @@ class Merge:
             key = self.own_key(name)
             if not keys:
                 continue
-            present = self.conn.execute(sql.SQL("SELECT count(*) FROM {} WHERE {} = ANY(%s)").format(
-                quote_table(name), sql.Identifier(key)), [sorted(keys)]).fetchone()[0]
-            if present != len(keys):
-                raise PostgresError(f"{len(keys) - present} key(s) of {name} named by references are not at the target")
+            missing = self.conn.execute(sql.SQL(
+                "SELECT count(*) FROM unnest(%b::bigint[]) r(k) WHERE NOT EXISTS (SELECT 1 FROM {} t WHERE t.{} = r.k)").format(
+                    quote_table(name), sql.Identifier(key)), [list(keys)]).fetchone()[0]
+            if missing:
+                raise PostgresError(f"{missing} key(s) of {name} named by references are not at the target")
 
     def _export_ledger(self, stage, tables, finished):
         """The stage's key maps and checkpoint, as files in ``<ledger_dir>/<migration>/``."""
@@ -774,7 +807,7 @@ class Merge:
                 with self.conn.cursor() as cur:
                     with cur.copy(sql.SQL("COPY (SELECT src, dst, inserted FROM {} ORDER BY src) TO STDOUT").format(
                             self.names.key_map(name))) as copy:
-                        for data in copy:
+                        for data in copy_chunks(copy):
                             out.write(data)
                             digest.update(data)
             os.replace(path + ".tmp", path)
