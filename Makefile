@@ -58,6 +58,7 @@ bench: deps
 	$(PY) benchmarks/neptune_copy.py
 	$(PY) benchmarks/clearml_copy.py
 	$(PY) benchmarks/events_copy.py
+	$(PY) benchmarks/postgres_merge.py
 	$(PY) benchmarks/subset_keys.py
 
 clean: demo-down
