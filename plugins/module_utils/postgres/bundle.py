@@ -99,25 +99,17 @@ def _finish_file(tmp, path, record, old):
     return True
 
 
-def write_table(conn, dest, table, condition, params, compress, old=None, check_mode=False):
-    """Dump one table's rows into the bundle; ``(manifest entry, changed)``."""
-    rel = table_file(table.name, compress)
+def _write_file(dest, rel, fill, old, check_mode):
+    """Write ``<dest>/<rel>`` through ``fill(out)`` (it returns the entry's own fields) into a temporary file,
+    kept only when its content differs from ``old``'s; ``(manifest entry, changed)``."""
     path = os.path.join(dest, rel)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(path))
     try:
         with os.fdopen(fd, "wb") as raw:
             digests = _Digests(raw)
-            out = gzip.GzipFile(filename="", mode="wb", fileobj=digests, compresslevel=1, mtime=0) if compress else digests
-            query = sql.SQL("COPY ({}) TO STDOUT (FORMAT binary)").format(select_rows(table, condition))
-            with conn.cursor() as cur:
-                with cur.copy(query, params) as copy:
-                    for data in copy_chunks(copy):
-                        out.write(data)
-                rows = cur.rowcount
-            if compress:
-                out.close()
-        entry = dict({"table": table.name, "file": rel, "rows": rows, "columns": table.column_names}, **digests.record())
+            entry = dict(fill(digests), file=rel)
+        entry.update(digests.record())
         if check_mode:
             os.unlink(tmp)
             return entry, not (old and old.get("sha256") == entry["sha256"])
@@ -126,32 +118,39 @@ def write_table(conn, dest, table, condition, params, compress, old=None, check_
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def write_table(conn, dest, table, condition, params, compress, old=None, check_mode=False):
+    """Dump one table's rows into the bundle; ``(manifest entry, changed)``."""
+
+    def fill(digests):
+        out = gzip.GzipFile(filename="", mode="wb", fileobj=digests, compresslevel=1, mtime=0) if compress else digests
+        query = sql.SQL("COPY ({}) TO STDOUT (FORMAT binary)").format(select_rows(table, condition))
+        with conn.cursor() as cur:
+            with cur.copy(query, params) as copy:
+                for data in copy_chunks(copy):
+                    out.write(data)
+            rows = cur.rowcount
+        if compress:
+            out.close()
+        return {"table": table.name, "rows": rows, "columns": table.column_names}
+
+    return _write_file(dest, table_file(table.name, compress), fill, old, check_mode)
 
 
 def write_object(client, bucket, key, dest, index, old=None, check_mode=False):
     """Download one S3 object into ``objects/<index>``; ``(manifest entry, changed)``."""
-    rel = f"objects/{index:06d}"
-    path = os.path.join(dest, rel)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(path))
-    try:
-        with os.fdopen(fd, "wb") as raw:
-            digests = _Digests(raw)
-            body = client.get_object(Bucket=bucket, Key=key)["Body"]
-            try:
-                for chunk in iter(lambda: body.read(CHUNK_SIZE), b""):
-                    digests.write(chunk)
-            finally:
-                body.close()
-        entry = dict({"key": key, "file": rel}, **digests.record())
-        if check_mode:
-            os.unlink(tmp)
-            return entry, not (old and old.get("sha256") == entry["sha256"])
-        return entry, _finish_file(tmp, path, entry, old)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+
+    def fill(digests):
+        body = client.get_object(Bucket=bucket, Key=key)["Body"]
+        try:
+            for chunk in iter(lambda: body.read(CHUNK_SIZE), b""):
+                digests.write(chunk)
+        finally:
+            body.close()
+        return {"key": key}
+
+    return _write_file(dest, f"objects/{index:06d}", fill, old, check_mode)
 
 
 def write_json_if_changed(path, record, check_mode=False):
