@@ -267,20 +267,24 @@ def test_sdk_session_into_wandb_offline_read_back_equal(playbook, sdk_session, t
     trackers = "ansible_collections.mlops.migration.plugins.module_utils.trackers."
     clearml = importlib.import_module(trackers + "clearml_offline").ClearmlOfflineSource(str(root))
     wandb = importlib.import_module(trackers + "wandb").WandbOfflineSource(str(wandb_root))
-    (original,) = clearml.runs(clearml.experiments([PROJECT])[0])
-    (copy,) = [run for experiment in wandb.experiments([]) for run in wandb.runs(experiment)]
-    assert (copy.name, copy.start_time, copy.end_time, copy.status, copy.job_type, copy.description) == (
-        original.name, original.start_time, original.end_time, original.status, original.job_type,
-        original.description)
-    assert copy.params == original.params and copy.config == original.config and copy.summary == original.summary
-    assert {k: v for k, v in copy.tags.items() if not k.startswith("mlops.migration.")} == original.tags
-    assert sorted(copy.metric_keys) == sorted(original.metric_keys) == ["loss/train", "loss/val"]
-    for key in original.metric_keys:
-        theirs = sorted((p.step, p.timestamp, p.value) for p in wandb.metric_history(copy, key))
-        assert theirs == sorted((p.step, p.timestamp, p.value) for p in clearml.metric_history(original, key))
-    images = list(wandb.series(copy, "media", "samples/input"))
-    assert [i.step for i in images] == list(range(clearml_sessions.IMAGES))
-    for n, (mine, theirs) in enumerate(zip(clearml.series(original, "media", "samples/input"), images)):
-        clearml.series_file(original, mine, str(tmp_path / f"a{n}"))
-        wandb.series_file(copy, theirs, str(tmp_path / f"b{n}"))
-        assert (tmp_path / f"a{n}").read_bytes() == (tmp_path / f"b{n}").read_bytes()
+    try:
+        (original,) = clearml.runs(clearml.experiments([PROJECT])[0])
+        (copy,) = [run for experiment in wandb.experiments([]) for run in wandb.runs(experiment)]
+        assert (copy.name, copy.start_time, copy.end_time, copy.status, copy.job_type, copy.description) == (
+            original.name, original.start_time, original.end_time, original.status, original.job_type,
+            original.description)
+        assert copy.params == original.params and copy.config == original.config and copy.summary == original.summary
+        assert {k: v for k, v in copy.tags.items() if not k.startswith("mlops.migration.")} == original.tags
+        assert sorted(copy.metric_keys) == sorted(original.metric_keys) == ["loss/train", "loss/val"]
+        for key in original.metric_keys:
+            theirs = sorted((p.step, p.timestamp, p.value) for p in wandb.metric_history(copy, key))
+            assert theirs == sorted((p.step, p.timestamp, p.value) for p in clearml.metric_history(original, key))
+        images = list(wandb.series(copy, "media", "samples/input"))
+        assert [i.step for i in images] == list(range(clearml_sessions.IMAGES))
+        for n, (mine, theirs) in enumerate(zip(clearml.series(original, "media", "samples/input"), images)):
+            clearml.series_file(original, mine, str(tmp_path / f"a{n}"))
+            wandb.series_file(copy, theirs, str(tmp_path / f"b{n}"))
+            assert (tmp_path / f"a{n}").read_bytes() == (tmp_path / f"b{n}").read_bytes()
+    finally:
+        clearml.close()  # its spooled scalars
+        wandb.close()
