@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install what `make test` and `make demo` need on a fresh machine; safe to run again.
-#   - Debian packages (rsync, openssh server and client, shellcheck, postgresql) when run as root
+#   - Debian packages (rsync, openssh server and client, shellcheck, postgresql, chromium) when run as root
 #   - .venv: Python >= 3.11 with requirements.txt + test-requirements.txt
 #   - .venv-mongo: Python >= 3.13 with mongoeco[wire], the test stack's second MongoDB wire server
 #   - .venv-neptune-scale: neptune-scale, which writes the offline stores the neptune_scale reader is tested
@@ -21,6 +21,7 @@ command -v ssh >/dev/null || missing+=(openssh-client)
 [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
 command -v shellcheck >/dev/null || missing+=(shellcheck)  # for ansible-test sanity
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)  # the test stack's PostgreSQL
+command -v chromium >/dev/null || missing+=(chromium)  # renders report.html headless in the report test
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     log "installing Debian packages: ${missing[*]}"

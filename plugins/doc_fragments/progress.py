@@ -16,5 +16,9 @@ options:
       running transfer. One line per significant event (start, each failure, the end) is appended to
       C(migration.log) in the same directory and written to stderr.
     - Not written in check mode.
+    - While the module runs, the play's output (and an AWX job's) shows a line of its progress every
+      C(migration_progress_interval) seconds (a variable; default 30, 0 turns it off). For that the module runs as an
+      async job on its host, which stops itself when the play stops following it for C(migration_progress_heartbeat)
+      seconds (default 60), as a module run over ssh stops with its session.
     type: path
 """

@@ -12,10 +12,15 @@ short_description: Write the migration report, or show the status of a running m
 version_added: 0.1.0
 description:
   - Reads the steps recorded by M(mlops.migration.migration_step) in C(<state_dir>/migration-state.sqlite).
-  - With O(state=present) writes C(report.md) and C(report.html) into O(dest) (per step its status and
-    time; per object kind the counts found at the source, filtered out, copied, skipped as present,
-    verified at the target and failed, with the first failures) and returns a compact table.
-    A file is rewritten only when its content changes.
+  - 'With O(state=present) writes C(report.html) (one self-contained page, inline CSS and SVG, nothing fetched),
+    C(report.md) (the same facts as text) and C(report.json) (the same facts as data) into O(dest), and returns
+    a compact table. The report holds a verdict (complete, complete with failures, incomplete, checked), the
+    endpoints (credentials left out), start, end and wall time; totals per category of object (objects, files,
+    documents, events, runs, metric points, rows) found, filtered out, copied, present, verified and failed,
+    with bytes; a timeline of the steps (a bar per step and per host, with throughput) and what each moved;
+    per kind how it was verified and the share verified; what was left out and by which rule; the first
+    failures with the command that retries them; and earlier runs of the same state file side by side.
+    A file is rewritten only when its content changes.'
   - With O(state=status) writes nothing and returns the status table, with the progress of running
     steps given in O(progress), and where each running step keeps its progress file (RV(running)).
 author:
@@ -50,6 +55,30 @@ options:
     type: list
     elements: dict
     default: []
+  run:
+    description: This run's id (as given to M(mlops.migration.migration_step)); its steps are told from those done by earlier runs.
+    type: str
+  context:
+    description:
+      - What the report says about the plan, as the filter P(mlops.migration.report_context#filter) derives it from a
+        checked plan, credentials left out.
+    type: dict
+    suboptions:
+      endpoints:
+        description: Each part's C(part), C(source) and C(target), as text.
+        type: list
+        elements: dict
+        default: []
+      rules:
+        description: Per step, the rules of the plan that leave objects out.
+        type: dict
+        default: {}
+      retry:
+        description: The command that runs the migration again (the report adds the step's tag to it).
+        type: str
+      migration_type:
+        description: C(full), C(files) or C(db).
+        type: str
   scope:
     description:
       - What was migrated and what deliberately was not (a preset's scope, for example ClearML's), stated
@@ -110,8 +139,17 @@ report_html:
   description: Path of the HTML report.
   returned: when state=present
   type: str
+report_json:
+  description: Path of the report as data.
+  returned: when state=present
+  type: str
+verdict:
+  description: The report's verdict (C(status), C(detail)).
+  returned: when state=present
+  type: dict
 """
 
+import json
 import os
 
 from ansible.module_utils.basic import AnsibleModule
@@ -121,12 +159,13 @@ from ansible_collections.mlops.migration.plugins.module_utils.atomic import read
 from ansible_collections.mlops.migration.plugins.module_utils.state.steps import StepLog
 from ansible_collections.mlops.migration.plugins.module_utils.state.store import STATE_FILE
 from ansible_collections.mlops.migration.plugins.module_utils.state.report import (
+    build_report,
     progress_by_step,
-    render_html,
     render_markdown,
     render_table,
     status_lines,
 )
+from ansible_collections.mlops.migration.plugins.module_utils.state.report_html import render_html
 
 
 def main():
@@ -138,6 +177,13 @@ def main():
             title=dict(type="str", default="Migration report"),
             dest=dict(type="path"),
             progress=dict(type="list", elements="dict", default=[]),
+            run=dict(type="str"),
+            context=dict(type="dict", options=dict(
+                endpoints=dict(type="list", elements="dict", default=[]),
+                rules=dict(type="dict", default={}),
+                retry=dict(type="str"),
+                migration_type=dict(type="str"),
+            )),
             scope=dict(type="dict", options=dict(migrated=dict(type="list", elements="str", default=[]),
                                                  not_migrated=dict(type="list", elements="str", default=[]))),
         ),
@@ -148,6 +194,7 @@ def main():
         log = StepLog(os.path.join(params["state_dir"], STATE_FILE), readonly=True)
         try:
             steps = log.all()
+            history = log.history()
         finally:
             log.close()
     except MigrationError as exc:
@@ -158,9 +205,12 @@ def main():
         module.exit_json(changed=False, steps=steps, running=running,
                          table=status_lines(params["steps"], steps, progress_by_step(params["progress"])))
     dest = params["dest"] or params["state_dir"]
-    paths = {"report_md": os.path.join(dest, "report.md"), "report_html": os.path.join(dest, "report.html")}
-    contents = {"report_md": render_markdown(params["title"], params["steps"], steps, params["scope"]),
-                "report_html": render_html(params["title"], params["steps"], steps, params["scope"])}
+    report = build_report(params["title"], params["steps"], steps, history, params["scope"], params["context"],
+                          params["run"], module.check_mode)
+    paths = {"report_md": os.path.join(dest, "report.md"), "report_html": os.path.join(dest, "report.html"),
+             "report_json": os.path.join(dest, "report.json")}
+    contents = {"report_md": render_markdown(report), "report_html": render_html(report),
+                "report_json": json.dumps(report, indent=2, sort_keys=True) + "\n"}
     changed = False
     try:
         for key, path in paths.items():
@@ -171,7 +221,7 @@ def main():
                     write_text_atomic(path, contents[key])
     except OSError as exc:
         module.fail_json(msg=f"cannot write the report into {dest}: {exc}")
-    module.exit_json(changed=changed, steps=steps, running=running,
+    module.exit_json(changed=changed, steps=steps, running=running, verdict=report["verdict"],
                      table=render_table(params["steps"], steps), **paths)
 
 

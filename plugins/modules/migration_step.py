@@ -53,6 +53,16 @@ options:
         M(mlops.migration.migration_report) shows.
     type: list
     elements: dict
+  host_results:
+    description:
+      - The same results by host (a list of results per host name), instead of O(results); the summary then also
+        keeps, per host, the seconds, bytes and objects copied (the report's timeline).
+    type: dict
+  run:
+    description:
+      - The playbook run this record belongs to (its start time, as the main job sets it); a finished step is also
+        kept in the run's history, which the report shows beside later runs.
+    type: str
   force:
     description: Report RV(skip) as false even for a done step, to run everything again (the two-stage case).
     type: bool
@@ -111,6 +121,7 @@ from ansible_collections.mlops.migration.plugins.module_utils.state.steps import
 from ansible_collections.mlops.migration.plugins.module_utils.state.store import STATE_FILE
 from ansible_collections.mlops.migration.plugins.module_utils.state.progress import log_event
 from ansible_collections.mlops.migration.plugins.module_utils.state.report import (
+    host_totals,
     missing_references,
     render_table,
     ReportError,
@@ -143,24 +154,32 @@ def main():
             progress=dict(type="dict"),
             force=dict(type="bool", default=False),
             results=dict(type="list", elements="dict"),
+            host_results=dict(type="dict"),
+            run=dict(type="str"),
         ),
+        mutually_exclusive=[("results", "host_results")],
         supports_check_mode=True,
     )
     params = module.params
     path = os.path.join(params["state_dir"], STATE_FILE)
     readonly = module.check_mode or params["state"] == "query"
     summary = params["summary"]
+    results = params["results"]
     try:
-        if params["results"] is not None:
-            summary = dict(summary or {}, objects=summarize(params["results"]))
-            missing = missing_references(params["results"])
+        if params["host_results"] is not None:
+            results = [entry for entries in params["host_results"].values() for entry in entries or []]
+        if results is not None:
+            summary = dict(summary or {}, objects=summarize(results))
+            if params["host_results"] is not None:
+                summary["hosts"] = host_totals(params["host_results"])
+            missing = missing_references(results)
             if missing:
                 summary["missing"] = missing
         steps = StepLog(path, readonly=readonly)
         try:
             changed = False
             if params["state"] != "query":
-                changed = steps.set(params["name"], params["state"], summary, params["progress"])
+                changed = steps.set(params["name"], params["state"], summary, params["progress"], params["run"])
                 if changed and not module.check_mode:
                     log_event(params["state_dir"], step_event(params["name"], params["state"], summary))
             step = steps.get(params["name"])

@@ -230,7 +230,7 @@ def main():
             compress=dict(type="bool", default=True),
             archive=dict(type="str", choices=["none", "tar"], default="none"),
             sign=signing_options(),
-            progress_file=dict(type="path"),
+            **progress_file.PROGRESS_OPTIONS,
         ),
         supports_check_mode=True,
     )

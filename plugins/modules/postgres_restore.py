@@ -239,7 +239,7 @@ def main():
             objects=dict(type="dict", no_log=True),
             ledger_dir=dict(type="path"),
             work_dir=dict(type="path"),
-            progress_file=dict(type="path"),
+            **progress_file.PROGRESS_OPTIONS,
         ),
         required_if=[("state", "merged", ("src",)), ("state", "rolled_back", ("migration",))],
         supports_check_mode=True,

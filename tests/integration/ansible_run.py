@@ -69,12 +69,19 @@ def _command(playbook, inventory, tmp_path, extra_vars=None, check=False, diff=F
     return argv, env, results_file
 
 
-def start_playbook(playbook, inventory, tmp_path, **kwargs):
-    """Start ansible-playbook without waiting, for tests that interrupt a run."""
+def start_playbook(playbook, inventory, tmp_path, output=None, **kwargs):
+    """Start ansible-playbook without waiting, for tests that interrupt a run; its output goes to the file
+    ``output`` (written as it runs) when given."""
     argv, env, _results = _command(playbook, inventory, tmp_path, **kwargs)
-    # its own session, so a test can kill the run with everything it started (os.killpg)
-    return subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.DEVNULL,  # pylint: disable=consider-using-with
-                            stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, start_new_session=True)
+    sink = open(output, "wb") if output else subprocess.DEVNULL  # pylint: disable=consider-using-with
+    try:
+        # its own session, so a test can kill the run with everything it started (os.killpg)
+        return subprocess.Popen(argv, cwd=REPO, env=dict(env, PYTHONUNBUFFERED="1"), stdout=sink,  # pylint: disable=consider-using-with
+                                stderr=subprocess.STDOUT if output else subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+    finally:
+        if output:
+            sink.close()  # the child holds its own copy
 
 
 def run_playbook(playbook, inventory, tmp_path, expect_rc=0, **kwargs):

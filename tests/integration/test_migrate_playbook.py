@@ -159,9 +159,11 @@ def test_check_run_goes_end_to_end_and_writes_nothing(run, platform):
 def test_kill_during_s3_step_then_resume(run, platform, tmp_path):
     state_dir = os.path.join(platform["workdir"], "demo-state")
     progress = os.path.join(state_dir, "s3.progress.json")
-    # one object at a time, so the S3 step lasts long enough to be watched and killed
+    # one object at a time, so the S3 step lasts long enough to be watched and killed; its progress printed each second
+    output = tmp_path / "ansible-output.txt"
     ansible = start_playbook(PLAYBOOK, INVENTORY, str(tmp_path), env_vars={"MLOPS_DEMO_DIR": platform["workdir"]},
-                             extra_vars={"demo_s3_parallel": 1})
+                             extra_vars={"demo_s3_parallel": 1, "migration_progress_interval": 1,
+                                         "migration_progress_heartbeat": 3}, output=str(output))
     try:
         deadline = time.monotonic() + 240
         record = None
@@ -185,11 +187,32 @@ def test_kill_during_s3_step_then_resume(run, platform, tmp_path):
         assert int(match.group(1)) >= 50
         assert re.search(r"mongo\s+not run", lines)
         assert steps(state_dir).get("s3") == "running", "the S3 step ended before the kill; the test needs a slower step"
+        # the play's own output shows the step's progress while it runs (plugin_utils/progress_action.py)
+        shown = output.read_text(errors="replace")
+        lines = re.findall(r"^\[source-host\] s3_sync source-bucket/clearml/ -> target-bucket/clearml/: (\d+)/(\d+) objects.*$",
+                           shown, re.M)
+        assert lines, shown[-3000:]
+        assert all(int(total) > 50 for _done, total in lines) and int(lines[-1][0]) >= int(lines[0][0])
+        assert "TASK [mlops.migration.s3_migrate : Stream the objects bucket to bucket]" in shown
     finally:
         if ansible.poll() is None:
             os.killpg(ansible.pid, signal.SIGKILL)
         ansible.wait(timeout=60)
+    # the S3 job on the host stops itself once nobody follows it (its heartbeat is 3 s old), as a module run over ssh
+    # stops with its session
+    log = os.path.join(state_dir, "migration.log")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with open(log, encoding="utf-8") as handle:
+            if "the controller stopped following this job" in handle.read():
+                break
+        time.sleep(0.5)
+    else:
+        raise AssertionError("the S3 job went on after the play was killed")
+    time.sleep(1)
     copied_before = len(keys(s3_client(platform, "target"), "target-bucket", "clearml/"))
+    time.sleep(2)
+    assert len(keys(s3_client(platform, "target"), "target-bucket", "clearml/")) == copied_before  # nothing copies on
     source_count = len(keys(s3_client(platform, "source"), "source-bucket", "clearml/"))
     assert 0 < copied_before < source_count
     assert steps(state_dir) == {"files_bulk": "done", "s3": "running"}

@@ -6,18 +6,26 @@
 A module given ``progress_file`` rewrites that JSON file (atomically, at most once per
 ``interval`` seconds) with items done / total, bytes, rates and an ETA, and appends one line
 per significant event to ``migration.log`` beside it (and to stderr).
+
+When the module runs as a job its action plugin follows (plugin_utils/progress_action.py), the plugin touches
+a heartbeat file (``MLOPS_MIGRATION_HEARTBEAT`` in the module's environment) each time it looks at the job; a
+job whose heartbeat is older than ``MLOPS_MIGRATION_HEARTBEAT_TIMEOUT`` seconds stops itself, as a module run
+over an ssh session stops when the session ends: a killed or cancelled play leaves no copy running on.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import sys
 import threading
 import time
 
 LOG_NAME = "migration.log"
+HEARTBEAT_ENV = "MLOPS_MIGRATION_HEARTBEAT"
+HEARTBEAT_TIMEOUT_ENV = "MLOPS_MIGRATION_HEARTBEAT_TIMEOUT"
 
 PROGRESS_OPTIONS = dict(
     progress_file=dict(type="path"),
@@ -38,6 +46,7 @@ class Progress:
         self.host = socket.gethostname()
         self.event(f"{what}: started")
         self.update(force=True)
+        watch_controller(self.event)
 
     def update(self, done=None, total=None, size=None, force=False):
         """Set the counts; the file is rewritten when ``interval`` has passed (or ``force``)."""
@@ -77,6 +86,35 @@ class Progress:
         write_json_atomic(self.path, record)
         self.event(f"{self.what}: finished, {self.done} {self.unit}, {self.bytes} bytes"
                    + (f"; {summary}" if summary else ""))
+
+
+def watch_controller(event, environ=None, clock=time.time, stop=None):
+    """Stop this process (SIGTERM) once the heartbeat file named in the environment is older than its timeout;
+    nothing when the module does not run as a followed job. ``stop`` replaces the signal (tests)."""
+    environ = os.environ if environ is None else environ
+    path = environ.get(HEARTBEAT_ENV)
+    if not path:
+        return None
+    try:
+        timeout = float(environ.get(HEARTBEAT_TIMEOUT_ENV) or 60)
+    except ValueError:
+        timeout = 60.0
+
+    def watch():
+        while True:
+            time.sleep(min(5.0, timeout / 3))
+            try:
+                age = clock() - os.stat(path).st_mtime
+            except OSError:
+                age = timeout + 1
+            if age > timeout:
+                event(f"the controller stopped following this job (no heartbeat for {age:.0f} s): stopping")
+                (stop or (lambda: os.kill(os.getpid(), signal.SIGTERM)))()
+                return
+
+    thread = threading.Thread(target=watch, name="mlops-heartbeat", daemon=True)
+    thread.start()
+    return thread
 
 
 def log_event(directory, text, host=None):

@@ -37,8 +37,9 @@ class StepLog:
         return {"state": row[0], "summary": json.loads(row[1]), "progress": json.loads(row[2]),
                 "started": row[3], "finished": row[4]}
 
-    def set(self, name, state, summary=None, progress=None):
-        """Record the step's new state; returns whether anything changed."""
+    def set(self, name, state, summary=None, progress=None, run=None):
+        """Record the step's new state; returns whether anything changed. A finished step (done or failed) of a
+        named ``run`` (a playbook run: its start time) is also kept in the run's history."""
         if state not in STEP_STATES:
             raise LedgerError(f"step {name}: state must be one of {', '.join(STEP_STATES)}, not {state!r}")
         old = self.get(name)
@@ -56,6 +57,9 @@ class StepLog:
                 self.db.execute("INSERT OR REPLACE INTO steps VALUES (?, ?, ?, ?, ?, ?, ?)",
                                 (name, state, json.dumps(summary, sort_keys=True),
                                  json.dumps(progress, sort_keys=True), started, finished, now))
+                if run and finished:
+                    self.db.execute("INSERT OR REPLACE INTO step_runs VALUES (?, ?, ?, ?, ?, ?)",
+                                    (run, name, state, json.dumps(summary, sort_keys=True), started, finished))
         except sqlite3.Error as exc:
             raise LedgerError(f"cannot write the state file {self.path}: {exc}") from exc
         return True
@@ -66,6 +70,19 @@ class StepLog:
         except sqlite3.OperationalError:
             return {}
         return {row[0]: self.get(row[0]) for row in rows}
+
+    def history(self):
+        """``{run: {step: {"state", "summary", "started", "finished"}}}`` of every named run, oldest run first."""
+        try:
+            rows = self.db.execute("SELECT run, name, state, summary, started, finished FROM step_runs "
+                                   "ORDER BY run, started, name").fetchall()
+        except sqlite3.OperationalError:  # a state file from before the history
+            return {}
+        runs = {}
+        for run, name, state, summary, started, finished in rows:
+            runs.setdefault(run, {})[name] = {"state": state, "summary": json.loads(summary), "started": started,
+                                              "finished": finished}
+        return runs
 
     def close(self):
         self.db.close()

@@ -4,8 +4,8 @@
 """The migration's state file (SQLite, ``<state_dir>/migration-state.sqlite``): where it is, its
 schema, and opening it (read-only views of a file that does not exist yet are empty).
 
-Two tables live in it: ``objects``, the copy ledger (state/ledger.py), and ``steps``, the step
-log (state/steps.py).
+Three tables live in it: ``objects``, the copy ledger (state/ledger.py), ``steps``, the step
+log (state/steps.py), and ``step_runs``, each finished step of each run (the report's history).
 """
 
 from __future__ import annotations
@@ -37,6 +37,15 @@ CREATE TABLE IF NOT EXISTS steps (
     started REAL,
     finished REAL,
     updated REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS step_runs (
+    run TEXT NOT NULL,
+    name TEXT NOT NULL,
+    state TEXT NOT NULL,
+    summary TEXT NOT NULL DEFAULT '{}',
+    started REAL,
+    finished REAL,
+    PRIMARY KEY (run, name)
 )
 """
 

@@ -49,3 +49,23 @@ def test_unknown_total_has_no_eta_and_unreadable_files_read_as_none(tmp_path):
         handle.write("{not json")
     assert read(path) is None and read(str(tmp_path / "missing.json")) is None
     json.dumps(progress.snapshot())  # the record is plain JSON
+
+
+def test_a_job_stops_itself_once_its_heartbeat_is_old(tmp_path):
+    import threading  # pylint: disable=import-outside-toplevel
+
+    from ansible_collections.mlops.migration.plugins.module_utils.state.progress import watch_controller  # noqa  pylint: disable=C0415
+
+    beat = tmp_path / "s3.progress.json.heartbeat"
+    beat.write_text("")
+    stopped, events = threading.Event(), []
+    now = [os.stat(beat).st_mtime]
+    thread = watch_controller(events.append, {"MLOPS_MIGRATION_HEARTBEAT": str(beat),
+                                              "MLOPS_MIGRATION_HEARTBEAT_TIMEOUT": "0.3"},
+                              clock=lambda: now[0], stop=stopped.set)
+    assert not stopped.wait(0.5)  # the heartbeat is fresh
+    now[0] += 1.0  # a second with no touch
+    assert stopped.wait(5)
+    thread.join(5)
+    assert events == ["the controller stopped following this job (no heartbeat for 1 s): stopping"]
+    assert watch_controller(events.append, {}) is None  # not a followed job: nothing watched
