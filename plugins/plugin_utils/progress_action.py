@@ -16,7 +16,7 @@ The task's result is the module's own, as if it had run directly. Without a ``pr
 mode, or for a task that sets ``async`` itself, the module runs as usual.
 
 Each look at the job also touches a heartbeat file beside the progress file; the module stops itself when the
-heartbeat is older than ``migration_progress_heartbeat`` seconds (default 60; module_utils/state/progress.py),
+heartbeat is older than ``migration_progress_heartbeat`` seconds (default 60, at least 10; module_utils/state/progress.py),
 so a play that is killed or cancelled (Ctrl-C, an AWX cancel) leaves no job running on, as a module run over an
 ssh session stops with the session.
 """
@@ -38,6 +38,7 @@ INTERVAL_VAR = "migration_progress_interval"
 DEFAULT_INTERVAL = 30.0
 HEARTBEAT_VAR = "migration_progress_heartbeat"
 DEFAULT_HEARTBEAT = 60.0
+MIN_HEARTBEAT = 10.0
 JOB_LIMIT = 30 * 24 * 3600  # seconds an async job may run: a migration may take days
 STATUS_EVERY = 2.0  # seconds between two looks at the job
 JOB_KEYS = ("ansible_job_id", "finished", "started", "results_file", "stdout_lines", "stderr_lines")
@@ -87,6 +88,7 @@ class ProgressAction(ActionBase):
             heartbeat = float(self._templar.template(task_vars.get(HEARTBEAT_VAR, DEFAULT_HEARTBEAT)))
         except (TypeError, ValueError):
             heartbeat = DEFAULT_HEARTBEAT
+        heartbeat = max(heartbeat, MIN_HEARTBEAT)  # several looks at the job, each a round trip, fit in it
         beat = f"{progress_file}.heartbeat"
         self._remote(f"mkdir -p {shlex.quote(progress_file.rpartition('/')[0] or '.')} && touch {shlex.quote(beat)}")
         self._task.async_val = JOB_LIMIT
@@ -116,9 +118,9 @@ class ProgressAction(ActionBase):
         module's result."""
         async_dir = self._async_dir()
         host = self._task.delegate_to or task_vars.get("inventory_hostname")
-        shown, last = 0.0, None
+        shown, last = time.monotonic(), None  # the first line after one interval
+        pause = 0.25  # short jobs are seen ending soon; then a look every STATUS_EVERY seconds
         while True:
-            time.sleep(STATUS_EVERY)
             due = time.monotonic() - shown >= interval
             text = self._remote(f"touch {shlex.quote(beat)}" + (f"; cat {shlex.quote(progress_file)} 2>/dev/null" if due else ""))
             status = self._execute_module(module_name="ansible.legacy.async_status", task_vars=task_vars,
@@ -131,6 +133,8 @@ class ProgressAction(ActionBase):
                 if record and record != last:
                     last = record
                     display.display(f"[{host}] {progress_line(record)}")
+            time.sleep(pause)
+            pause = min(pause * 2, STATUS_EVERY)
         self._execute_module(module_name="ansible.legacy.async_status", task_vars=task_vars,
                              module_args={"jid": jid, "mode": "cleanup", "_async_dir": async_dir})
         self._remote(f"rm -f {shlex.quote(beat)}")
