@@ -116,8 +116,13 @@ def test_new_runs_and_points_of_a_running_run_move_on_rerun(playbook, mlflow_pai
     state = str(tmp_path / "state")
     first = playbook(play(mlflow_pair, state, experiments=[name])).task(TASK)["result"]
     assert first["runs"]["copied"] == 2
+    # a check: the run still running has logged nothing since, so nothing would be written (a verify pass says so)
+    idle = playbook(play(mlflow_pair, state, experiments=[name]), check=True).task(TASK)["result"]
+    assert (idle["runs"]["updated"], idle["runs"]["skipped"], idle["changed"]) == (0, 2, False)
 
     mlflow_records.log_points(source, live, "metric_0", 15, start=20)
+    grown = playbook(play(mlflow_pair, state, experiments=[name]), check=True).task(TASK)["result"]
+    assert (grown["runs"]["updated"], grown["runs"]["skipped"]) == (1, 1)
     source.set_terminated(live, "FINISHED", mlflow_records.BASE_TIME + 999_000)
     mlflow_records.add_run(source, exp_id, 8, metrics=1, steps=5, artifacts=0)
     second = playbook(play(mlflow_pair, state, experiments=[name])).task(TASK)["result"]

@@ -452,8 +452,12 @@ class Copier:
         """The source run was still running when copied: append what it logged since."""
         fresh = self.selection.run(self.source.run(run.id))
         fresh = replace(fresh, step_scale=max(fresh.step_scale or 1, entry.detail.get("step_scale") or 1))
-        if self.check_mode:
-            self.report.add("runs", "updated" if fresh != run or not fresh.finished else "skipped")
+        if self.check_mode:  # as the copy would: updated when it has finished since, or logged points since
+            before = entry.detail.get("points", {})
+            grown = "metrics" in self.include and any(
+                sum(1 for _point in self.source.metric_history(fresh, key)) > before.get(key, 0)
+                for key in self._metric_names(fresh))
+            self.report.add("runs", "updated" if fresh.finished or grown else "skipped")
             return
         new_id = entry.target_id
         before = dict(entry.detail.get("points", {}))
