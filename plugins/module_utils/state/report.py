@@ -213,6 +213,10 @@ def _step_record(name, step):
                      "bytes_per_second": round(moved["bytes"] / seconds) if seconds and moved["bytes"] else None}}
 
 
+def _history_entry(record):
+    return {key: record[key] for key in ("state", "seconds", "moved")}
+
+
 def _verdict(records, totals, check_mode):
     if check_mode:
         return {"status": "checked", "detail": "check mode: nothing was written"}
@@ -280,8 +284,7 @@ def build_report(title, plan, steps, history=None, scope=None, context=None, run
     runs = []
     for name, found in sorted((history or {}).items()):
         runs.append({"run": name, "current": name == run, "steps": {
-            step: {key: _step_record(step, rec)[key] for key in ("state", "seconds", "moved")}
-            for step, rec in found.items()}})
+            step: _history_entry(_step_record(step, rec)) for step, rec in found.items()}})
     current = (history or {}).get(run) or {}
     return {
         "format": "mlops.migration/report", "version": 1, "title": title,
@@ -327,14 +330,17 @@ def _place(value):
                      not re.search(r"key|password|secret|token", k))
 
 
+def _endpoint(part, section):
+    return {"part": part, "source": _place(section.get("source")), "target": _place(section.get("target"))}
+
+
 def plan_context(plan, migration_type=None, retry=None):
     """``{"endpoints", "rules", "migration_type", "retry"}`` of a checked plan: every source and target as text
     with its credentials left out, and per step the rules that leave objects out."""
     plan = plan or {}
     endpoints, rules = [], {}
     for index, bucket in enumerate((plan.get("s3") or {}).get("buckets") or []):
-        endpoints.append({"part": f"s3 bucket {index + 1}", "source": _place(bucket.get("source")),
-                          "target": _place(bucket.get("target"))})
+        endpoints.append(_endpoint(f"s3 bucket {index + 1}", bucket))
     files = plan.get("files") or {}
     for tree in files.get("trees") or []:
         endpoints.append({"part": "files", "source": f"source hosts: {tree.get('src')}",
@@ -343,7 +349,7 @@ def plan_context(plan, migration_type=None, retry=None):
             rules.setdefault("files_bulk", []).append(f"{tree.get('src')}: excluded {', '.join(tree['exclude'])}")
     mongo = plan.get("mongo") or {}
     if mongo.get("source"):
-        endpoints.append({"part": "mongo", "source": _place(mongo.get("source")), "target": _place(mongo.get("target"))})
+        endpoints.append(_endpoint("mongo", mongo))
         if mongo.get("scope") not in (None, "full"):
             rules.setdefault("mongo", []).append(f"scope {mongo['scope']} {mongo.get('scope_id') or ''}".strip())
         for name, settings in sorted((mongo.get("collections") or {}).items()):
@@ -354,19 +360,17 @@ def plan_context(plan, migration_type=None, retry=None):
                 rules.setdefault("mongo", []).append(f"{name}: fields removed {', '.join(settings['unset_fields'])}")
     postgres = plan.get("postgres") or {}
     if postgres.get("source"):
-        endpoints.append({"part": "postgres", "source": _place(postgres.get("source")),
-                          "target": _place(postgres.get("target"))})
+        endpoints.append(_endpoint("postgres", postgres))
         if postgres.get("exclude_tables"):
             rules.setdefault("postgres", []).append(f"tables left out: {', '.join(postgres['exclude_tables'])}")
         if postgres.get("root"):
             rules.setdefault("postgres", []).append(f"subset from {postgres['root'].get('table')}.{postgres['root'].get('column')}")
     events = plan.get("events") or {}
     if events.get("source"):
-        endpoints.append({"part": "events", "source": _place(events.get("source")), "target": _place(events.get("target"))})
+        endpoints.append(_endpoint("events", events))
         rules.setdefault("events", []).append("only the events of the tasks the mongo step moves")
     for index, pair in enumerate(plan.get("trackers") or []):
-        endpoints.append({"part": f"tracker pair {index + 1}", "source": _place(pair.get("source")),
-                          "target": _place(pair.get("target"))})
+        endpoints.append(_endpoint(f"tracker pair {index + 1}", pair))
         wanted = pair.get("run_filter") or {}
         shown = {k: v for k, v in wanted.items() if v}
         if shown:
