@@ -22,8 +22,15 @@ description:
   - Objects already at the target with the same content are skipped without reading them,
     so a re-run, or a run after a killed one, copies only what is missing or different.
   - Both listings are streamed in key order and merged; memory does not grow with the bucket.
+  - With O(key_after) and O(key_upto) only the keys of that range are listed and handled, at both ends; N hosts
+    given the N ranges of M(mlops.migration.s3_key_ranges) list the bucket once between them.
   - With O(shard_count) greater than 1, only keys whose hash falls in O(shard_index) are
-    handled, so N hosts (or an AWX sliced job) split a bucket between them.
+    handled (each host still lists the whole bucket; key ranges do not).
+  - With O(processes) greater than 1 the run's keys are split again into key ranges between that many worker
+    processes, each copying O(parallel) objects at once, so a copy of many small objects uses every core; their
+    counts make one progress file and one result.
+  - A multipart upload that a killed run left for a key is carried on; the parts it holds whose size and md5 are
+    those of the source's bytes for that part are kept, the others sent (see RV(bytes_resumed)).
 author:
   - mlops.migration developers (@mlops-migration)
 extends_documentation_fragment:
@@ -54,6 +61,21 @@ options:
     description: Objects copied at once.
     type: int
     default: 8
+  key_after:
+    description:
+      - Handle only keys (relative to O(source.prefix) and O(target.prefix)) after this one, in S3's key order.
+      - A range of M(mlops.migration.s3_key_ranges) (its C(after)).
+    type: str
+  key_upto:
+    description: Handle only keys up to and including this one (a range's C(upto)).
+    type: str
+  processes:
+    description:
+      - Worker processes that share this run's keys, split by key range (fewer when the keys have too few
+        prefixes to split between); 1 copies in this process.
+      - Not with O(keys).
+    type: int
+    default: 1
   shard_index:
     description: Which shard of the keyspace this run handles, from 0.
     type: int
@@ -97,12 +119,22 @@ EXAMPLES = r"""
       bucket: clearml-migrated
       prefix: clearml-data/ProjectA/
 
-- name: Split a large bucket across all transfer hosts of the play
+- name: Split a large bucket into key ranges, one per transfer host, recorded on the first
+  mlops.migration.s3_key_ranges:
+    source: "{{ s3_source }}"
+    count: "{{ ansible_play_hosts_all | length }}"
+    path: /var/lib/mlops-migration/s3-ranges.json
+  delegate_to: "{{ ansible_play_hosts_all[0] }}"
+  run_once: true
+  register: ranges
+
+- name: Each host copies its range, in two worker processes
   mlops.migration.s3_sync:
     source: "{{ s3_source }}"
     target: "{{ s3_target }}"
-    shard_index: "{{ ansible_play_hosts.index(inventory_hostname) }}"
-    shard_count: "{{ ansible_play_hosts | length }}"
+    key_after: "{{ ranges.ranges[ansible_play_hosts_all.index(inventory_hostname)].after | default(omit, true) }}"
+    key_upto: "{{ ranges.ranges[ansible_play_hosts_all.index(inventory_hostname)].upto | default(omit, true) }}"
+    processes: 2
 """
 
 RETURN = r"""
@@ -156,6 +188,28 @@ bytes:
   returned: always
   type: int
   sample: 268435456
+bytes_resumed:
+  description: Of RV(bytes), those in parts a killed run had uploaded, checked by md5 and kept, not sent again.
+  returned: always
+  type: int
+  sample: 0
+listing:
+  description:
+    - What this run listed at the source, for M(mlops.migration.s3_key_ranges) to cut the next ranges by
+      (O(mlops.migration.s3_key_ranges#module:listings)).
+    - C(listed) (keys), C(samples) (up to 256 of C([rank, key]) evenly spaced).
+  returned: always
+  type: dict
+requests:
+  description: The requests this run made, by side (C(source), C(target)) and S3 operation (C(ListObjectsV2), ...).
+  returned: always
+  type: dict
+  sample: {source: {ListObjectsV2: 3, GetObject: 2}, target: {ListObjectsV2: 3, PutObject: 2}}
+processes:
+  description: Worker processes the run was split between (with O(processes) over 1).
+  returned: when processes is over 1
+  type: int
+  sample: 2
 to_copy:
   description: The first 100 keys (relative to the prefixes) that would be copied, in check mode.
   returned: always
@@ -205,6 +259,9 @@ def main():
             parallel=dict(type="int", default=8),
             shard_index=dict(type="int", default=0),
             shard_count=dict(type="int", default=1),
+            key_after=dict(type="str", no_log=False),
+            key_upto=dict(type="str", no_log=False),
+            processes=dict(type="int", default=1),
             part_size_mb=dict(type="int", default=8),
             multipart_threshold_mb=dict(type="int", default=16),
             **progress_file.PROGRESS_OPTIONS,
@@ -216,8 +273,12 @@ def main():
         module.fail_json(msg=f"shard_index must be in 0..{params['shard_count'] - 1}, got {params['shard_index']}")
     if params["keys"] is not None and params["delete_extra"]:
         module.fail_json(msg="delete_extra cannot be used with keys: only the listed keys are compared")
-    if params["part_size_mb"] < 5 or params["parallel"] < 1:
-        module.fail_json(msg="part_size_mb must be at least 5 (the S3 minimum) and parallel at least 1")
+    if params["keys"] is not None and params["processes"] > 1:
+        module.fail_json(msg="processes cannot be used with keys: a list of keys is looked up, not listed in ranges")
+    if params["key_after"] is not None and params["key_upto"] is not None and params["key_upto"] <= params["key_after"]:
+        module.fail_json(msg=f"key_upto ({params['key_upto']!r}) must come after key_after ({params['key_after']!r})")
+    if params["part_size_mb"] < 5 or params["parallel"] < 1 or params["processes"] < 1:
+        module.fail_json(msg="part_size_mb must be at least 5 (the S3 minimum), parallel and processes at least 1")
     run_module(module, lambda: copy(module, params), "object(s) failed")
 
 
@@ -231,7 +292,8 @@ def copy(module, params):
     report = sync(source, target, parallel=params["parallel"], shard_index=params["shard_index"],
                   shard_count=params["shard_count"], delete_extra=params["delete_extra"], check_mode=module.check_mode,
                   part_size=params["part_size_mb"] * MIB, threshold=params["multipart_threshold_mb"] * MIB,
-                  progress=progress, keys=params["keys"])
+                  progress=progress, keys=params["keys"], key_after=params["key_after"], key_upto=params["key_upto"],
+                  processes=params["processes"])
     progress_file.finish(progress, report)
     report["changed"] = bool(report["copied"] or report["deleted"] or created)
     return report

@@ -22,7 +22,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import threading
 import time
+from collections import Counter
 from http import HTTPStatus
 from queue import Empty, LifoQueue
 from urllib.parse import quote, unquote_plus, urlsplit
@@ -141,6 +143,8 @@ class S3Client:
         self._pool = LifoQueue(maxsize=max_pool)
         self._timeouts = (connect_timeout, read_timeout)
         self._keys = {}
+        self.requests = Counter()  # requests sent, by operation (retries included)
+        self._counting = threading.Lock()
 
     # --- connections -------------------------------------------------------------------
 
@@ -235,6 +239,8 @@ class S3Client:
             sent = {name.lower(): value for name, value in (headers or {}).items()}
             self._sign(method, path, query, sent, payload_hash)
             sent["content-length"] = str(len(body))
+            with self._counting:
+                self.requests[operation] += 1
             conn, reused = None, False
             try:
                 conn, reused = (self._connect(), False) if fresh else self._acquire()
@@ -300,12 +306,13 @@ class S3Client:
         self._request("CreateBucket", "PUT", Bucket, body=body)
         return {}
 
-    def list_objects_v2(self, Bucket, Prefix="", ContinuationToken=None, MaxKeys=1000):  # noqa: N803
+    def list_objects_v2(self, Bucket, Prefix="", ContinuationToken=None, MaxKeys=1000, StartAfter=None,  # noqa: N803
+                        Delimiter=None):  # noqa: N803
         query = [("list-type", "2"), ("encoding-type", "url"), ("max-keys", str(MaxKeys))]
-        if Prefix:
-            query.append(("prefix", Prefix))
-        if ContinuationToken:
-            query.append(("continuation-token", ContinuationToken))
+        for name, value in (("prefix", Prefix), ("continuation-token", ContinuationToken), ("start-after", StartAfter),
+                            ("delimiter", Delimiter)):
+            if value:
+                query.append((name, value))
         _response, data = self._request("ListObjectsV2", "GET", Bucket, query=query)
         root = ElementTree.fromstring(data)
         reply = {"Contents": [], "IsTruncated": False}
@@ -315,6 +322,9 @@ class S3Client:
                 item = _children(child)
                 reply["Contents"].append({"Key": unquote_plus(item["Key"], errors="surrogatepass"),
                                           "Size": int(item.get("Size") or 0), "ETag": item.get("ETag", "")})
+            elif name == "CommonPrefixes":
+                reply.setdefault("CommonPrefixes", []).append(
+                    {"Prefix": unquote_plus(_children(child).get("Prefix") or "", errors="surrogatepass")})
             elif name == "IsTruncated":
                 reply["IsTruncated"] = (child.text or "").strip() == "true"
             elif name == "NextContinuationToken":
@@ -384,12 +394,44 @@ class S3Client:
         self._request("AbortMultipartUpload", "DELETE", Bucket, Key, query=[("uploadId", UploadId)])
         return {}
 
+    def list_multipart_uploads(self, Bucket, Prefix=""):  # noqa: N803
+        """The uploads in progress under a prefix (the first 1,000: enough to find one key's)."""
+        query = [("uploads", ""), ("encoding-type", "url")] + ([("prefix", Prefix)] if Prefix else [])
+        _response, data = self._request("ListMultipartUploads", "GET", Bucket, query=query)
+        uploads = []
+        for child in ElementTree.fromstring(data):
+            if _local(child.tag) == "Upload":
+                item = _children(child)
+                uploads.append({"Key": unquote_plus(item.get("Key") or "", errors="surrogatepass"),
+                                "UploadId": item.get("UploadId"), "Initiated": item.get("Initiated") or ""})
+        return {"Uploads": uploads}
+
+    def list_parts(self, Bucket, Key, UploadId, PartNumberMarker=0):  # noqa: N803
+        query = [("uploadId", UploadId), ("max-parts", "1000")]
+        if PartNumberMarker:
+            query.append(("part-number-marker", str(PartNumberMarker)))
+        _response, data = self._request("ListParts", "GET", Bucket, Key, query=query)
+        reply = {"Parts": [], "IsTruncated": False}
+        for child in ElementTree.fromstring(data):
+            name = _local(child.tag)
+            if name == "Part":
+                item = _children(child)
+                reply["Parts"].append({"PartNumber": int(item["PartNumber"]), "ETag": item.get("ETag", ""),
+                                       "Size": int(item.get("Size") or 0)})
+            elif name == "IsTruncated":
+                reply["IsTruncated"] = (child.text or "").strip() == "true"
+            elif name == "NextPartNumberMarker":
+                reply["NextPartNumberMarker"] = int(child.text or 0)
+        return reply
+
 
 class BotoClient:
     """A boto3 S3 client whose calls raise this module's exceptions (credentials from boto3's chain)."""
 
     def __init__(self, client, label):
         self._client, self.label = client, label
+        self.requests = Counter()  # calls made, by S3 operation (list_objects_v2 as ListObjectsV2; retries not seen)
+        self._counting = threading.Lock()
 
     def __getattr__(self, name):
         call = getattr(self._client, name)
@@ -397,6 +439,8 @@ class BotoClient:
         def translated(*args, **kwargs):
             from botocore import exceptions  # pylint: disable=import-outside-toplevel
 
+            with self._counting:
+                self.requests["".join(word.capitalize() for word in name.split("_"))] += 1
             try:
                 reply = call(*args, **kwargs)
             except exceptions.ClientError as exc:

@@ -54,6 +54,7 @@ class TransferReport:
     failed_count: int = 0  # not 'failed': Ansible reserves that result key for the task status
     deleted: int = 0
     bytes: int = 0
+    bytes_resumed: int = 0  # of ``bytes``: parts a killed run had uploaded, checked and kept, not sent again
     verified_by: dict = field(default_factory=dict)
     failures: list = field(default_factory=list)
     to_copy: list = field(default_factory=list)
@@ -74,7 +75,7 @@ class TransferReport:
             self.progress.event(f"{self.progress.what}: {key} failed: {reason}")
         self.tick()
 
-    def record(self, outcome, rel, size, method=None):
+    def record(self, outcome, rel, size, method=None, resumed=0):
         """Count one object: ``present``, ``would-copy`` (check mode) or ``copied`` (verified by ``method``)."""
         if outcome == "present":
             self.already_present += 1
@@ -88,11 +89,12 @@ class TransferReport:
         else:
             self.verified += 1
             self.verified_by[method] = self.verified_by.get(method, 0) + 1
+            self.bytes_resumed += resumed
         self.tick()
 
     def as_dict(self):
         result = {name: getattr(self, name) for name in (
-            "found", "copied", "already_present", "verified", "failed_count", "deleted", "bytes",
+            "found", "copied", "already_present", "verified", "failed_count", "deleted", "bytes", "bytes_resumed",
             "verified_by", "failures", "to_copy", "to_delete")}
         result["seconds"] = round(time.monotonic() - self.started, 3)
         result.update(by_kind({KIND: Counts(
@@ -118,13 +120,17 @@ class ObjectInfo:
         return is_multipart_etag(self.etag)
 
 
-def list_objects(client, endpoint, bucket, prefix=""):
-    """Stream the objects under a prefix, page by page, in the server's key order."""
+def list_objects(client, endpoint, bucket, prefix="", start_after=None, stop_after=None):
+    """Stream the objects under a prefix, page by page, in the server's key order; with ``start_after`` and
+    ``stop_after`` (whole keys) only the keys after the one and up to the other: a key range listed on its own."""
     token, seen = None, set()
+    first = {"StartAfter": start_after} if start_after and start_after > prefix else {}
     try:
         while True:
-            page = client.list_objects_v2(Bucket=bucket, Prefix=prefix, **({"ContinuationToken": token} if token else {}))
+            page = client.list_objects_v2(Bucket=bucket, Prefix=prefix, **({"ContinuationToken": token} if token else first))
             for item in page.get("Contents", ()):
+                if stop_after is not None and item["Key"] > stop_after:
+                    return
                 yield ObjectInfo(item["Key"], int(item["Size"]), normalize_etag(item["ETag"]))
             if not page.get("IsTruncated"):
                 return
@@ -270,6 +276,12 @@ class SourceCheck:
 class CopyResult:
     bytes: int
     method: str  # how the target was verified: "md5" (single part ETag) or "multipart-etag"
+    resumed_bytes: int = 0  # parts of a killed run's upload kept (checked by md5), not sent again
+
+
+class StaleUpload(S3Error):
+    """A resumed multipart upload was started for another version of the source (its metadata says so): the
+    object it made is removed and the copy is made afresh."""
 
 
 def _read_exact(body, size):
@@ -283,8 +295,9 @@ def _read_exact(body, size):
     return b"".join(chunks)
 
 
-def copy_object(src, dst, info, target_key, part_size=8 * MIB, threshold=16 * MIB):
-    """Stream one object from the Location ``src`` to ``target_key`` of the Location ``dst``, verified."""
+def copy_object(src, dst, info, target_key, part_size=8 * MIB, threshold=16 * MIB, resume=True):
+    """Stream one object from the Location ``src`` to ``target_key`` of the Location ``dst``, verified; a
+    multipart upload a killed run left for the key is resumed (``resume``)."""
     with s3_errors(src.endpoint, src.bucket, info.key):
         head = src.client.head_object(Bucket=src.bucket, Key=info.key) if info.multipart else None
         sizes = part_sizes(src.client, src.bucket, info.key, info.size, info.etag) if info.multipart else None
@@ -293,13 +306,17 @@ def copy_object(src, dst, info, target_key, part_size=8 * MIB, threshold=16 * MI
         # a multipart source copied in parts is vouched for by its part md5s: no whole-object md5 pass
         check = SourceCheck(info, sizes, whole=info.size <= threshold)
         return put_verified(body, check, src.url(info.key),
-                            known_md5(info.etag, head), dst, target_key, part_size, threshold)
+                            known_md5(info.etag, head), dst, target_key, part_size, threshold, resume=resume)
+    except StaleUpload:
+        if not resume:
+            raise
     finally:
         body.close()
+    return copy_object(src, dst, info, target_key, part_size, threshold, resume=False)
 
 
 def put_verified(body, check, source_label, md5, dst, target_key, part_size=8 * MIB, threshold=16 * MIB,
-                 source_etag=None):
+                 source_etag=None, resume=False):
     """Upload what ``body`` yields to ``dst``, verified at both ends; ``check`` vouches for the source.
 
     Nothing is left at the target unless every check passed: a single PUT is refused by the
@@ -307,7 +324,8 @@ def put_verified(body, check, source_label, md5, dst, target_key, part_size=8 * 
     source bytes matched what ``check`` expects (and aborted otherwise). ``md5`` is the
     whole-object md5 when known up front; it is stored as metadata, with ``source_etag`` (the
     ETag of the object the bytes first came from; by default the one ``check`` holds). A
-    single-part copy whose ETag will equal the source's needs neither and gets no metadata.
+    single-part copy whose ETag will equal the source's needs neither and gets no metadata. With ``resume``, a
+    multipart upload of the key already in progress (a killed run's) is carried on: see ``_copy_multipart``.
     """
     dst_client, dst_bucket = dst.client, dst.bucket
     metadata = {SOURCE_ETAG_METADATA: source_etag or check.info.etag}
@@ -330,7 +348,7 @@ def put_verified(body, check, source_label, md5, dst, target_key, part_size=8 * 
                 raise S3Error(f"{dst.url(target_key)}: stored ETag "
                               f"{normalize_etag(reply.get('ETag'))} is not the md5 {check.md5}")
             return CopyResult(check.info.size, "md5")
-        return _copy_multipart(body, check, metadata, dst, target_key, part_size)
+        return _copy_multipart(body, check, metadata, dst, target_key, part_size, resume)
     except ApiError as exc:
         raise s3_error(exc, dst.endpoint, dst_bucket, target_key) from exc
 
@@ -354,18 +372,49 @@ def reusable_parts(sizes):
     return None
 
 
-def _copy_multipart(body, check, metadata, dst, target_key, part_size):
-    """Upload in parts; while one part uploads the next is read, so at most two parts are in memory."""
+def upload_in_progress(dst, target_key):
+    """``(upload id, {part number: (md5, size)}, older upload ids)`` of the newest multipart upload of a key that
+    a killed run left at the target; ``(None, {}, [])`` when there is none (or the server cannot list them)."""
+    client, bucket = dst.client, dst.bucket
+    try:
+        uploads = sorted((upload for upload in client.list_multipart_uploads(Bucket=bucket, Prefix=target_key)
+                          .get("Uploads", ()) if upload["Key"] == target_key), key=lambda upload: upload["Initiated"])
+        if not uploads:
+            return None, {}, []
+        newest, parts, marker = uploads[-1]["UploadId"], {}, 0
+        while True:
+            page = client.list_parts(Bucket=bucket, Key=target_key, UploadId=newest, PartNumberMarker=marker)
+            for part in page.get("Parts", ()):
+                parts[int(part["PartNumber"])] = (normalize_etag(part["ETag"]), int(part["Size"]))
+            if not page.get("IsTruncated") or not page.get("NextPartNumberMarker"):
+                break
+            marker = page["NextPartNumberMarker"]
+    except ApiError:
+        return None, {}, []
+    return newest, parts, [upload["UploadId"] for upload in uploads[:-1]]
+
+
+def _copy_multipart(body, check, metadata, dst, target_key, part_size, resume=False):
+    """Upload in parts; while one part uploads the next is read, so at most two parts are in memory.
+
+    With ``resume``, the newest upload of the key already in progress is carried on: each part it holds is kept
+    when its size and md5 are those of the bytes read for that part now (they are read, and checked against the
+    source, all the same), and only the others are sent. The object it makes must carry this copy's metadata
+    (the upload's cannot be read before): otherwise it is removed and :class:`StaleUpload` raised.
+    """
     dst_client, dst_bucket = dst.client, dst.bucket
     plan = reusable_parts(check.sizes)
-    upload = dst_client.create_multipart_upload(Bucket=dst_bucket, Key=target_key, Metadata=metadata)
-    upload_id = upload["UploadId"]
+    upload_id, held, stale = upload_in_progress(dst, target_key) if resume else (None, {}, [])
+    carried_on = upload_id is not None
+    if not carried_on:
+        upload_id = dst_client.create_multipart_upload(Bucket=dst_bucket, Key=target_key, Metadata=metadata)["UploadId"]
 
-    def send(number, data, digest):
+    def send(number, data, digest, upload_id):
         reply = dst_client.upload_part(Bucket=dst_bucket, Key=target_key, UploadId=upload_id, PartNumber=number,
                                        Body=data, ContentMD5=base64.b64encode(digest).decode())
         return {"ETag": reply["ETag"], "PartNumber": number}
 
+    resumed = 0
     try:
         parts, digests, pending = [], [], None
         with ThreadPoolExecutor(max_workers=1) as uploader:
@@ -384,7 +433,17 @@ def _copy_multipart(body, check, metadata, dst, target_key, part_size):
                 digests.append(digest)
                 if pending is not None:
                     parts.append(pending.result())
-                pending = uploader.submit(send, number, data, digest)
+                    pending = None
+                if held.get(number) == (digest.hex(), len(data)):
+                    parts.append({"ETag": f'"{digest.hex()}"', "PartNumber": number})
+                    resumed += len(data)
+                    continue
+                if number in held and not parts:  # the upload holds other bytes from its first part on: a new one
+                    stale.append(upload_id)
+                    upload_id = dst_client.create_multipart_upload(Bucket=dst_bucket, Key=target_key,
+                                                                   Metadata=metadata)["UploadId"]
+                    held, carried_on = {}, False
+                pending = uploader.submit(send, number, data, digest, upload_id)
             if pending is not None:
                 parts.append(pending.result())
         reason = check.mismatch()
@@ -400,7 +459,17 @@ def _copy_multipart(body, check, metadata, dst, target_key, part_size):
         dst_client.delete_object(Bucket=dst_bucket, Key=target_key)
         raise S3Error(f"{dst.url(target_key)}: stored ETag "
                       f"{normalize_etag(reply.get('ETag'))} is not the multipart ETag {expected}; removed")
-    return CopyResult(check.length, "multipart-etag")
+    stored = (dst_client.head_object(Bucket=dst_bucket, Key=target_key).get("Metadata") or {}) if carried_on else {}
+    if carried_on and {name: stored.get(name) for name in metadata} != metadata:
+        dst_client.delete_object(Bucket=dst_bucket, Key=target_key)
+        raise StaleUpload(f"{dst.url(target_key)}: the upload resumed was begun for another version of the source; "
+                          "removed")
+    for older in stale:  # uploads of the key older still: their parts are of no use now
+        try:
+            dst_client.abort_multipart_upload(Bucket=dst_bucket, Key=target_key, UploadId=older)
+        except ApiError:
+            pass
+    return CopyResult(check.length, "multipart-etag", resumed)
 
 
 def same_content(source, target, head_target):

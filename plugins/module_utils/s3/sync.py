@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from ansible_collections.mlops.migration.plugins.module_utils.concurrency import bounded_map, prefetch
 from ansible_collections.mlops.migration.plugins.module_utils.s3.client import ApiError
+from ansible_collections.mlops.migration.plugins.module_utils.s3.key_ranges import in_range, ListingSample
 from ansible_collections.mlops.migration.plugins.module_utils.s3.connection import explain, S3Error, s3_errors
 from ansible_collections.mlops.migration.plugins.module_utils.s3.objects import (
     copy_object,
@@ -23,6 +24,7 @@ from ansible_collections.mlops.migration.plugins.module_utils.s3.objects import 
     same_content,
     TransferReport,
 )
+from ansible_collections.mlops.migration.plugins.module_utils.s3.worker_processes import sync_in_processes
 
 
 def merge_listings(source, target, source_prefix, target_prefix):
@@ -56,23 +58,43 @@ def merge_listings(source, target, source_prefix, target_prefix):
             src, dst = next(src_iter, None), next(dst_iter, None)
 
 
-def listing(location, keys=None, missing=None, parallel=8):
-    """The objects under a Location's prefix, or only those of ``keys`` (relative; see ``listed_keys``)."""
+def listing(location, keys=None, missing=None, parallel=8, after=None, upto=None):
+    """The objects under a Location's prefix in the key range ``(after, upto]`` (relative; None: open), or only
+    those of ``keys`` (relative; see ``listed_keys``)."""
     if keys is None:
-        return list_objects(location.client, location.endpoint, location.bucket, location.prefix)
+        return list_objects(location.client, location.endpoint, location.bucket, location.prefix,
+                            None if after is None else location.prefix + after,
+                            None if upto is None else location.prefix + upto)
     return listed_keys(location.client, location.endpoint, location.bucket, location.prefix, keys, missing, parallel)
 
 
 def sync(source, target, parallel=8, shard_index=0, shard_count=1, delete_extra=False, check_mode=False,
-         part_size=8 * 1024 * 1024, threshold=16 * 1024 * 1024, progress=None, keys=None):
+         part_size=8 * 1024 * 1024, threshold=16 * 1024 * 1024, progress=None, keys=None, key_after=None,
+         key_upto=None, processes=1):
     """Make the Location ``target`` hold every object of the Location ``source`` (keys mapped prefix to prefix),
-    or only the objects of ``keys`` (relative to the prefixes; a key not at the source fails)."""
+    or only the objects of ``keys`` (relative to the prefixes; a key not at the source fails).
+
+    ``key_after``/``key_upto`` bound the keys to one range (``key_ranges``), listed on its own at both ends.
+    ``processes`` over 1 splits the range again between that many worker processes (``parallel`` copies each),
+    whose results are added up here; their progress goes to ``progress`` as one.
+    """
+    options = dict(parallel=parallel, shard_index=shard_index, shard_count=shard_count, delete_extra=delete_extra,
+                   check_mode=check_mode, part_size=part_size, threshold=threshold)
+    if processes > 1 and keys is None:
+        return sync_in_processes(sync, source, target, processes, key_after, key_upto, progress, options)
     report = TransferReport(progress=progress, dry_run=check_mode)
     if keys is not None:
-        keys = [key for key in keys if in_shard(key, shard_index, shard_count)]
-    missing = []
+        keys = [key for key in keys if in_shard(key, shard_index, shard_count) and in_range(key, key_after, key_upto)]
+    missing, sample = [], ListingSample()
+
+    def sampled(items):
+        for info in items:
+            sample.add(info.key[len(source.prefix):])
+            yield info
+
     pairs = (pair for pair in merge_listings(
-        listing(source, keys, missing, parallel), prefetch(listing(target, keys, None, parallel)),
+        sampled(listing(source, keys, missing, parallel, key_after, key_upto)),
+        prefetch(listing(target, keys, None, parallel, key_after, key_upto)),
         source.prefix, target.prefix) if in_shard(pair[0], shard_index, shard_count))
 
     def work(pair):
@@ -98,7 +120,7 @@ def sync(source, target, parallel=8, shard_index=0, shard_count=1, delete_extra=
         if outcome in ("present", "would-copy"):
             report.record(outcome, rel, src.size)
         elif outcome == "copied":
-            report.record(outcome, rel, value.bytes, value.method)
+            report.record(outcome, rel, value.bytes, value.method, value.resumed_bytes)
         elif outcome == "failed":
             report.fail(source.prefix + rel, value)
         elif outcome == "extra" and delete_extra:
@@ -109,7 +131,11 @@ def sync(source, target, parallel=8, shard_index=0, shard_count=1, delete_extra=
     for rel in missing:
         report.found += 1
         report.fail(source.prefix + rel, "a listed key that is not at the source")
-    return report.as_dict()
+    result = report.as_dict()
+    result["listing"] = sample.as_dict()
+    result["requests"] = {"source": dict(getattr(source.client, "requests", {})),
+                          "target": dict(getattr(target.client, "requests", {}))}
+    return result
 
 
 def delete_keys(target, keys, check_mode, report):
