@@ -14,6 +14,12 @@ description:
   - Takes a bundle directory or its zip/tar.gz archive, as M(mlops.migration.s3_export) writes
     them, and first verifies every file against the bundle's C(MD5SUMS). If any file is
     mismatched, missing or extra, nothing is uploaded and the task fails naming the files.
+  - A file over 16 MiB is read once, not twice; its md5 is checked as its parts are uploaded, and these uploads
+    are completed only after every such file matched and the smaller ones are in, so a mismatched large file
+    still fails the import with no object of it visible at the target (RV(read_once)). In check mode every
+    file is read and checked first.
+  - A multipart upload an interrupted import left for a key is carried on; its parts whose size and md5 match
+    are kept, not sent again (RV(bytes_resumed)).
   - Uploads carry Content-MD5 on every PUT and every multipart part, store the whole-object
     md5 as C(md5chksum) metadata, and each object's resulting ETag is checked.
   - Objects already at the target with the same md5 are skipped (O(overwrite=different)),
@@ -120,6 +126,16 @@ bytes:
   returned: always
   type: int
   sample: 1048576
+bytes_resumed:
+  description: Of RV(bytes), those in parts an interrupted import had uploaded, checked by md5 and kept.
+  returned: always
+  type: int
+  sample: 0
+read_once:
+  description: Files over 16 MiB not read before the upload, their md5 checked as they were uploaded.
+  returned: always
+  type: int
+  sample: 4
 to_copy:
   description: The first 100 paths (below the prefix) that would be transferred, in check mode.
   returned: always
@@ -150,6 +166,8 @@ from ansible_collections.mlops.migration.plugins.module_utils.s3.connection impo
 from ansible_collections.mlops.migration.plugins.module_utils.s3.objects import TransferReport
 from ansible_collections.mlops.migration.plugins.module_utils.state import progress as progress_file
 
+THRESHOLD = 16 * 1024 * 1024  # import_bundle's multipart threshold: larger files are uploaded in parts
+
 
 def main():
     module = AnsibleModule(
@@ -169,7 +187,9 @@ def main():
 
 def upload(module, params):
     with opened_bundle(params["src"], "mlops-s3-import-") as root:
-        files = check_bundle(root, manifest=params["manifest"])  # refuse a corrupt bundle before any write
+        # a corrupt bundle is refused before any write; a file over the multipart threshold is checked as it is
+        # uploaded instead (read once), its upload completed only once every such file matched
+        files = check_bundle(root, manifest=params["manifest"], read_later=None if module.check_mode else THRESHOLD)
         target, created = open_bucket(params["target"], params["parallel"] + 2, params["create_bucket"],
                                       module.check_mode)
         if created and module.check_mode:

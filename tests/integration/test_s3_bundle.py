@@ -102,6 +102,32 @@ def test_corrupt_bundle_is_refused_before_any_upload(playbook, s3_pair, seeded):
     assert contents(s3_pair["target"].client(), target_bucket) == {}
 
 
+def test_a_large_file_is_read_once_and_a_tampered_one_leaves_nothing_visible(playbook, s3_pair, seeded):
+    bucket, client, dest = seeded
+    put_multipart(client, bucket, "exp/models/large.pt", [os.urandom(10 * MIB), os.urandom(10 * MIB)])  # over 16 MiB
+    playbook(export_play(s3_pair["source"], bucket, dest, prefix="exp/"))
+    large = os.path.join(dest, "objects", "models", "large.pt")
+    with open(large, "r+b") as handle:  # one byte changed in place: the size still matches the manifest
+        handle.seek(15 * MIB)
+        byte = handle.read(1)
+        handle.seek(15 * MIB)
+        handle.write(bytes([byte[0] ^ 0xFF]))
+    target, target_bucket = s3_pair["target"].client(), bucket + "-once"
+    target.create_bucket(Bucket=target_bucket)
+    run = playbook(import_play(s3_pair["target"], dest, target_bucket), expect_rc=2)
+    msg = run.task("import")["result"]["msg"]
+    assert "models/large.pt was not imported, so nothing was" in msg and "content gives ETag" in msg, msg
+    assert contents(target, target_bucket) == {}
+    assert target.list_multipart_uploads(Bucket=target_bucket).get("Uploads", []) == []
+
+    with open(large, "r+b") as handle:  # put the byte back: the import goes through, the large file read once
+        handle.seek(15 * MIB)
+        handle.write(byte)
+    done = playbook(import_play(s3_pair["target"], dest, target_bucket)).task("import")["result"]
+    assert (done["read_once"], done["copied"], done["failed_count"]) == (1, 9, 0)
+    assert contents(target, target_bucket) == contents(client, bucket, "exp/")
+
+
 def test_corrupt_archive_is_refused(playbook, s3_pair, seeded, tmp_path):
     bad = tmp_path / "bundle.tar.gz"
     bad.write_bytes(b"\x1f\x8b\x08\x00 this is not a gzip stream")

@@ -23,16 +23,17 @@ import os
 import re
 
 from ansible_collections.mlops.migration.plugins.module_utils.atomic import read_text_if_exists, write_text_atomic
+from ansible_collections.mlops.migration.plugins.module_utils.checksums import md5_file
 from ansible_collections.mlops.migration.plugins.module_utils.files.manifest import (
     compare_manifests,
-    hash_tree,
     iter_tree_files,
     ManifestError,
     read_manifest,
     render_manifest,
 )
 from ansible_collections.mlops.migration.plugins.module_utils.concurrency import bounded_map, prefetch
-from ansible_collections.mlops.migration.plugins.module_utils.s3.connection import S3Error, s3_errors, S3NotFound
+from ansible_collections.mlops.migration.plugins.module_utils.s3.client import ApiError
+from ansible_collections.mlops.migration.plugins.module_utils.s3.connection import S3Error, s3_error, s3_errors, S3NotFound
 from ansible_collections.mlops.migration.plugins.module_utils.s3.objects import (
     known_md5,
     list_objects,
@@ -42,6 +43,7 @@ from ansible_collections.mlops.migration.plugins.module_utils.s3.objects import 
     put_verified,
     same_content,
     SourceCheck,
+    StaleUpload,
     TransferReport,
 )
 from ansible_collections.mlops.migration.plugins.module_utils.s3.sync import merge_listings
@@ -223,10 +225,20 @@ def bundle_paths(root, manifest=None):
     return os.path.join(root, OBJECTS), os.path.join(root, MANIFEST)
 
 
-def check_bundle(root, parallel=2, manifest=None):
-    """Verify every file of a bundle against its manifest; returns ``{rel: (md5, size)}``.
+class BundleFiles(dict):
+    """``{rel: (md5, size)}`` of a checked bundle; ``unread`` names the files ``check_bundle`` left to be checked as
+    they are uploaded."""
 
-    ``manifest`` names the md5sum manifest of a plain directory tree ``root`` instead.
+    unread = frozenset()
+
+
+def check_bundle(root, parallel=2, manifest=None, read_later=None):
+    """Verify every file of a bundle against its manifest; returns ``BundleFiles`` (``{rel: (md5, size)}``).
+
+    ``manifest`` names the md5sum manifest of a plain directory tree ``root`` instead. Files larger than
+    ``read_later`` bytes are only found here, not read: ``import_bundle`` checks their md5 as it uploads them,
+    and completes their uploads (nothing is visible at the target before) only once every one matched, so a file
+    of many GiB is read once.
     """
     objects_dir, manifest_path = bundle_paths(root, manifest)
     if not os.path.exists(manifest_path):
@@ -241,11 +253,25 @@ def check_bundle(root, parallel=2, manifest=None):
                           "nothing was uploaded")
     if not manifest:
         check_info(root, info_md5)
-    found = hash_tree(objects_dir, exclude=(), parallel=parallel) if os.path.isdir(objects_dir) else None
-    diff = compare_manifests(expected, found.entries if found else {})
+    unread = set()
+
+    def digest(item):
+        rel, path = item
+        if read_later is not None and rel in expected and os.path.getsize(path) > read_later:
+            unread.add(rel)
+            return expected[rel]
+        return md5_file(path)[0]
+
+    found = {}
+    if os.path.isdir(objects_dir):
+        for (rel, _path), md5 in bounded_map(digest, iter_tree_files(objects_dir), parallel):
+            found[rel] = md5
+    diff = compare_manifests(expected, found)
     if not diff.ok:
         raise S3Error(f"the bundle does not match its manifest, nothing was uploaded: {diff.summary()}")
-    return {rel: (md5, os.path.getsize(os.path.join(objects_dir, rel))) for rel, md5 in expected.items()}
+    files = BundleFiles((rel, (md5, os.path.getsize(os.path.join(objects_dir, rel)))) for rel, md5 in expected.items())
+    files.unread = frozenset(unread)
+    return files
 
 
 def check_info(root, listed_md5):
@@ -307,7 +333,10 @@ def import_bundle(root, target, overwrite="different", parallel=8, check_mode=Fa
                   part_size=8 * 1024 * 1024, threshold=16 * 1024 * 1024, files=None, manifest=None, progress=None):
     """Upload a verified bundle into ``target.bucket`` under ``target.prefix``.
 
-    ``files`` is what ``check_bundle`` returned, when the caller checked the bundle already.
+    ``files`` is what ``check_bundle`` returned, when the caller checked the bundle already. Its ``unread`` files
+    (too large to read twice) are uploaded first, their md5 checked on the way, and their uploads completed only
+    after the others went well: a file that does not match its manifest fails the import with nothing visible at
+    the target. A multipart upload a killed import left is carried on.
     """
     if files is None:
         files = check_bundle(root, parallel=min(parallel, 4), manifest=manifest)
@@ -319,36 +348,74 @@ def import_bundle(root, target, overwrite="different", parallel=8, check_mode=Fa
         progress.update(total=len(files) + len(markers))
     local = (ObjectInfo(rel, size, md5) for rel, (md5, size) in sorted(files.items()))
     remote = prefetch(list_objects(target.client, target.endpoint, target.bucket, target.prefix))
+    unread = getattr(files, "unread", frozenset())
+
+    def upload(rel, mine, key, complete=True):
+        path = os.path.join(objects_dir, rel)
+        for resume in (True, False):
+            try:
+                with open(path, "rb") as body:
+                    return put_verified(body, SourceCheck(mine), path, known_md5(mine.etag), target, key, part_size,
+                                        threshold, source_etag=source_etags.get(rel), resume=resume,
+                                        complete=complete)
+            except StaleUpload:
+                if not resume:
+                    raise
+        raise AssertionError("unreachable")
 
     def work(pair):
         rel, mine, theirs = pair
         key = target.prefix + rel
-        if mine is None:
-            return "extra", None
         if theirs is not None and (overwrite == "never" or (overwrite == "different" and same_content(
                 mine, theirs, lambda: target.client.head_object(Bucket=target.bucket, Key=key)))):
             return "present", None
         if check_mode:
             return "would-copy", None
-        path = os.path.join(objects_dir, rel)
         try:
-            with open(path, "rb") as body:
-                done = put_verified(body, SourceCheck(mine), path, known_md5(mine.etag), target, key,
-                                    part_size, threshold, source_etag=source_etags.get(rel))
-            return "copied", done.method
+            return "copied", upload(rel, mine, key, complete=rel not in unread)
         except (S3Error, OSError) as exc:
             return "failed", str(exc)
 
-    for (rel, mine, _theirs), (outcome, value) in bounded_map(work, merge_listings(local, remote, "", target.prefix),
-                                                              parallel):
-        if mine is None:
-            continue
-        report.found += 1
-        if outcome == "failed":
-            report.fail(target.prefix + rel, value)
-        else:
-            report.record(outcome, rel, mine.size, value)
+    pairs = [pair for pair in merge_listings(local, remote, "", target.prefix) if pair[1] is not None]
+    later = [pair for pair in pairs if pair[0] in unread]
+    pending = []
+    try:
+        # the files read only now first: a tampered one fails the import before any object is visible
+        for (rel, mine, _theirs), (outcome, value) in bounded_map(work, later, parallel):
+            if outcome == "failed":
+                raise S3Error(f"the bundle's {rel} was not imported, so nothing was (no object is visible at the "
+                              f"target): {value}")
+            pending.append((rel, mine, outcome, value))
+        for (rel, mine, _theirs), (outcome, value) in bounded_map(
+                work, (pair for pair in pairs if pair[0] not in unread), parallel):
+            count(report, target, rel, mine, outcome, value)
+        for rel, mine, outcome, value in pending:
+            if outcome == "copied":
+                try:
+                    value = value.complete() if hasattr(value, "complete") else value
+                except ApiError as exc:
+                    outcome, value = "failed", str(s3_error(exc, target.endpoint, target.bucket, target.prefix + rel))
+                except S3Error as exc:
+                    outcome, value = "failed", str(exc)
+            count(report, target, rel, mine, outcome, value)
+        pending = []
+    finally:
+        for _rel, _mine, outcome, value in pending:
+            if outcome == "copied" and hasattr(value, "abort"):
+                value.abort()
     ensure_markers(target, markers, report, check_mode)
     result = report.as_dict()
     result["changed"] = report.copied > 0
+    result["read_once"] = len(unread)
     return result
+
+
+def count(report, target, rel, mine, outcome, value):
+    """One bundle file's outcome in the report."""
+    report.found += 1
+    if outcome == "failed":
+        report.fail(target.prefix + rel, value)
+    elif outcome == "copied":
+        report.record(outcome, rel, mine.size, value.method, value.resumed_bytes)
+    else:
+        report.record(outcome, rel, mine.size)

@@ -316,7 +316,7 @@ def copy_object(src, dst, info, target_key, part_size=8 * MIB, threshold=16 * MI
 
 
 def put_verified(body, check, source_label, md5, dst, target_key, part_size=8 * MIB, threshold=16 * MIB,
-                 source_etag=None, resume=False):
+                 source_etag=None, resume=False, complete=True):
     """Upload what ``body`` yields to ``dst``, verified at both ends; ``check`` vouches for the source.
 
     Nothing is left at the target unless every check passed: a single PUT is refused by the
@@ -325,7 +325,8 @@ def put_verified(body, check, source_label, md5, dst, target_key, part_size=8 * 
     whole-object md5 when known up front; it is stored as metadata, with ``source_etag`` (the
     ETag of the object the bytes first came from; by default the one ``check`` holds). A
     single-part copy whose ETag will equal the source's needs neither and gets no metadata. With ``resume``, a
-    multipart upload of the key already in progress (a killed run's) is carried on: see ``_copy_multipart``.
+    multipart upload of the key already in progress (a killed run's) is carried on: see ``_copy_multipart``;
+    with ``complete=False`` a multipart upload is returned checked and not completed (a :class:`PendingUpload`).
     """
     dst_client, dst_bucket = dst.client, dst.bucket
     metadata = {SOURCE_ETAG_METADATA: source_etag or check.info.etag}
@@ -348,7 +349,7 @@ def put_verified(body, check, source_label, md5, dst, target_key, part_size=8 * 
                 raise S3Error(f"{dst.url(target_key)}: stored ETag "
                               f"{normalize_etag(reply.get('ETag'))} is not the md5 {check.md5}")
             return CopyResult(check.info.size, "md5")
-        return _copy_multipart(body, check, metadata, dst, target_key, part_size, resume)
+        return _copy_multipart(body, check, metadata, dst, target_key, part_size, resume, complete)
     except ApiError as exc:
         raise s3_error(exc, dst.endpoint, dst_bucket, target_key) from exc
 
@@ -394,13 +395,59 @@ def upload_in_progress(dst, target_key):
     return newest, parts, [upload["UploadId"] for upload in uploads[:-1]]
 
 
-def _copy_multipart(body, check, metadata, dst, target_key, part_size, resume=False):
+@dataclass
+class PendingUpload:
+    """A multipart upload whose parts are all sent and checked, not yet completed (nothing visible at the target):
+    ``complete()`` makes the object, ``abort()`` drops it."""
+
+    dst: object
+    target_key: str
+    upload_id: str
+    parts: list
+    digests: list
+    metadata: dict
+    carried_on: bool  # the upload a killed run had begun
+    stale: list  # older uploads of the key, aborted once this one completes
+    length: int
+    resumed: int
+
+    def complete(self):
+        client, bucket, key = self.dst.client, self.dst.bucket, self.target_key
+        try:
+            reply = client.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=self.upload_id,
+                                                     MultipartUpload={"Parts": self.parts})
+        except BaseException:
+            self.abort()
+            raise
+        expected = multipart_etag(self.digests)
+        if normalize_etag(reply.get("ETag")) != expected:
+            client.delete_object(Bucket=bucket, Key=key)
+            raise S3Error(f"{self.dst.url(key)}: stored ETag "
+                          f"{normalize_etag(reply.get('ETag'))} is not the multipart ETag {expected}; removed")
+        stored = (client.head_object(Bucket=bucket, Key=key).get("Metadata") or {}) if self.carried_on else {}
+        if self.carried_on and {name: stored.get(name) for name in self.metadata} != self.metadata:
+            client.delete_object(Bucket=bucket, Key=key)
+            raise StaleUpload(f"{self.dst.url(key)}: the upload resumed was begun for another version of the "
+                              "source; removed")
+        for older in self.stale:  # uploads of the key older still: their parts are of no use now
+            try:
+                client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=older)
+            except ApiError:
+                pass
+        return CopyResult(self.length, "multipart-etag", self.resumed)
+
+    def abort(self):
+        self.dst.client.abort_multipart_upload(Bucket=self.dst.bucket, Key=self.target_key, UploadId=self.upload_id)
+
+
+def _copy_multipart(body, check, metadata, dst, target_key, part_size, resume=False, complete=True):
     """Upload in parts; while one part uploads the next is read, so at most two parts are in memory.
 
     With ``resume``, the newest upload of the key already in progress is carried on: each part it holds is kept
     when its size and md5 are those of the bytes read for that part now (they are read, and checked against the
     source, all the same), and only the others are sent. The object it makes must carry this copy's metadata
-    (the upload's cannot be read before): otherwise it is removed and :class:`StaleUpload` raised.
+    (the upload's cannot be read before): otherwise it is removed and :class:`StaleUpload` raised. With
+    ``complete=False`` the checked upload is returned as a :class:`PendingUpload`, to be completed later.
     """
     dst_client, dst_bucket = dst.client, dst.bucket
     plan = reusable_parts(check.sizes)
@@ -449,27 +496,12 @@ def _copy_multipart(body, check, metadata, dst, target_key, part_size, resume=Fa
         reason = check.mismatch()
         if reason:
             raise S3Error(f"source of s3://{dst_bucket}/{target_key}: {reason}")
-        reply = dst_client.complete_multipart_upload(Bucket=dst_bucket, Key=target_key, UploadId=upload_id,
-                                                     MultipartUpload={"Parts": parts})
     except BaseException:
         dst_client.abort_multipart_upload(Bucket=dst_bucket, Key=target_key, UploadId=upload_id)
         raise
-    expected = multipart_etag(digests)
-    if normalize_etag(reply.get("ETag")) != expected:
-        dst_client.delete_object(Bucket=dst_bucket, Key=target_key)
-        raise S3Error(f"{dst.url(target_key)}: stored ETag "
-                      f"{normalize_etag(reply.get('ETag'))} is not the multipart ETag {expected}; removed")
-    stored = (dst_client.head_object(Bucket=dst_bucket, Key=target_key).get("Metadata") or {}) if carried_on else {}
-    if carried_on and {name: stored.get(name) for name in metadata} != metadata:
-        dst_client.delete_object(Bucket=dst_bucket, Key=target_key)
-        raise StaleUpload(f"{dst.url(target_key)}: the upload resumed was begun for another version of the source; "
-                          "removed")
-    for older in stale:  # uploads of the key older still: their parts are of no use now
-        try:
-            dst_client.abort_multipart_upload(Bucket=dst_bucket, Key=target_key, UploadId=older)
-        except ApiError:
-            pass
-    return CopyResult(check.length, "multipart-etag", resumed)
+    upload = PendingUpload(dst, target_key, upload_id, parts, digests, metadata, carried_on, stale, check.length,
+                           resumed)
+    return upload.complete() if complete else upload
 
 
 def same_content(source, target, head_target):
