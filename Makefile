@@ -52,6 +52,7 @@ bench: deps
 	$(PY) benchmarks/md5_manifest.py
 	$(PY) benchmarks/file_sync.py
 	$(PY) benchmarks/s3_sync.py
+	$(PY) benchmarks/s3_scale.py
 	$(PY) benchmarks/mongo_pipeline.py
 	$(PY) benchmarks/tracker_copy.py
 	$(PY) benchmarks/wandb_copy.py
