@@ -82,7 +82,7 @@ EXAMPLES = r"""
     path: /var/lib/mlops-migration/s3-ranges.json
     state: recorded
     hosts: "{{ groups['transfer'] }}"
-    listings: "{{ dict(ansible_play_hosts | zip(ansible_play_hosts | map('extract', hostvars, 's3_copy'))) }}"
+    listings: "{{ dict(ansible_play_batch | zip(ansible_play_batch | map('extract', hostvars, 's3_copy'))) }}"
   delegate_to: "{{ groups['transfer'][0] }}"
   run_once: true
 """

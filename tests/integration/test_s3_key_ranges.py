@@ -86,6 +86,34 @@ def test_two_hosts_list_one_key_range_each_and_copy_every_object_once(playbook, 
     assert sum(sizes) == len(keys) and max(sizes) - min(sizes) <= len(keys) // 10, sizes
 
 
+@pytest.mark.parametrize("how", ["serial", "slices"])
+def test_serial_batches_and_job_slices_split_alike(playbook, s3_pair, tmp_path, how):
+    """``serial: 1`` runs the hosts one batch at a time; an AWX sliced job runs each slice as its own job (here: the
+    play twice, limited to one host each time) with the whole group as the shard hosts. Each host takes its own
+    range of the one recorded cut: every object copied once."""
+    bucket = f"s-{uuid.uuid4().hex[:10]}"
+    client = s3_pair["source"].client()
+    keys = seed(client, bucket, prefixes=40, per_prefix=5)
+    s3_pair["target"].client().create_bucket(Bucket=bucket + "-s")
+    role_vars = {"s3_migrate_mode": "direct", "s3_migrate_source": endpoint(s3_pair["source"], bucket),
+                 "s3_migrate_target": endpoint(s3_pair["target"], bucket + "-s"),
+                 "s3_migrate_ranges_file": str(tmp_path / "ranges.json"),
+                 "s3_migrate_shard_hosts": ["source-host", "target-host"]}
+    plays = role_play("s3_migrate", role_vars, hosts="source:target")
+    if how == "serial":
+        plays[0]["serial"] = 1
+        runs = [playbook(plays)]
+    else:
+        runs = [playbook(plays, args=["--limit", host]) for host in ("source-host", "target-host")]
+    copied = [run.task(SYNC_TASK, host)["result"]["copied"] for run in runs for host in ("source-host", "target-host")
+              if any(r["host"] == host and r["task"].endswith(SYNC_TASK) for r in run.results)]
+    assert len(copied) == 2 and sum(copied) == len(keys) and all(copied), copied
+    bases = [r["result"].get("basis") for run in runs for r in run.results if r["task"].endswith("Cut the keys into one range per host")
+             and not r["result"].get("skipped")]
+    assert bases == ["sampled", "recorded"], bases  # the second batch or slice read the first one's cut
+    assert contents(s3_pair["target"].client(), bucket + "-s") == contents(client, bucket)
+
+
 def test_worker_processes_share_one_run_and_add_up(playbook, s3_pair, many, tmp_path):
     bucket, client, keys = many
     progress = tmp_path / "progress.json"
