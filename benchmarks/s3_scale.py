@@ -121,7 +121,7 @@ def bench_large(pair, work, large_mib, huge_mib):
         source.create_bucket(Bucket=bucket)
         path = os.path.join(work, name)
         with open(path, "wb") as handle:
-            for _ in range(max(1, mib // 64)):
+            for _chunk in range(max(1, mib // 64)):
                 handle.write(os.urandom(min(mib, 64) * MIB))
         source.upload_file(path, bucket, f"models/{name}", Config=config)
         os.unlink(path)
@@ -129,8 +129,8 @@ def bench_large(pair, work, large_mib, huge_mib):
     parts = large_mib // 8
     print(f"\n--- large objects: {large_mib} MiB ({parts} parts of 8 MiB) killed half-way and resumed", flush=True)
     cfg = sync_cfg(pair, "large", "large-t", parallel=1)
-    killed = subprocess.Popen([sys.executable, "-c", SYNC_RUN, COLLECTIONS, json.dumps(cfg)],  # pylint: disable=consider-using-with
-                              stdout=subprocess.DEVNULL)
+    killed = subprocess.Popen(  # pylint: disable=consider-using-with
+        [sys.executable, "-c", SYNC_RUN, COLLECTIONS, json.dumps(cfg)], stdout=subprocess.DEVNULL)
     held, started = 0, time.monotonic()
     while killed.poll() is None and held < parts // 2:
         uploads = [u for u in target.list_multipart_uploads(Bucket="large-t").get("Uploads", [])
@@ -157,8 +157,7 @@ def bench_large(pair, work, large_mib, huge_mib):
     tcreds = {k: dst.describe()[k] for k in ("endpoint_url", "access_key", "secret_key")}
     dst.client().create_bucket(Bucket="huge-t")
     plays = [{"name": "export", "hosts": "localhost", "connection": "local", "gather_facts": False, "tasks": [
-        {"name": "export", "mlops.migration.s3_export": {"source": dict(creds, bucket="huge"),
-                                                          "dest": bundle}}]}]
+        {"name": "export", "mlops.migration.s3_export": {"source": dict(creds, bucket="huge"), "dest": bundle}}]}]
     started = time.monotonic()
     run_playbook(plays, os.path.join(work, "inventory.ini"), work)
     exported = time.monotonic() - started
