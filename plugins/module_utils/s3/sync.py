@@ -92,10 +92,20 @@ def sync(source, target, parallel=8, shard_index=0, shard_count=1, delete_extra=
             sample.add(info.key[len(source.prefix):])
             yield info
 
-    pairs = (pair for pair in merge_listings(
-        sampled(listing(source, keys, missing, parallel, key_after, key_upto)),
-        prefetch(listing(target, keys, None, parallel, key_after, key_upto)),
-        source.prefix, target.prefix) if in_shard(pair[0], shard_index, shard_count))
+    def pairs():
+        """The pairs that need a request or a copy; a target object the listing shows to be the source's (same size
+        and ETag) is counted here, without a trip through the copy threads: a no-change pass is the listings."""
+        for pair in merge_listings(sampled(listing(source, keys, missing, parallel, key_after, key_upto)),
+                                   prefetch(listing(target, keys, None, parallel, key_after, key_upto)),
+                                   source.prefix, target.prefix):
+            rel, src, dst = pair
+            if not in_shard(rel, shard_index, shard_count):
+                continue
+            if src is not None and dst is not None and src.size == dst.size and src.etag == dst.etag:
+                report.found += 1
+                report.record("present", rel, src.size)
+                continue
+            yield pair
 
     def work(pair):
         rel, src, dst = pair
@@ -114,7 +124,7 @@ def sync(source, target, parallel=8, shard_index=0, shard_count=1, delete_extra=
             return "failed", explain(exc, target.endpoint, target.bucket, target_key)
 
     extras = []
-    for (rel, src, _dst), (outcome, value) in bounded_map(work, pairs, parallel):
+    for (rel, src, _dst), (outcome, value) in bounded_map(work, pairs(), parallel):
         if src is not None:
             report.found += 1
         if outcome in ("present", "would-copy"):
