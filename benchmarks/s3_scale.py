@@ -37,28 +37,13 @@ sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.join(REPO, ".build", "collections"))
 
 from benchmarks.measure import run_measured, settle  # noqa: E402  pylint: disable=wrong-import-position
-from benchmarks.s3_sync import rclone_env, s5cmd_env  # noqa: E402  pylint: disable=wrong-import-position
+from benchmarks.s3_sync import rclone_env, s5cmd_env, UTILS_RUN as SYNC_RUN  # noqa: E402  pylint: disable=wrong-import-position
 from tests.integration.ansible_run import run_playbook  # noqa: E402  pylint: disable=wrong-import-position
 from tests.stack import builds  # noqa: E402  pylint: disable=wrong-import-position
 from tests.stack.stack import Stack  # noqa: E402  pylint: disable=wrong-import-position
 
 MIB = 1024 * 1024
 COLLECTIONS = os.path.join(REPO, ".build", "collections")
-SYNC_RUN = """
-import json, os, sys, time
-sys.path.insert(0, sys.argv[1])
-from ansible_collections.mlops.migration.plugins.module_utils.s3.connection import Endpoint, Location
-from ansible_collections.mlops.migration.plugins.module_utils.s3.sync import sync
-cfg = json.loads(sys.argv[2])
-ends = []
-for side in ("source", "target"):
-    e = Endpoint(cfg[side]["endpoint_url"], cfg[side]["access_key"], cfg[side]["secret_key"])
-    ends.append(Location(e.client(max_pool=cfg.get("parallel", 8) + 2), e, cfg[side]["bucket"]))
-started = time.monotonic()
-result = sync(ends[0], ends[1], parallel=cfg.get("parallel", 8), processes=cfg.get("processes", 1))
-result["sync_seconds"] = time.monotonic() - started
-print(json.dumps(result))
-"""
 
 
 def sync_cfg(pair, source_bucket, target_bucket, **extra):

@@ -45,16 +45,20 @@ from tests.stack.stack import Stack  # noqa: E402  pylint: disable=wrong-import-
 
 MIB = 1024 * 1024
 UTILS_RUN = """
-import json, sys
+import json, sys, time
 sys.path.insert(0, sys.argv[1])
 from ansible_collections.mlops.migration.plugins.module_utils.s3.connection import Endpoint, Location
 from ansible_collections.mlops.migration.plugins.module_utils.s3.sync import sync
 cfg = json.loads(sys.argv[2])
+parallel = cfg.get("parallel", 8)
 ends = []
 for side in ("source", "target"):
     e = Endpoint(cfg[side]["endpoint_url"], cfg[side]["access_key"], cfg[side]["secret_key"])
-    ends.append(Location(e.client(max_pool=10), e, cfg[side]["bucket"]))
-print(json.dumps(sync(ends[0], ends[1], parallel=8, keys=cfg.get("keys"), processes=cfg.get("processes", 1))))
+    ends.append(Location(e.client(max_pool=parallel + 2), e, cfg[side]["bucket"]))
+started = time.monotonic()
+result = sync(ends[0], ends[1], parallel=parallel, keys=cfg.get("keys"), processes=cfg.get("processes", 1))
+result["sync_seconds"] = time.monotonic() - started
+print(json.dumps(result))
 """
 
 
