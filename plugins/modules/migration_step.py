@@ -19,6 +19,11 @@ description:
     V(running) when a run died is not done, so it runs again.
   - Every change of a step's state is logged as one line (with its counts when done, its error when
     failed) to C(migration.log) in O(state_dir) and to stderr.
+  - V(running) takes the step's lease in the state file (owner, host, pid, heartbeat); a second runner of the same
+    step is refused with a message naming the holder while the holder lives, and takes the lease over once it is
+    dead - at once when the holder ran on the state file's host and its process is gone, after O(lease_timeout)
+    seconds without a heartbeat when it ran elsewhere. V(done) and V(failed) give the lease up; they are refused
+    while another live runner holds it.
 author:
   - mlops.migration developers (@mlops-migration)
 options:
@@ -63,6 +68,30 @@ options:
       - The playbook run this record belongs to (its start time, as the main job sets it); a finished step is also
         kept in the run's history, which the report shows beside later runs.
     type: str
+  owner:
+    description:
+      - Who runs the step, for its lease. The action plugin fills it in from the controller (its host name, the
+        C(ansible-playbook) process's pid and start time, O(run) as the id) when it is not given.
+    type: dict
+    suboptions:
+      id:
+        description: The runner's name in messages (a run id).
+        type: str
+      host:
+        description: Host name of the runner's process.
+        type: str
+      pid:
+        description: The runner's process id.
+        type: int
+      pid_started:
+        description: The process's start time (C(/proc/<pid>/stat)), so a reused pid is not taken for the runner.
+        type: str
+  lease_timeout:
+    description:
+      - Seconds without a heartbeat after which the lease of a runner on another host counts as dead. Each record
+        of the step renews the heartbeat, and the play's progress follower renews it while a long module runs.
+    type: float
+    default: 900
   force:
     description: Report RV(skip) as false even for a done step, to run everything again (the two-stage case).
     type: bool
@@ -105,6 +134,12 @@ skip:
   description: Whether a migration should skip the step (done, and O(force) false).
   returned: always
   type: bool
+lease:
+  description:
+    - The step's lease after the task (C(owner), C(host), C(pid), C(acquired), C(heartbeat)), null when nobody holds
+      it; with C(taken_over), the dead runner's lease this one took.
+  returned: always
+  type: dict
 table:
   description: The step's counts per object kind as a compact table (from O(results)).
   returned: always
@@ -117,6 +152,14 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.mlops.migration.plugins.module_utils.common import MigrationError
+from ansible_collections.mlops.migration.plugins.module_utils.state.leases import (
+    alive,
+    describe,
+    LeaseHeld,
+    Leases,
+    process_identity,
+    same_holder,
+)
 from ansible_collections.mlops.migration.plugins.module_utils.state.steps import StepLog
 from ansible_collections.mlops.migration.plugins.module_utils.state.store import STATE_FILE
 from ansible_collections.mlops.migration.plugins.module_utils.state.progress import log_event
@@ -156,6 +199,9 @@ def main():
             results=dict(type="list", elements="dict"),
             host_results=dict(type="dict"),
             run=dict(type="str"),
+            owner=dict(type="dict", options=dict(id=dict(type="str"), host=dict(type="str"), pid=dict(type="int"),
+                                                 pid_started=dict(type="str"))),
+            lease_timeout=dict(type="float", default=900.0),
         ),
         mutually_exclusive=[("results", "host_results")],
         supports_check_mode=True,
@@ -175,6 +221,9 @@ def main():
             missing = missing_references(results)
             if missing:
                 summary["missing"] = missing
+        lease, taken_over = None, None
+        if not readonly:
+            lease, taken_over = step_lease(path, params)
         steps = StepLog(path, readonly=readonly)
         try:
             changed = False
@@ -185,15 +234,69 @@ def main():
             step = steps.get(params["name"])
         finally:
             steps.close()
+        if not readonly and params["state"] != "running":
+            lease = release_lease(path, params)
+        elif readonly and os.path.exists(path):
+            leases = Leases(path)
+            try:
+                lease = leases.holder(params["name"])
+            finally:
+                leases.close()
+    except LeaseHeld as exc:
+        module.fail_json(msg=str(exc), lease_holder=exc.holder)
     except (MigrationError, ReportError) as exc:
         module.fail_json(msg=str(exc))
+    if taken_over:
+        changed = True
+        lease = dict(lease, taken_over=taken_over)
+        module.warn(f"step {params['name']}: took the lease over from {describe(taken_over)}, which is no longer running")
     if module.check_mode and params["state"] != "query":  # what the record would be
         step = dict(step or {"started": None, "finished": None}, state=params["state"],
                     summary=summary if summary is not None else (step or {}).get("summary", {}),
                     progress=params["progress"] if params["progress"] is not None else (step or {}).get("progress", {}))
     done = bool(step and step["state"] == "done")
     table = render_table([params["name"]], {params["name"]: step}) if step else []
-    module.exit_json(changed=changed, step=step, done=done, skip=done and not params["force"], table=table)
+    module.exit_json(changed=changed, step=step, done=done, skip=done and not params["force"], table=table, lease=lease)
+
+
+def runner(params):
+    """The runner's identity for the lease (process_identity's shape), from O(owner)."""
+    owner = params["owner"] or {}
+    if owner.get("pid") is None:  # the module called without the action plugin: its own process stands in
+        return process_identity(owner=params["run"])
+    return {"owner": owner.get("id") or params["run"] or f"pid {owner['pid']}", "host": owner.get("host") or "",
+            "pid": owner["pid"], "pid_started": owner.get("pid_started")}
+
+
+def step_lease(path, params):
+    """Take the step's lease (running) or check it is still this runner's (done, failed): (lease, taken over)."""
+    me = runner(params)
+    leases = Leases(path)
+    try:
+        what = f"step {params['name']}"
+        if params["state"] == "running":
+            taken_over = leases.acquire(params["name"], me, params["lease_timeout"], what)
+            return leases.holder(params["name"]), taken_over
+        holder = leases.holder(params["name"])
+        if holder and not same_holder(holder, me) and alive(holder, params["lease_timeout"]):
+            raise LeaseHeld(f"{what} cannot be recorded {params['state']}: its lease is held by {describe(holder)}, "
+                                 "which runs it now; this run's record of it is refused", holder)
+        return holder, None
+    finally:
+        leases.close()
+
+
+def release_lease(path, params):
+    """Give the step's lease up; a dead runner's lease left on it goes too. Returns None (nobody holds it)."""
+    me = runner(params)
+    leases = Leases(path)
+    try:
+        other = leases.release(params["name"], me)
+        if other and not alive(other, params["lease_timeout"]):
+            leases.acquire(params["name"], me, params["lease_timeout"])
+            leases.release(params["name"], me)
+    finally:
+        leases.close()
 
 
 if __name__ == "__main__":

@@ -247,6 +247,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.mlops.migration.plugins.module_utils.common import protect_uri_secrets, run_module
 from ansible_collections.mlops.migration.plugins.module_utils.state import progress as progress_file
+from ansible_collections.mlops.migration.plugins.module_utils.state.leases import describe, HeldLease
 from ansible_collections.mlops.migration.plugins.module_utils.state.ledger import Ledger
 from ansible_collections.mlops.migration.plugins.module_utils.state.store import STATE_FILE
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.copy import Copier, INCLUDE, RESOURCES, RunFilter, Selection
@@ -314,7 +315,14 @@ def copy(module, params):
                     params["name_prefix"], params["include_deleted"],
                     progress_file.start(module, f"tracker_copy {source.uri} -> {target.uri}", unit="runs"), selection)
     try:
-        result = copier.copy(params["experiments"])
+        if module.check_mode:
+            result = copier.copy(params["experiments"])
+        else:  # one copier per ledger and pair at a time: a second would redo, and delete, the first's runs in progress
+            with HeldLease(path, f"tracker_copy {source.uri} -> {target.uri}",
+                           what=f"the copy {source.uri} -> {target.uri} with the ledger {path}") as lease:
+                result = copier.copy(params["experiments"])
+            if lease.taken_over:
+                module.warn(f"took the ledger's lease over from {describe(lease.taken_over)}, which is no longer running")
     finally:
         ledger.close()
         source.close()

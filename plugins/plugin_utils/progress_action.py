@@ -19,17 +19,24 @@ Each look at the job also touches a heartbeat file beside the progress file; the
 heartbeat is older than ``migration_progress_heartbeat`` seconds (default 60, at least 10; module_utils/state/progress.py),
 so a play that is killed or cancelled (Ctrl-C, an AWX cancel) leaves no job running on, as a module run over an
 ssh session stops with the session.
+
+While it follows a job, it also renews the heartbeat of the running step's lease (``migration_step_lease``:
+module_utils/state/leases.py) every ``LEASE_EVERY`` seconds, when the state file is on the controller, so a step
+that runs for hours is not taken for dead by a second runner on another controller.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import time
 
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
+from ansible_collections.mlops.migration.plugins.module_utils.common import MigrationError
+from ansible_collections.mlops.migration.plugins.module_utils.state.leases import Leases
 from ansible_collections.mlops.migration.plugins.module_utils.state.report import size_text
 
 display = Display()
@@ -41,6 +48,7 @@ DEFAULT_HEARTBEAT = 60.0
 MIN_HEARTBEAT = 10.0
 JOB_LIMIT = 30 * 24 * 3600  # seconds an async job may run: a migration may take days
 STATUS_EVERY = 2.0  # seconds between two looks at the job
+LEASE_EVERY = 60.0  # seconds between two renewals of the step's lease (its timeout is 900 by default)
 JOB_KEYS = ("ansible_job_id", "finished", "started", "results_file", "stdout_lines", "stderr_lines")
 
 
@@ -119,6 +127,11 @@ class ProgressAction(ActionBase):
         async_dir = self._async_dir()
         host = self._task.delegate_to or task_vars.get("inventory_hostname")
         shown, last = time.monotonic(), None  # the first line after one interval
+        try:
+            lease = self._templar.template(task_vars.get("migration_step_lease") or {})
+        except Exception:  # pylint: disable=broad-except  # a role used outside the main job: no step, no lease
+            lease = {}
+        renewed = time.monotonic()
         pause = 0.25  # short jobs are seen ending soon; then a look every STATUS_EVERY seconds
         while True:
             due = time.monotonic() - shown >= interval
@@ -127,6 +140,9 @@ class ProgressAction(ActionBase):
                                           module_args={"jid": jid, "_async_dir": async_dir})
             if status.get("finished") or status.get("failed") and not status.get("started"):
                 break
+            if lease and time.monotonic() - renewed >= LEASE_EVERY:
+                renewed = time.monotonic()
+                renew_lease(lease)
             if due:
                 shown = time.monotonic()
                 record = _record(text)
@@ -143,6 +159,19 @@ class ProgressAction(ActionBase):
         if result.get("failed") and status.get("stderr"):
             result["module_stderr"] = status["stderr"]  # as a module run without async reports it
         return result
+
+
+def renew_lease(lease):
+    """Renew a step's lease in the controller's state file; a lease lost or a busy file only warns."""
+    try:
+        leases = Leases(os.path.expanduser(lease["file"]))
+        try:
+            if not leases.beat(lease["name"], lease["owner"]):
+                display.warning(f"step {lease['name']}: this run no longer holds its lease")
+        finally:
+            leases.close()
+    except (MigrationError, KeyError, TypeError) as exc:
+        display.warning(f"step lease not renewed: {exc}")
 
 
 def _record(text):

@@ -98,3 +98,37 @@ def test_state_changes_are_logged_in_the_state_dir(playbook, ssh_stack):
         lines = [line.split(" ", 2)[2].rstrip("\n") for line in handle]
     assert lines == ["step s3: running", "step s3: failed; bucket x does not exist",
                      "step s3: done; s3 objects: found 2, copied 2, present 0, verified 2, failed 0"]
+
+
+def live_owner(run_id="run held-by-test"):
+    """This test's own process as the runner of a step (alive while the test runs)."""
+    from ansible_collections.mlops.migration.plugins.module_utils.state.leases import process_identity
+    me = process_identity()
+    return {"id": run_id, "host": me["host"], "pid": me["pid"], "pid_started": me["pid_started"]}
+
+
+def test_a_second_runner_is_refused_while_the_first_lives_and_takes_over_when_it_died(playbook, ssh_stack):
+    state_dir = os.path.join(ssh_stack["ssh"]["source"].root, "steps-leases")
+    held = playbook(step_play(state_dir, state="running", owner=live_owner())).task("step")["result"]
+    assert held["lease"]["owner"] == "run held-by-test" and held["lease"]["pid"] == os.getpid()
+
+    refused = playbook(step_play(state_dir, state="running", run="second"), expect_rc=2).task("step")["result"]
+    assert "step s3 is being run by run held-by-test" in refused["msg"] and f"pid {os.getpid()}" in refused["msg"]
+    assert refused["lease_holder"]["owner"] == "run held-by-test"
+    not_done = playbook(step_play(state_dir, state="done", run="second"), expect_rc=2).task("step")["result"]
+    assert "cannot be recorded done: its lease is held by run held-by-test" in not_done["msg"]
+    assert playbook(step_play(state_dir)).task("step")["result"]["step"]["state"] == "running"  # nothing written
+    checked = playbook(step_play(state_dir, state="running", run="second"), check=True).task("step")["result"]
+    assert checked["lease"]["owner"] == "run held-by-test"  # check mode writes nothing and takes nothing
+
+    # the holder dies (a process that has ended stands in for it): the next run takes the lease over at once
+    dead = dict(live_owner("run that died"), pid=os.getpid(), pid_started="1")  # this pid, another start time
+    playbook(step_play(state_dir, state="done", owner=live_owner()))  # the first holder finishes and lets go
+    assert playbook(step_play(state_dir)).task("step")["result"]["lease"] is None
+    playbook(step_play(state_dir, state="running", owner=dead))
+    taken = playbook(step_play(state_dir, state="running", run="third"))
+    result = taken.task("step")["result"]
+    assert result["lease"]["taken_over"]["owner"] == "run that died" and result["lease"]["owner"] == "run third"
+    assert any("took the lease over from run that died" in w for w in result["warnings"]) and result["changed"]
+    done = playbook(step_play(state_dir, state="done", run="fourth")).task("step")["result"]  # its holder is gone too
+    assert done["lease"] is None and done["step"]["state"] == "done"

@@ -157,19 +157,32 @@ def test_killed_copy_resumes_without_duplicates(playbook, mlflow_pair, tmp_path)
     state = str(tmp_path / "state")
     script = tmp_path / "first_run.py"
     script.write_text(textwrap.dedent(f"""
-        import sys
+        import os, sys, time
         sys.path.insert(0, {os.path.join(os.getcwd(), ".build", "collections")!r})
         from ansible_collections.mlops.migration.plugins.module_utils.state.ledger import Ledger
         from ansible_collections.mlops.migration.plugins.module_utils.trackers.copy import Copier
         from ansible_collections.mlops.migration.plugins.module_utils.trackers.mlflow import MlflowSource, MlflowTarget
         source = MlflowSource({mlflow_pair["source"].tracking_uri!r})
         target = MlflowTarget({mlflow_pair["target"].tracking_uri!r})
-        ledger = Ledger({os.path.join(state, "migration-state.sqlite")!r}, source.uri, target.uri)
-        Copier(source, target, ledger, parallel=1).copy([{name!r}])
+        from ansible_collections.mlops.migration.plugins.module_utils.state.leases import HeldLease
+        path = {os.path.join(state, "migration-state.sqlite")!r}
+        ledger = Ledger(path, source.uri, target.uri)
+        with HeldLease(path, f"tracker_copy {{source.uri}} -> {{target.uri}}"):  # as tracker_copy holds it
+            open({str(tmp_path / "held")!r}, "w").close()
+            while not os.path.exists({str(tmp_path / "go")!r}):
+                time.sleep(0.05)
+            Copier(source, target, ledger, parallel=1).copy([{name!r}])
     """))
     proc = subprocess.Popen([sys.executable, str(script)])  # pylint: disable=consider-using-with
     target = MlflowClient(mlflow_pair["target"].tracking_uri)
     deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (tmp_path / "held").exists():
+        time.sleep(0.1)
+    # a second copy on the same ledger while the first runs is refused, naming the first (the ledger's lease)
+    second = playbook(play(mlflow_pair, state, experiments=[name]), expect_rc=2).task(TASK)["result"]
+    assert f"is being run by pid {proc.pid} (pid {proc.pid} on host" in second["msg"], second["msg"]
+    assert second["lease_holder"]["pid"] == proc.pid
+    (tmp_path / "go").touch()
     while time.monotonic() < deadline and len(copies(target, name)) < 3:
         time.sleep(0.1)
     proc.send_signal(signal.SIGKILL)
@@ -178,6 +191,7 @@ def test_killed_copy_resumes_without_duplicates(playbook, mlflow_pair, tmp_path)
     assert 3 <= before < 8, f"the kill came too late or too early: {before} runs"
 
     resumed = playbook(play(mlflow_pair, state, experiments=[name])).task(TASK)["result"]
+    assert any(f"took the ledger's lease over from pid {proc.pid}" in w for w in resumed["warnings"])  # it died
     assert resumed["runs"]["copied"] + resumed["runs"]["skipped"] == 8
     assert resumed["runs"]["copied"] >= 8 - before  # the half-written run is redone too
     final = copies(target, name)  # raises on a duplicate

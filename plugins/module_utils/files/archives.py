@@ -13,6 +13,7 @@ import tempfile
 import zipfile
 import zlib
 
+from ansible_collections.mlops.migration.plugins.module_utils.atomic import durable_replace
 from ansible_collections.mlops.migration.plugins.module_utils.checksums import md5_file
 from ansible_collections.mlops.migration.plugins.module_utils.common import MigrationError
 from ansible_collections.mlops.migration.plugins.module_utils.paths import UnsafePath, confined
@@ -37,7 +38,7 @@ def pack(dest, archive):
         else:
             with tarfile.open(tmp, "w:gz") as out:
                 out.add(dest, arcname=".")
-        os.replace(tmp, path)
+        durable_replace(tmp, path)
     except OSError as exc:
         os.unlink(tmp)
         raise MigrationError(f"cannot write the archive {path}: {exc.strerror or exc}") from exc

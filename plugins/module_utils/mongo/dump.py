@@ -24,7 +24,7 @@ import struct
 import tempfile
 from urllib.parse import unquote
 
-from ansible_collections.mlops.migration.plugins.module_utils.atomic import read_text_if_exists, write_text_atomic
+from ansible_collections.mlops.migration.plugins.module_utils.atomic import durable_replace, read_text_if_exists, write_text_atomic
 from ansible_collections.mlops.migration.plugins.module_utils.checksums import md5_file, new_md5
 from ansible_collections.mlops.migration.plugins.module_utils.common import NotFound
 from ansible_collections.mlops.migration.plugins.module_utils.mongo.bson_edit import top_level
@@ -223,7 +223,7 @@ def backup_collection(client, spec, dest, compress, selected, keep_ids, check_mo
     if same or check_mode:
         _discard(tmp)
     else:
-        os.replace(tmp, path)
+        durable_replace(tmp, path)
     meta_path = confined(dest, meta_rel, "backup file")
     meta_same = read_text_if_exists(meta_path) == metadata
     if not meta_same and not check_mode:

@@ -29,7 +29,7 @@ import tarfile
 import tempfile
 
 from ansible_collections.mlops.migration.plugins.module_utils import signing
-from ansible_collections.mlops.migration.plugins.module_utils.atomic import read_text_if_exists, write_text_atomic
+from ansible_collections.mlops.migration.plugins.module_utils.atomic import durable_replace, read_text_if_exists, write_text_atomic
 from ansible_collections.mlops.migration.plugins.module_utils.checksums import CHUNK_SIZE, new_md5
 from ansible_collections.mlops.migration.plugins.module_utils.postgres.catalog import Catalog, at
 from ansible_collections.mlops.migration.plugins.module_utils.postgres.connection import PostgresError, copy_chunks, quote_table, sql
@@ -93,9 +93,7 @@ def _finish_file(tmp, path, record, old):
     if old and old.get("sha256") == record["sha256"] and os.path.exists(path):
         os.unlink(tmp)
         return False
-    with open(tmp, "rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    durable_replace(tmp, path)
     return True
 
 
@@ -191,7 +189,7 @@ def pack(dest, archive):
         if os.path.exists(archive) and _digest_file(archive)["sha256"] == _digest_file(tmp)["sha256"]:
             os.unlink(tmp)
             return False
-        os.replace(tmp, archive)
+        durable_replace(tmp, archive)
         return True
     except BaseException:
         if os.path.exists(tmp):

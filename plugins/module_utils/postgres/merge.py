@@ -38,7 +38,7 @@ import json
 import os
 import re
 
-from ansible_collections.mlops.migration.plugins.module_utils.atomic import write_text_atomic
+from ansible_collections.mlops.migration.plugins.module_utils.atomic import durable_replace, write_text_atomic
 from ansible_collections.mlops.migration.plugins.module_utils.common import MigrationError
 from ansible_collections.mlops.migration.plugins.module_utils.counts import Counts
 from ansible_collections.mlops.migration.plugins.module_utils.postgres.catalog import dependency_order, read_catalog
@@ -810,7 +810,7 @@ class Merge:
                         for data in copy_chunks(copy):
                             out.write(data)
                             digest.update(data)
-            os.replace(path + ".tmp", path)
+            durable_replace(path + ".tmp", path)
             offset = self.conn.execute(f"SELECT strategy, key_offset FROM {LEDGER}.tables WHERE migration = %s AND tbl = %s",
                                        [self.migration, name]).fetchone()
             ledger["key_maps"][name] = {"file": os.path.basename(path), "sha256_of_rows": digest.hexdigest(),

@@ -22,7 +22,7 @@ import json
 import os
 import re
 
-from ansible_collections.mlops.migration.plugins.module_utils.atomic import read_text_if_exists, write_text_atomic
+from ansible_collections.mlops.migration.plugins.module_utils.atomic import durable_replace, read_text_if_exists, write_text_atomic
 from ansible_collections.mlops.migration.plugins.module_utils.checksums import md5_file
 from ansible_collections.mlops.migration.plugins.module_utils.files.manifest import (
     compare_manifests,
@@ -103,7 +103,7 @@ def download(src, info, path):
         if reason:
             os.unlink(partial)
             raise S3Error(f"{label}: {reason}")
-        os.replace(partial, path)
+        durable_replace(partial, path)
     except OSError as exc:
         if os.path.isfile(partial):
             os.unlink(partial)

@@ -20,7 +20,7 @@ import json
 import os
 import tempfile
 
-from ansible_collections.mlops.migration.plugins.module_utils.atomic import read_text_if_exists, write_text_atomic
+from ansible_collections.mlops.migration.plugins.module_utils.atomic import durable_replace, read_text_if_exists, write_text_atomic
 from ansible_collections.mlops.migration.plugins.module_utils.checksums import md5_file
 from ansible_collections.mlops.migration.plugins.module_utils.common import MigrationError
 from ansible_collections.mlops.migration.plugins.module_utils.counts import Counts
@@ -86,7 +86,7 @@ def export_indices(source, names, dest, query=None, batch_size=1000, transform=N
             else:
                 counts.copied, counts.bytes = counts.found, size
                 if not check_mode:
-                    os.replace(lines, target)
+                    durable_replace(lines, target)
         meta_text = json.dumps({"mappings": meta.get("mappings") or {}, "settings": meta.get("settings") or {}},
                                sort_keys=True, indent=1) + "\n"
         meta_path = os.path.join(dest, base + ".meta.json")

@@ -66,6 +66,9 @@ def open_state(path, readonly=False):
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
             db = sqlite3.connect(path, check_same_thread=False, timeout=30)
             db.execute("PRAGMA journal_mode=WAL")
+            # every commit on disk before it returns (WAL + FULL: the log is fsynced at each commit), so a step
+            # recorded done, a ledger entry or a lease survives a power cut
+            db.execute("PRAGMA synchronous=FULL")
         if not readonly or not os.path.exists(path):
             db.executescript(SCHEMA)
     except (sqlite3.Error, OSError) as exc:
