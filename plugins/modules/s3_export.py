@@ -27,6 +27,7 @@ extends_documentation_fragment:
   - mlops.migration.s3
   - mlops.migration.s3.source
   - mlops.migration.progress
+  - mlops.migration.seal.sign
 options:
   dest:
     description: Bundle directory on the host that runs the module.
@@ -165,10 +166,12 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.mlops.migration.plugins.module_utils.bundle_seal import seal
 from ansible_collections.mlops.migration.plugins.module_utils.common import run_module
 from ansible_collections.mlops.migration.plugins.module_utils.files.archives import packed
 from ansible_collections.mlops.migration.plugins.module_utils.s3.bundle import export_bucket, MANIFEST
 from ansible_collections.mlops.migration.plugins.module_utils.s3.connection import location_options, open_bucket
+from ansible_collections.mlops.migration.plugins.module_utils.signing import signing_options
 from ansible_collections.mlops.migration.plugins.module_utils.state import progress as progress_file
 
 
@@ -182,6 +185,7 @@ def main():
             keys=dict(type="list", elements="str", no_log=False),
             archive=dict(type="str", choices=["none", "zip", "tar.gz"], default="none"),
             parallel=dict(type="int", default=8),
+            sign=signing_options(),
             **progress_file.PROGRESS_OPTIONS,
         ),
         supports_check_mode=True,
@@ -197,6 +201,9 @@ def export(module, params):
                            progress=progress, keys=params["keys"])
     progress_file.finish(progress, result)
     result["manifest"] = os.path.join(dest, MANIFEST)
+    if not result["failed_count"] and not module.check_mode:
+        # every file's SHA-256, signed with a key: what an import checks before any write
+        result["changed"] = seal(dest, params["sign"], params["parallel"]) or result["changed"]
     if result["failed_count"] or params["archive"] == "none":
         return result  # a bundle with failures is not packed
     archive, archive_md5, result["changed"] = packed(dest, params["archive"], result["changed"], module.check_mode)

@@ -30,6 +30,7 @@ extends_documentation_fragment:
   - mlops.migration.s3
   - mlops.migration.s3.target
   - mlops.migration.progress
+  - mlops.migration.seal.verify
 options:
   src:
     description:
@@ -159,11 +160,13 @@ counts:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.mlops.migration.plugins.module_utils.bundle_seal import check_seal
 from ansible_collections.mlops.migration.plugins.module_utils.common import run_module
 from ansible_collections.mlops.migration.plugins.module_utils.files.archives import opened_bundle
-from ansible_collections.mlops.migration.plugins.module_utils.s3.bundle import check_bundle, import_bundle
+from ansible_collections.mlops.migration.plugins.module_utils.s3.bundle import check_bundle, import_bundle, OBJECTS
 from ansible_collections.mlops.migration.plugins.module_utils.s3.connection import location_options, open_bucket
 from ansible_collections.mlops.migration.plugins.module_utils.s3.objects import TransferReport
+from ansible_collections.mlops.migration.plugins.module_utils.signing import signing_options
 from ansible_collections.mlops.migration.plugins.module_utils.state import progress as progress_file
 
 THRESHOLD = 16 * 1024 * 1024  # import_bundle's multipart threshold: larger files are uploaded in parts
@@ -178,8 +181,10 @@ def main():
             create_bucket=dict(type="bool", default=False),
             parallel=dict(type="int", default=8),
             manifest=dict(type="path"),
+            verify=signing_options(),
             **progress_file.PROGRESS_OPTIONS,
         ),
+        mutually_exclusive=[("manifest", "verify")],  # a plain tree has no seal
         supports_check_mode=True,
     )
     run_module(module, lambda: upload(module, module.params), "object(s) not imported")
@@ -190,6 +195,10 @@ def upload(module, params):
         # a corrupt bundle is refused before any write; a file over the multipart threshold is checked as it is
         # uploaded instead (read once), its upload completed only once every such file matched
         files = check_bundle(root, manifest=params["manifest"], read_later=None if module.check_mode else THRESHOLD)
+        sealed = None
+        if not params["manifest"]:  # every file's SHA-256 too, and the signature with a key (the unread ones' later)
+            sealed = check_seal(root, params["verify"], later={f"{OBJECTS}/{rel}" for rel in files.unread},
+                                what="the S3 bundle")
         target, created = open_bucket(params["target"], params["parallel"] + 2, params["create_bucket"],
                                       module.check_mode)
         if created and module.check_mode:
@@ -197,7 +206,7 @@ def upload(module, params):
                         msg=f"bucket {target.bucket} would be created")
         progress = progress_file.start(module, f"s3_import {params['src']} -> {target.bucket}/{target.prefix}")
         result = import_bundle(root, target, params["overwrite"], params["parallel"], module.check_mode, files=files,
-                               manifest=params["manifest"], progress=progress)
+                               manifest=params["manifest"], progress=progress, sealed=sealed)
         progress_file.finish(progress, result)
     result["changed"] = result["changed"] or created
     return result

@@ -296,3 +296,76 @@ def test_keys_no_file_system_can_hold_fail_one_by_one_and_the_rest_exports(playb
     with open(os.path.join(dest, "MD5SUMS"), encoding="utf-8") as handle:
         listed = {line.split("  ", 1)[1].rstrip("\n") for line in handle}
     assert listed == {k for k in fine if not k.endswith("/")} | {"../export.json"}  # the rest, and the manifest
+
+
+def rehash_md5(bundle, rel):
+    """Put a file's new md5 in MD5SUMS, as someone who edited it and covered their tracks would."""
+    with open(os.path.join(bundle, "objects", rel), "rb") as handle:
+        digest = hashlib.md5(handle.read()).hexdigest()
+    manifest = os.path.join(bundle, "MD5SUMS")
+    with open(manifest, encoding="utf-8") as handle:
+        lines = [f"{digest}  {rel}\n" if line.rstrip("\n").endswith(f"  {rel}") else line for line in handle]
+    with open(manifest, "w", encoding="utf-8") as handle:
+        handle.writelines(lines)
+
+
+def reseal(bundle):
+    """Recompute SHA256SUMS over the bundle as it is now (sha256sum itself), as a forger without the key could."""
+    names = sorted(os.path.relpath(os.path.join(d, n), bundle) for d, _s, ns in os.walk(bundle) for n in ns
+                   if not n.startswith("SHA256SUMS"))
+    sums = subprocess.run(["sha256sum", "--", *names], cwd=bundle, capture_output=True, text=True, check=True).stdout
+    with open(os.path.join(bundle, "SHA256SUMS"), "w", encoding="utf-8") as handle:
+        handle.write(sums)
+
+
+KEY = {"algorithm": "hmac-sha256", "key": "the-air-gap-secret"}
+
+
+def test_a_signed_bundle_edited_anywhere_is_refused_before_any_write(playbook, s3_pair, seeded):
+    bucket, _client, dest = seeded
+    exported = playbook(export_play(s3_pair["source"], bucket, dest, prefix="exp/", sign=KEY))
+    assert exported.task("export")["result"]["changed"]
+    checked = subprocess.run(["sha256sum", "-c", "--quiet", "SHA256SUMS"], cwd=dest, capture_output=True, text=True,
+                             check=False)
+    assert checked.returncode == 0, checked.stdout + checked.stderr  # sha256sum alone checks the seal
+    with open(os.path.join(dest, "SHA256SUMS"), encoding="utf-8") as handle:
+        sealed = handle.read()
+    assert "  MD5SUMS\n" in sealed and "  export.json\n" in sealed and "  objects/plain.txt\n" in sealed
+    assert json.load(open(os.path.join(dest, "SHA256SUMS.sig"), encoding="utf-8"))["algorithm"] == "hmac-sha256"
+    again = playbook(export_play(s3_pair["source"], bucket, dest, prefix="exp/", sign=KEY))
+    assert again.task("export")["result"]["changed"] is False
+
+    target = s3_pair["target"].client()
+    target_bucket = bucket + "-signed"
+    target.create_bucket(Bucket=target_bucket)
+    wrong = playbook(import_play(s3_pair["target"], dest, target_bucket, verify=dict(KEY, key="another")), expect_rc=2)
+    assert "signature" in wrong.task("import")["result"]["msg"] and "refused before any write" in \
+        wrong.task("import")["result"]["msg"]
+
+    # a file edited and its md5 recomputed: the md5 manifest agrees, the seal does not
+    with open(os.path.join(dest, "objects", "plain.txt"), "ab") as handle:
+        handle.write(b" edited")
+    rehash_md5(dest, "plain.txt")
+    edited = playbook(import_play(s3_pair["target"], dest, target_bucket), expect_rc=2).task("import")["result"]["msg"]
+    assert "does not match its SHA256SUMS" in edited and "objects/plain.txt" in edited, edited
+    # ... and the seal recomputed too: only the signature tells
+    reseal(dest)
+    unsigned = playbook(import_play(s3_pair["target"], dest, target_bucket))  # no key: a consistent bundle passes
+    assert unsigned.task("import")["result"]["failed_count"] == 0 and unsigned.task("import")["result"]["copied"] > 0
+    target_bucket2 = bucket + "-signed2"
+    target.create_bucket(Bucket=target_bucket2)
+    forged = playbook(import_play(s3_pair["target"], dest, target_bucket2, verify=KEY), expect_rc=2)
+    msg = forged.task("import")["result"]["msg"]
+    assert "does not match its manifest: it was altered after signing" in msg and "refused before any write" in msg
+    assert contents(target, target_bucket2) == {}
+
+    # the signature removed: a check with the key requires one
+    os.unlink(os.path.join(dest, "SHA256SUMS.sig"))
+    stripped = playbook(import_play(s3_pair["target"], dest, target_bucket2, verify=KEY), expect_rc=2)
+    assert "is not signed, and a signature is required" in stripped.task("import")["result"]["msg"]
+    assert contents(target, target_bucket2) == {}
+
+    # signed again as exported (the edit is the source's now): accepted with the key
+    playbook(export_play(s3_pair["source"], bucket, dest, prefix="exp/", sign=KEY))
+    accepted = playbook(import_play(s3_pair["target"], dest, target_bucket2, verify=KEY)).task("import")["result"]
+    assert accepted["failed_count"] == 0 and contents(target, target_bucket2) == contents(s3_pair["source"].client(), bucket, "exp/")

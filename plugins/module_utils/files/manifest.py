@@ -58,17 +58,19 @@ def format_manifest_line(md5_hex, name):
     return f"{prefix}{md5_hex}  {escaped}\n"
 
 
-def parse_manifest_line(line, lineno=0, source="manifest"):
-    """Parse one md5sum line into ``(md5_hex, name)``; binary-mode ``*`` is accepted."""
+def parse_manifest_line(line, lineno=0, source="manifest", length=MD5_HEX_LENGTH):
+    """Parse one md5sum line (or sha256sum line: ``length`` 64) into ``(hex digest, name)``; binary-mode ``*`` is
+    accepted."""
     text = line.rstrip("\n")
     escaped = text.startswith("\\")
     if escaped:
         text = text[1:]
     md5_hex, sep, rest = text.partition(" ")
-    if (not sep or len(md5_hex) != MD5_HEX_LENGTH or not rest or rest[0] not in " *"
+    if (not sep or len(md5_hex) != length or not rest or rest[0] not in " *"
             or not all(c in "0123456789abcdefABCDEF" for c in md5_hex)):
-        raise ManifestError(
-            f"{source} line {lineno}: not an md5sum line (expected '<32 hex digits>  <path>'): {line.rstrip()[:120]!r}")
+        tool = "an md5sum" if length == MD5_HEX_LENGTH else "a sha256sum"
+        raise ManifestError(f"{source} line {lineno}: not {tool} line (expected '<{length} hex digits>  <path>'): "
+                            f"{line.rstrip()[:120]!r}")
     name = rest[1:]
     if not name:
         raise ManifestError(f"{source} line {lineno}: the path is empty")
@@ -85,15 +87,16 @@ def render_manifest(entries):
     return "".join(format_manifest_line(entries[name], name) for name in sorted(entries))
 
 
-def read_manifest(path):
-    """Read a manifest into ``{name: md5}``; malformed lines and repeated paths are errors."""
+def read_manifest(path, length=MD5_HEX_LENGTH):
+    """Read a manifest into ``{name: md5}`` (``{name: sha256}`` with ``length`` 64); malformed lines and repeated
+    paths are errors."""
     entries = {}
     try:
         with open(path, "r", encoding="utf-8", errors="surrogateescape", newline="\n") as handle:
             for lineno, line in enumerate(handle, 1):
                 if not line.strip():
                     continue
-                md5_hex, name = parse_manifest_line(line, lineno, path)
+                md5_hex, name = parse_manifest_line(line, lineno, path, length)
                 if name in entries:
                     raise ManifestError(f"{path} line {lineno}: '{name}' is listed twice")
                 entries[name] = md5_hex

@@ -330,13 +330,15 @@ def ensure_markers(target, markers, report, check_mode=False):
 
 
 def import_bundle(root, target, overwrite="different", parallel=8, check_mode=False,
-                  part_size=8 * 1024 * 1024, threshold=16 * 1024 * 1024, files=None, manifest=None, progress=None):
+                  part_size=8 * 1024 * 1024, threshold=16 * 1024 * 1024, files=None, manifest=None, progress=None,
+                  sealed=None):
     """Upload a verified bundle into ``target.bucket`` under ``target.prefix``.
 
     ``files`` is what ``check_bundle`` returned, when the caller checked the bundle already. Its ``unread`` files
     (too large to read twice) are uploaded first, their md5 checked on the way, and their uploads completed only
     after the others went well: a file that does not match its manifest fails the import with nothing visible at
-    the target. A multipart upload a killed import left is carried on.
+    the target. ``sealed`` is the bundle's seal as ``check_seal`` returned it: the unread files' SHA-256 is checked
+    on the way too. A multipart upload a killed import left is carried on.
     """
     if files is None:
         files = check_bundle(root, parallel=min(parallel, 4), manifest=manifest)
@@ -355,7 +357,8 @@ def import_bundle(root, target, overwrite="different", parallel=8, check_mode=Fa
         for resume in (True, False):
             try:
                 with open(path, "rb") as body:
-                    return put_verified(body, SourceCheck(mine), path, known_md5(mine.etag), target, key, part_size,
+                    digest = (sealed or {}).get(f"{OBJECTS}/{rel}") if rel in unread else None
+                    return put_verified(body, SourceCheck(mine, sha256=digest), path, known_md5(mine.etag), target, key, part_size,
                                         threshold, source_etag=source_etags.get(rel), resume=resume,
                                         complete=complete)
             except StaleUpload:

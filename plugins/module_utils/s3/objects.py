@@ -15,6 +15,7 @@ Importable without Ansible; the clients come from s3/connection.py.
 
 from __future__ import annotations
 
+import hashlib
 import base64
 import os
 import time
@@ -230,11 +231,13 @@ class SourceCheck:
     """Feeds on the bytes read from a source object and tells whether they match its ETag.
 
     With ``whole=False`` (a multipart source whose part md5s are enough) no whole-object md5
-    is kept, saving a pass over the bytes; :attr:`md5` is then None.
+    is kept, saving a pass over the bytes; :attr:`md5` is then None. With ``sha256`` (a bundle's
+    seal, module_utils/bundle_seal.py) the bytes must also have that SHA-256.
     """
 
-    def __init__(self, info, sizes=None, whole=True):
+    def __init__(self, info, sizes=None, whole=True, sha256=None):
         self.info = info
+        self.sha256 = (hashlib.sha256(), sha256) if sha256 else None
         self.whole = new_md5() if whole or not (info.multipart and sizes) else None
         self.sizes = list(sizes or [])
         self.part_digests = []
@@ -245,6 +248,8 @@ class SourceCheck:
     def update(self, data):
         if self.whole is not None:
             self.whole.update(data)
+        if self.sha256:
+            self.sha256[0].update(data)
         self.length += len(data)
         view = memoryview(data)
         while view and len(self.part_digests) < len(self.sizes):  # bytes past the parts only count
@@ -265,7 +270,11 @@ class SourceCheck:
             got = multipart_etag(self.part_digests) if self.part_digests else None
         else:
             got = self.whole.hexdigest()
-        return None if got == self.info.etag else f"content gives ETag {got}, the source says {self.info.etag}"
+        if got != self.info.etag:
+            return f"content gives ETag {got}, the source says {self.info.etag}"
+        if self.sha256 and self.sha256[0].hexdigest() != self.sha256[1]:
+            return f"content gives SHA-256 {self.sha256[0].hexdigest()}, the bundle's seal says {self.sha256[1]}"
+        return None
 
     @property
     def md5(self):

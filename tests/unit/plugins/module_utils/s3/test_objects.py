@@ -316,3 +316,14 @@ def test_a_long_key_list_is_found_by_one_listing_under_its_common_prefix():
     found = list(objects.listed_keys(client, ENDPOINT, "b", "p/", wanted, missing))
     assert len(found) == 1500 and missing == ["a/gone"]
     assert client.heads == 0 and client.lists == 3  # the 3,000 keys under p/a/ only, not the bucket's 6,000
+
+
+def test_source_check_with_a_seal_also_wants_the_sha256():
+    data = b"x" * 100
+    good = objects.SourceCheck(info("k", data), sha256=hashlib.sha256(data).hexdigest())
+    good.update(data)
+    assert good.mismatch() is None
+    sealed_otherwise = objects.SourceCheck(info("k", data), sha256="0" * 64)  # md5 agrees, the seal does not
+    sealed_otherwise.update(data)
+    assert sealed_otherwise.mismatch().startswith("content gives SHA-256 ") and "the bundle's seal says 000" in \
+        sealed_otherwise.mismatch()
