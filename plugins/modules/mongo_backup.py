@@ -27,6 +27,7 @@ author:
 extends_documentation_fragment:
   - mlops.migration.mongo
   - mlops.migration.mongo.collections
+  - mlops.migration.seal.sign
 options:
   dest:
     description: Directory to write the backup into (created when missing).
@@ -134,7 +135,9 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.mlops.migration.plugins.module_utils.bundle_seal import seal
 from ansible_collections.mlops.migration.plugins.module_utils.files.archives import pack
+from ansible_collections.mlops.migration.plugins.module_utils.signing import signing_options
 from ansible_collections.mlops.migration.plugins.module_utils.checksums import md5_file
 from ansible_collections.mlops.migration.plugins.module_utils.common import protect_uri_secrets, run_module
 from ansible_collections.mlops.migration.plugins.module_utils.counts import by_kind, Counts
@@ -156,6 +159,7 @@ def main():
             compress=dict(type="bool", default=True),
             archive=dict(type="str", choices=["none", "zip"], default="none"),
             batch_size=dict(type="int", default=1000),
+            sign=signing_options(),
         ),
         required_one_of=[("databases", "collections")],
         supports_check_mode=True,
@@ -181,6 +185,8 @@ def back_up(module, params):
     result = dict(changed=bool(changed or manifest_changed), collections=entries, changed_collections=changed,
                   documents=sum(e["count"] for e in entries), bytes=sum(e["bytes"] for e in entries),
                   manifest=os.path.join(dest, MANIFEST), **by_kind(kinds))
+    if not module.check_mode:  # every file's SHA-256 (and a signature): what a restore checks before any write
+        result["changed"] = seal(dest, params["sign"]) or result["changed"]
     if params["archive"] == "zip" and not module.check_mode:
         zip_path = dest.rstrip("/") + ".zip"
         before = md5_file(zip_path)[0] if os.path.isfile(zip_path) else None

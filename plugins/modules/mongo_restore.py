@@ -34,6 +34,7 @@ author:
 extends_documentation_fragment:
   - mlops.migration.mongo
   - mlops.migration.progress
+  - mlops.migration.seal.verify
 options:
   src:
     description: Backup directory, or its C(.zip), on the host that runs the module.
@@ -212,7 +213,9 @@ counts:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.mlops.migration.plugins.module_utils.bundle_seal import check_seal
 from ansible_collections.mlops.migration.plugins.module_utils.files.archives import opened_bundle
+from ansible_collections.mlops.migration.plugins.module_utils.signing import signing_options
 from ansible_collections.mlops.migration.plugins.module_utils.common import NotFound, protect_uri_secrets, run_module
 from ansible_collections.mlops.migration.plugins.module_utils.counts import by_kind
 from ansible_collections.mlops.migration.plugins.module_utils.state import progress as progress_file
@@ -253,6 +256,7 @@ def run(module, params):
         entries = selected_entries(read_manifest(root, params["plain_dump"]), params["include"], settings_for.named)
         metadata = [read_metadata(root, e) for e in entries]
         check_backup(root, entries)  # refuse a corrupt backup before touching the target
+        check_seal(root, params["verify"], what="the MongoDB backup")  # and an edited one: its SHA-256s, its signature
         client = connect(params)
         reports = []
         progress = None if params["state"] == "verified" else progress_file.start(
@@ -300,6 +304,7 @@ def main():
             precheck=dict(type="bool", default=True),
             indexes=dict(type="bool", default=True),
             indexes_first=dict(type="bool", default=False),
+            verify=signing_options(),
             **progress_file.PROGRESS_OPTIONS,
         ),
         supports_check_mode=True,

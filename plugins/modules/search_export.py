@@ -25,6 +25,7 @@ extends_documentation_fragment:
   - mlops.migration.search
   - mlops.migration.search.source
   - mlops.migration.search.selection
+  - mlops.migration.seal.sign
 options:
   indices:
     description: Names (or wildcard patterns) of the source indices to export.
@@ -99,6 +100,8 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.mlops.migration.plugins.module_utils.bundle_seal import seal
+from ansible_collections.mlops.migration.plugins.module_utils.signing import signing_options
 from ansible_collections.mlops.migration.plugins.module_utils.common import protect_uri_secrets, run_module
 from ansible_collections.mlops.migration.plugins.module_utils.counts import by_kind
 from ansible_collections.mlops.migration.plugins.module_utils.files.archives import packed
@@ -122,6 +125,7 @@ def main():
             archive=dict(type="str", choices=["none", "zip", "tar.gz"], default="none"),
             batch_size=dict(type="int", default=1000),
             templates=dict(type="list", elements="str", default=[]),
+            sign=signing_options(),
             **SELECTION_OPTIONS,
         ),
         mutually_exclusive=[("task_ids", "tasks_from")],
@@ -142,6 +146,8 @@ def export(module, params):
                                         check_mode=module.check_mode, templates=params["templates"])
     finally:
         source.close()
+    if not module.check_mode:  # every file's SHA-256 (and a signature): what an import checks before any write
+        changed = seal(dest, params["sign"]) or changed
     result = dict(changed=changed, manifest=os.path.join(dest, MANIFEST), **by_kind(kinds))
     if params["archive"] != "none":
         archive, archive_md5, result["changed"] = packed(dest, params["archive"], changed, module.check_mode)

@@ -25,6 +25,7 @@ extends_documentation_fragment:
   - mlops.migration.search.rename
   - mlops.migration.search.rewrite
   - mlops.migration.progress
+  - mlops.migration.seal.verify
 options:
   src:
     description: Bundle directory, or its C(.zip) / C(.tar.gz) archive, on the host that runs the module.
@@ -84,7 +85,9 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.mlops.migration.plugins.module_utils.common import protect_uri_secrets, run_module
 from ansible_collections.mlops.migration.plugins.module_utils.counts import by_kind
+from ansible_collections.mlops.migration.plugins.module_utils.bundle_seal import check_seal
 from ansible_collections.mlops.migration.plugins.module_utils.files.archives import opened_bundle
+from ansible_collections.mlops.migration.plugins.module_utils.signing import signing_options
 from ansible_collections.mlops.migration.plugins.module_utils.search.bundle import check_bundle, import_bundle
 from ansible_collections.mlops.migration.plugins.module_utils.search.client import connection_options, SearchClient
 from ansible_collections.mlops.migration.plugins.module_utils.search.options import (
@@ -103,6 +106,7 @@ def main():
             target=dict(type="dict", required=True, options=connection_options()),
             src=dict(type="path", required=True),
             batch_size=dict(type="int", default=1000),
+            verify=signing_options(),
             **RENAME_OPTIONS, **REWRITE_OPTIONS, **progress_file.PROGRESS_OPTIONS,
         ),
         supports_check_mode=True,
@@ -116,6 +120,7 @@ def load(module, params):
     rewriter = rewriter_of(params)
     with opened_bundle(params["src"], "mlops-search-import-") as root:
         entries = check_bundle(root)  # a bundle that does not match is refused before any write
+        check_seal(root, params["verify"], what="the search bundle")  # nor an edited one: its SHA-256s, its signature
         target = SearchClient(**params["target"])
         try:
             target.info()

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import datetime
 import gzip
+import hashlib
 import json
 import os
+import subprocess
 import uuid
 
 import bson
@@ -301,3 +303,44 @@ def test_a_collection_named_like_a_path_stays_inside_the_backup(playbook, mongo_
     assert restored.task("run")["result"]["totals"]["inserted"] == 3
     with mongo_pair["target"].client() as client:
         assert client[name][weird].count_documents({}) == 3
+
+
+def test_a_signed_backup_edited_and_rehashed_is_refused_before_any_write(playbook, mongo_pair, dbs, places):
+    name, _data = dbs
+    dest = f"{places[0]}-signed"
+    key = {"algorithm": "hmac-sha256", "key": "air-gap"}
+    backup = {**connection(mongo_pair["source"]), "dest": dest, "compress": False,
+              "collections": [{"db": name, "name": "task"}], "sign": key}
+    assert playbook(play("source", "mongo_backup", backup)).task("run")["result"]["changed"]
+    assert not playbook(play("source", "mongo_backup", backup)).task("run")["result"]["changed"]
+    with open(os.path.join(dest, "SHA256SUMS"), encoding="utf-8") as handle:
+        sealed = handle.read()
+    assert "  manifest.json\n" in sealed and f"  {name}/task.bson\n" in sealed
+    restore = {**connection(mongo_pair["target"]), "src": dest, "db_map": {name: name + "_signed"}, "verify": key}
+
+    # a byte of a document changed, and the manifest's md5 recomputed: only the seal tells
+    path = os.path.join(dest, name, "task.bson")
+    with open(path, "r+b") as handle:
+        handle.seek(os.path.getsize(path) // 2)
+        byte = handle.read(1)
+        handle.seek(-1, os.SEEK_CUR)
+        handle.write(bytes([byte[0] ^ 0x01]))
+    manifest_path = os.path.join(dest, "manifest.json")
+    with open(manifest_path, encoding="utf-8") as handle:
+        manifest = json.load(handle)
+    with open(path, "rb") as handle:
+        manifest["collections"][0]["md5"] = hashlib.md5(handle.read()).hexdigest()
+    with open(manifest_path, "w", encoding="utf-8") as handle:
+        handle.write(json.dumps(manifest))
+    edited = playbook(play("target", "mongo_restore", restore), expect_rc=2).task("run")["result"]["msg"]
+    assert "does not match its SHA256SUMS" in edited and f"{name}/task.bson" in edited, edited
+    # the seal recomputed as well (without the key): the signature refuses it
+    names = sorted(os.path.relpath(os.path.join(d, n), dest) for d, _s, ns in os.walk(dest) for n in ns
+                   if not n.startswith("SHA256SUMS"))
+    sums = subprocess.run(["sha256sum", "--", *names], cwd=dest, capture_output=True, text=True, check=True).stdout
+    with open(os.path.join(dest, "SHA256SUMS"), "w", encoding="utf-8") as handle:
+        handle.write(sums)
+    forged = playbook(play("target", "mongo_restore", restore), expect_rc=2).task("run")["result"]["msg"]
+    assert "altered after signing" in forged and "refused before any write" in forged, forged
+    with mongo_pair["target"].client() as client:
+        assert name + "_signed" not in client.list_database_names()

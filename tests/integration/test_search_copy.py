@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import uuid
 
 import pytest
@@ -341,3 +342,35 @@ def test_wrong_credentials_are_refused_before_any_write(playbook, search_pair, s
     plays[0]["tasks"][0]["mlops.migration.search_copy"]["target"] = dict(wrong, password="right-secret")
     copied = playbook(plays).task(TASK)["result"]
     assert copied["counts"]["copied"] == 1500 and copied["counts"]["verified"] == 1500
+
+
+def test_a_signed_bundle_rehashed_after_an_edit_is_refused_before_any_write(playbook, search_pair, events, tmp_path):
+    index, tasks = events
+    dest = str(tmp_path / "signed-events")
+    key = {"algorithm": "hmac-sha256", "key": "air-gap"}
+    export = dict(source={"url": search_pair["source"].url}, indices=[index], dest=dest, task_ids=tasks[:1], sign=key)
+    assert playbook(bundle_play("search_export", export)).task("search_export")["result"]["changed"]
+    assert not playbook(bundle_play("search_export", export)).task("search_export")["result"]["changed"]
+    lines = os.path.join(dest, "indices", f"{index}.ndjson")
+    with open(lines, "r+", encoding="utf-8") as handle:
+        text = handle.read().replace('"value":1.0', '"value":7.0', 1)
+        handle.seek(0)
+        handle.write(text)
+    # MD5SUMS recomputed as md5sum writes it: the bundle's own check passes, the seal does not
+    names = sorted(os.path.relpath(os.path.join(d, n), dest) for d, _s, ns in os.walk(dest) for n in ns
+                   if n not in ("MD5SUMS", "SHA256SUMS", "SHA256SUMS.sig"))
+    sums = subprocess.run(["md5sum", "--", *names], cwd=dest, capture_output=True, text=True, check=True).stdout
+    with open(os.path.join(dest, "MD5SUMS"), "w", encoding="utf-8") as handle:
+        handle.write(sums)
+    load = dict(target={"url": search_pair["target"].url}, src=dest, index_rename=[{"from": OLD, "to": "signed"}],
+                verify=key)
+    refused = playbook(bundle_play("search_import", load), expect_rc=2).task("search_import")["result"]["msg"]
+    assert "does not match its SHA256SUMS" in refused and f"indices/{index}.ndjson" in refused, refused
+    names.append("MD5SUMS")
+    sums = subprocess.run(["sha256sum", "--", *sorted(names)], cwd=dest, capture_output=True, text=True,
+                          check=True).stdout
+    with open(os.path.join(dest, "SHA256SUMS"), "w", encoding="utf-8") as handle:
+        handle.write(sums)
+    forged = playbook(bundle_play("search_import", load), expect_rc=2).task("search_import")["result"]["msg"]
+    assert "altered after signing" in forged, forged
+    assert index.replace(OLD, "signed") not in str(search_pair["target"].request("GET", "/_cat/indices?format=json"))

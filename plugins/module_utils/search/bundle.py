@@ -20,6 +20,7 @@ import json
 import os
 import tempfile
 
+from ansible_collections.mlops.migration.plugins.module_utils.bundle_seal import SEAL_FILE, SEAL_SIGNATURE
 from ansible_collections.mlops.migration.plugins.module_utils.atomic import durable_replace, read_text_if_exists, write_text_atomic
 from ansible_collections.mlops.migration.plugins.module_utils.checksums import md5_file
 from ansible_collections.mlops.migration.plugins.module_utils.common import MigrationError
@@ -36,7 +37,8 @@ from ansible_collections.mlops.migration.plugins.module_utils.search.templates i
 
 FORMAT = "mlops.migration/search-bundle"
 MANIFEST, SUMS, INDICES, TEMPLATES = "manifest.json", "MD5SUMS", "indices", "templates.json"
-NOT_LISTED = (SUMS, ".tmp-*")  # MD5SUMS itself, and the scratch of an export that was killed
+# MD5SUMS itself, the seal over it (module_utils/bundle_seal.py) and the scratch of an export that was killed
+NOT_LISTED = (SUMS, SEAL_FILE, SEAL_SIGNATURE, ".tmp-*")
 
 
 class BundleError(MigrationError):
