@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: deps test sanity lint unit integration demo demo-down status ee-context bench clean
+.PHONY: deps test sanity lint unit integration faults demo demo-down status ee-context bench clean
 
 deps:
 	bash scripts/install-deps.sh
@@ -28,6 +28,10 @@ unit: deps
 
 integration: deps
 	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
+
+# every fault of tests/integration/test_faults.py (make test runs a seeded few); MLOPS_FAULTS_SEED picks the points
+faults: deps
+	MLOPS_FAULTS=full $(PY) -m pytest tests/integration/test_faults.py $(PYTEST_ARGS)
 
 demo: deps
 	$(PY) -m tests.stack up --workdir $(DEMO_DIR)

@@ -153,6 +153,42 @@ options:
         value), series item counts, the artifact list and md5s.
     type: bool
     default: true
+  sign:
+    description:
+      - For a target that is a directory (V(wandb_offline), V(comet_offline), V(clearml_offline)) carried across an
+        air gap - after the copy, seal it (C(SHA256SUMS) at its top, every file's SHA-256) and sign the seal
+        (C(SHA256SUMS.sig)) with this key, as the bundles of M(mlops.migration.s3_export) are.
+    type: dict
+    suboptions:
+      algorithm:
+        description: C(hmac-sha256) (a shared secret) or C(ed25519) (a private key in O(sign.key_file)).
+        type: str
+        choices: [hmac-sha256, ed25519]
+        default: hmac-sha256
+      key:
+        description: The HMAC secret.
+        type: str
+      key_file:
+        description: A file holding the HMAC secret, or the ed25519 private key (PEM, unencrypted).
+        type: path
+  verify_signature:
+    description:
+      - For a source that is a directory (an offline or export kind) - require its seal to be signed with this key
+        and refuse, before anything is read, a directory whose signature is missing or does not match or whose files
+        differ from the seal. A sealed source directory is checked against its seal even without a key.
+    type: dict
+    suboptions:
+      algorithm:
+        description: C(hmac-sha256) or C(ed25519).
+        type: str
+        choices: [hmac-sha256, ed25519]
+        default: hmac-sha256
+      key:
+        description: The HMAC secret.
+        type: str
+      key_file:
+        description: A file holding the HMAC secret, or the ed25519 public key (PEM).
+        type: path
 attributes:
   check_mode:
     support: full
@@ -245,13 +281,21 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.mlops.migration.plugins.module_utils.common import protect_uri_secrets, run_module
+from ansible_collections.mlops.migration.plugins.module_utils.common import MigrationError, protect_uri_secrets, run_module
 from ansible_collections.mlops.migration.plugins.module_utils.state import progress as progress_file
+from ansible_collections.mlops.migration.plugins.module_utils.bundle_seal import check_seal, seal
+from ansible_collections.mlops.migration.plugins.module_utils.signing import signing_options
 from ansible_collections.mlops.migration.plugins.module_utils.state.leases import describe, HeldLease
 from ansible_collections.mlops.migration.plugins.module_utils.state.ledger import Ledger
 from ansible_collections.mlops.migration.plugins.module_utils.state.store import STATE_FILE
 from ansible_collections.mlops.migration.plugins.module_utils.trackers.copy import Copier, INCLUDE, RESOURCES, RunFilter, Selection
-from ansible_collections.mlops.migration.plugins.module_utils.trackers.registry import adapter, missing_library, tracker_spec, uris
+from ansible_collections.mlops.migration.plugins.module_utils.trackers.registry import (
+    adapter,
+    missing_library,
+    offline_dir,
+    tracker_spec,
+    uris,
+)
 
 
 def main():
@@ -287,6 +331,8 @@ def main():
             parallel=dict(type="int", default=4),
             state_dir=dict(type="path", required=True),
             verify=dict(type="bool", default=True),
+            sign=signing_options(),
+            verify_signature=signing_options(),
             **progress_file.PROGRESS_OPTIONS,
         ),
         supports_check_mode=True,
@@ -307,6 +353,15 @@ def copy(module, params):
     attributes, files, resources = params["attributes"] or {}, params["files"] or {}, params["resources"] or {}
     selection = Selection(attributes.get("include"), attributes.get("exclude"), files.get("include"),
                           files.get("exclude"), files.get("max_size"), resources.get("include"), resources.get("exclude"))
+    source_dir, target_dir = offline_dir(params["source"]), offline_dir(params["target"])
+    if params["verify_signature"] and not source_dir:
+        raise MigrationError("verify_signature checks the seal of a source that is a directory (an offline or export "
+                             f"kind), not of a {params['source'].get('kind') or 'mlflow'} tracker")
+    if params["sign"] and not target_dir:
+        raise MigrationError("sign seals a target that is a directory (an offline kind), not a "
+                             f"{params['target'].get('kind') or 'mlflow'} tracker")
+    if source_dir and os.path.isdir(source_dir):  # a sealed directory is checked before anything is read from it
+        check_seal(source_dir, params["verify_signature"], what=f"the {params['source']['kind']} directory")
     source = adapter(params["source"], "source")
     target = adapter(params["target"], "target")
     ledger = Ledger(path, source.uri, target.uri, readonly=module.check_mode)
@@ -329,6 +384,8 @@ def copy(module, params):
         target.close()
     progress_file.finish(copier.progress, result["runs"], ("copied", "updated", "skipped", "failed"))
     result.update(changed=copier.report.changed, ledger=path)
+    if params["sign"] and not module.check_mode and not result["runs"].get("failed"):
+        result["changed"] = seal(target_dir, params["sign"], params["parallel"]) or result["changed"]
     return result
 
 

@@ -17,22 +17,20 @@ import signal
 import sqlite3
 import time
 
-import boto3
 import pymongo
 import pytest
 from mlflow.tracking import MlflowClient
 
 from ansible_collections.mlops.migration.plugins.module_utils.concurrency import bounded_map
 from ansible_collections.mlops.migration.plugins.module_utils.s3.client import S3Client
-from tests import clearml_documents, clearml_events
 from tests.integration.ansible_run import run_playbook, start_playbook
+from tests.integration.demo_target import check_target, keys, s3_client
 from tests.stack import demo_platform
 
 PLAYBOOK = "playbooks/migrate.yml"
 STATUS = "playbooks/status.yml"
 INVENTORY = "inventories/demo"
 BULK_OBJECTS = 3000
-SOURCE_RUN_TAG = "mlops.migration.source_run_id"
 
 
 @pytest.fixture(scope="module")
@@ -57,38 +55,6 @@ def run(platform, tmp_path):
     return go
 
 
-def s3_client(state, side):
-    info = state["s3"][side]
-    return boto3.client("s3", endpoint_url=info["endpoint_url"], aws_access_key_id=info["access_key"],
-                        aws_secret_access_key=info["secret_key"], region_name=info["region"])
-
-
-def objects(client, bucket, prefix=""):
-    """{key below prefix: md5 of the bytes}: the server's own md5 where its ETag is one (an object put whole; the
-    server computed it from the bytes it stored), else the bytes read back whole. The bulk objects are thousands of
-    small ones put whole: listing them is enough, where reading each back took most of a minute per bucket."""
-    try:
-        pages = list(client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix))
-    except client.exceptions.NoSuchBucket:
-        return {}
-    out = {}
-    for page in pages:
-        for obj in page.get("Contents", []):
-            etag = obj["ETag"].strip('"')
-            if not re.fullmatch(r"[0-9a-f]{32}", etag):  # a multipart ETag is not the md5 of the bytes
-                etag = hashlib.md5(client.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()).hexdigest()
-            out[obj["Key"][len(prefix):]] = etag
-    return out
-
-
-def keys(client, bucket, prefix=""):
-    try:
-        return [o["Key"] for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-                for o in page.get("Contents", [])]
-    except client.exceptions.NoSuchBucket:
-        return []
-
-
 def steps(state_dir):
     path = os.path.join(state_dir, "migration-state.sqlite")
     if not os.path.exists(path):
@@ -106,10 +72,6 @@ def recap(output):
     """{host: {ok, changed, failed, ...}} from the PLAY RECAP."""
     return {m.group(1): {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(2))}
             for m in re.finditer(r"^(\S+)\s+:\s+(ok=.*)$", output, re.M)}
-
-
-def mongo_db(state, side, name):
-    return pymongo.MongoClient(state["mongo"][side]["uri"], serverSelectionTimeoutMS=20000)[name]
 
 
 # -- bad input -------------------------------------------------------------------------------------
@@ -247,81 +209,6 @@ def kill_and_wait(pid, timeout=30):
             return
         time.sleep(0.1)
     raise AssertionError(f"process {pid} still runs {timeout} s after SIGKILL")
-
-
-def check_events(platform, kept, bucket, company):
-    """The events of the migrated tasks only, each once, image URLs at the target, console lines as they were."""
-    files_old, files_new = demo_platform.FILES_URL, f"s3://{bucket}/fileserver/"
-    kept_ids = {task["_id"] for task in kept}
-    for kind in clearml_events.EVENT_TYPES:
-        source = clearml_events.search_docs(platform["search"]["source"]["url"], clearml_events.index_name(kind, "acme"))
-        target = clearml_events.search_docs(platform["search"]["target"]["url"], clearml_events.index_name(kind, company))
-        expected = {ident: doc for ident, doc in source.items() if doc["task"] in kept_ids}
-        assert len(expected) < len(source) and set(target) == set(expected), kind  # per task and type, equal
-        for ident, doc in target.items():
-            packed = doc.get("plot_data")
-            text = doc.get("url") or doc.get("plot_str") or (clearml_events.unpacked(packed) if packed else "")
-            if kind == "log":
-                assert doc == expected[ident]  # console lines byte for byte, their URLs too
-            else:
-                assert files_old not in text and (kind == "training_stats_scalar" or files_new in text), (kind, ident)
-                assert doc == json.loads(json.dumps(expected[ident]).replace(files_old, files_new)) or "plot_data" in doc
-
-
-def check_target(platform, bucket="target-bucket", db="backend", prefix="", fileserver="demo-fileserver",
-                 company="acme"):
-    """What the demo promises at the target after a full migration."""
-    # S3: the trees byte-identical
-    source_s3, target_s3 = s3_client(platform, "source"), s3_client(platform, "target")
-    assert objects(target_s3, bucket, "clearml/") == objects(source_s3, "source-bucket", "clearml/")
-    # the fileserver's files in the target S3 under unchanged paths
-    root = demo_platform.fileserver_dir(platform)
-    files = {}
-    for directory, _dirs, names in os.walk(root):
-        for name in names:
-            with open(os.path.join(directory, name), "rb") as handle:
-                files[os.path.relpath(os.path.join(directory, name), root)] = hashlib.md5(handle.read()).hexdigest()
-    assert files and objects(target_s3, bucket, "fileserver/") == files
-    landed = os.path.join(platform["ssh"]["target"]["root"], fileserver)
-    assert sorted(os.listdir(landed)) == sorted(os.listdir(root))
-    # MongoDB: tasks in migrated statuses only, excluded fields gone, every URL rewritten
-    source, target = mongo_db(platform, "source", "backend"), mongo_db(platform, "target", db)
-    kept = [t for t in source.task.find() if t["status"] in clearml_documents.KEPT_STATUSES]
-    tasks = list(target.task.find())
-    assert sorted(t["_id"] for t in tasks) == sorted(t["_id"] for t in kept)
-    for task in tasks:
-        assert "status_reason" not in task and "status_message" not in task and "queue" not in task["execution"]
-    for name in ("task", "model", "project", "user", "queue"):
-        for doc in target[name].find():
-            text = json.dumps(doc, default=str)
-            assert demo_platform.target_leftovers(text) == [], (name, doc["_id"])
-        assert target[name].count_documents({}) > 0
-    assert any(f"s3://{bucket}/fileserver/" in json.dumps(t, default=str) for t in tasks)
-    check_events(platform, kept, bucket, company)
-    # MLflow: every run, with its original times
-    source_ml = MlflowClient(platform["mlflow"]["source"]["tracking_uri"])
-    target_ml = MlflowClient(platform["mlflow"]["target"]["tracking_uri"])
-    for name in demo_platform.EXPERIMENTS:
-        src = source_ml.get_experiment_by_name(name)
-        dst = target_ml.get_experiment_by_name(prefix + name)
-        src_runs = {r.info.run_id: r for r in source_ml.search_runs([src.experiment_id])}
-        dst_runs = target_ml.search_runs([dst.experiment_id])
-        assert len(dst_runs) == len(src_runs)
-        for run in dst_runs:
-            original = src_runs[run.data.tags[SOURCE_RUN_TAG]]
-            assert (run.info.start_time, run.info.end_time) == (original.info.start_time, original.info.end_time)
-            assert run.data.params == original.data.params
-    # the ClearML platform's kept tasks as MLflow runs too (the second tracker pair), one experiment per project
-    projects = {p["_id"]: p["name"] for p in source.project.find()}
-    for project_id, name in projects.items():
-        dst = target_ml.get_experiment_by_name(f"{prefix}clearml/{name}")
-        runs = {r.data.tags[SOURCE_RUN_TAG]: r for r in target_ml.search_runs([dst.experiment_id], max_results=1000)}
-        assert sorted(runs) == sorted(t["_id"] for t in kept if t["project"] == project_id)
-        for task_id, run in runs.items():
-            assert run.data.tags["clearml.status"] == source.task.find_one({"_id": task_id})["status"]
-            assert len(target_ml.get_metric_history(run.info.run_id, "loss/train")) == 50
-            assert {"data.0/data.csv.gz", "clearml/task.json"} <= {a.path for a in target_ml.list_artifacts(
-                run.info.run_id, "data.0")} | {a.path for a in target_ml.list_artifacts(run.info.run_id, "clearml")}
 
 
 def test_second_run_skips_every_step_and_changes_nothing(run, platform):

@@ -193,3 +193,31 @@ def test_with_a_server_given_each_run_is_synced_under_its_own_id(playbook, mlflo
     assert "by hand" in str(result["failures"]) and "k" * 40 not in str(result)
     assert seen and all((v["name"], v["project"], v["entity"]) == (ids[0], name, "team") for v in seen)
     assert [f for f in folders(root) if f.endswith(ids[0])]  # the folder stays
+
+
+def test_a_signed_offline_folder_edited_on_the_way_is_refused_before_anything_is_read(playbook, mlflow_pair, tmp_path):
+    name = f"sig-{uuid.uuid4().hex[:8]}"
+    mlflow_records.seed(mlflow_pair["source"].tracking_uri, name, runs=1, metrics=1, steps=20, model=False)
+    root = str(tmp_path / "offline")
+    key = {"algorithm": "hmac-sha256", "key": "air-gap"}
+    out = play({"tracking_uri": mlflow_pair["source"].tracking_uri}, {"kind": "wandb_offline", "wandb_dir": root},
+               str(tmp_path / "s1"), experiments=[name], sign=key)
+    assert playbook(out).task(TASK)["result"]["changed"]
+    assert os.path.exists(os.path.join(root, "SHA256SUMS.sig"))
+    assert not playbook(out).task(TASK)["result"]["changed"]  # nothing new: the seal as it was
+
+    back = play({"kind": "wandb_offline", "wandb_dir": root}, {"tracking_uri": mlflow_pair["target"].tracking_uri},
+                str(tmp_path / "s2"), experiments=[name], name_prefix="sig-", verify_signature=key)
+    record = sorted(glob.glob(os.path.join(folders(root)[0], "*.wandb")))[0]
+    with open(record, "ab") as handle:  # a record appended on the way
+        handle.write(b"\0" * 8)
+    refused = playbook(back, expect_rc=2).task(TASK)["result"]["msg"]
+    assert "does not match its SHA256SUMS" in refused and os.path.relpath(record, root) in refused, refused
+    assert MlflowClient(mlflow_pair["target"].tracking_uri).get_experiment_by_name("sig-" + name) is None
+    with open(record, "r+b") as handle:  # the file as it was: a wrong key still refuses it
+        handle.truncate(os.path.getsize(record) - 8)
+    wrong = play({"kind": "wandb_offline", "wandb_dir": root}, {"tracking_uri": mlflow_pair["target"].tracking_uri},
+                 str(tmp_path / "s2"), experiments=[name], name_prefix="sig-", verify_signature=dict(key, key="other"))
+    assert "or the key differs" in playbook(wrong, expect_rc=2).task(TASK)["result"]["msg"]
+    accepted = playbook(back).task(TASK)["result"]
+    assert accepted["runs"]["copied"] == 1

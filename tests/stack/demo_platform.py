@@ -234,6 +234,14 @@ def seed(state):
 def running(workdir):
     """``with running(workdir) as state:`` a whole stack started and seeded, stopped afterwards (the
     test modules' fixtures); a stack that does not start fails the test with the server's log tail."""
+    with running_stack(workdir) as (_stack, state):
+        yield state
+
+
+@contextlib.contextmanager
+def running_stack(workdir):
+    """``with running_stack(workdir) as (stack, state):`` as ``running``, with the Stack too (its servers can be
+    stopped and started again: the fault injection)."""
     import pytest  # pylint: disable=import-outside-toplevel
 
     from tests.stack.stack import Stack  # pylint: disable=import-outside-toplevel
@@ -246,7 +254,7 @@ def running(workdir):
     try:
         state = stack.describe()
         seed(state)
-        yield state
+        yield stack, state
     finally:
         stack.stop()
 

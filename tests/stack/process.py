@@ -244,3 +244,12 @@ def stop_pid(pid, timeout=15.0):
                 if not pid_alive(pid):
                     return
             time.sleep(0.1)
+
+
+def restart_server(server, pause=1.0, timeout=180.0):
+    """Stop a running server of the stack and start it again with the same command line - the same ports, the same
+    data directory - and wait until it answers (the fault injection's server restart)."""
+    ready = getattr(server, "_answers", None) or getattr(server, "_healthy")  # pylint: disable=protected-access
+    server.process.stop()
+    time.sleep(pause)
+    server.process.start().wait_ready(ready, timeout=timeout, interval=0.3)

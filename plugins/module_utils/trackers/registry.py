@@ -56,6 +56,17 @@ def uris(settings):
     return [value for value in settings.values() if isinstance(value, str) and "://" in value]
 
 
+def offline_dir(settings):
+    """The directory a tracker dict names when its kind is one of the vendors' offline formats (a W&B, Comet,
+    ClearML or Neptune offline directory, an export or download), else None: what a seal covers."""
+    source_class = ADAPTERS[settings.get("kind") or DEFAULT_KIND][0]
+    spec = tracker_spec()
+    for name in source_class.REQUIRED:
+        if spec.get(name, {}).get("type") == "path":
+            return settings.get(name)
+    return None
+
+
 def adapter(settings, side):
     """A source (``side="source"``) or target adapter for the tracker dict, proven to answer."""
     kind = settings.get("kind") or DEFAULT_KIND
