@@ -12,8 +12,8 @@ class ModuleDocFragment:
 options:
   sign:
     description:
-      - Sign the bundle's seal (C(SHA256SUMS.sig)) with this key. The seal (C(SHA256SUMS), every file's SHA-256,
-        the bundle's own manifests included) is written whether or not the bundle is signed.
+      - Sign the bundle's seal (C(SHA256SUMS), every file's SHA-256, the bundle's own manifests included) with this
+        key (C(SHA256SUMS.sig)).
     type: dict
     suboptions:
       algorithm:

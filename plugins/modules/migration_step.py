@@ -280,7 +280,7 @@ def step_lease(path, params):
         holder = leases.holder(params["name"])
         if holder and not same_holder(holder, me) and alive(holder, params["lease_timeout"]):
             raise LeaseHeld(f"{what} cannot be recorded {params['state']}: its lease is held by {describe(holder)}, "
-                                 "which runs it now; this run's record of it is refused", holder)
+                            "which runs it now; this run's record of it is refused", holder)
         return holder, None
     finally:
         leases.close()

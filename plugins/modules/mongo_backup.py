@@ -22,6 +22,8 @@ description:
   - Files are rewritten only when their content changes, so a backup of unchanged data
     reports C(changed=false).
   - M(mlops.migration.mongo_restore) reads the result (directory or zip).
+  - Every file's SHA-256 goes into the bundle's seal, C(SHA256SUMS) (with O(sign), signed in C(SHA256SUMS.sig)), which
+    M(mlops.migration.mongo_restore) checks before any write.
 author:
   - mlops.migration developers (@mlops-migration)
 extends_documentation_fragment:

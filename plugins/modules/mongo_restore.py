@@ -29,6 +29,8 @@ description:
   - Indexes from the backup's metadata are created when the target lacks them (by name).
   - With O(state=verified) nothing is written; every document the backup should have put at
     the target (after filters and rewrites) is looked up and compared.
+  - A bundle's seal (C(SHA256SUMS), every file's SHA-256), when it has one, is checked before any write, and with
+    O(verify) its signature is required - a file edited and its md5 recomputed, or the seal recomputed too, is refused.
 author:
   - mlops.migration developers (@mlops-migration)
 extends_documentation_fragment:

@@ -21,6 +21,8 @@ description:
     export resumes; files of objects no longer in the bucket are removed.
   - O(archive) packs the bundle into C(<dest>.zip) or C(<dest>.tar.gz) for carrying across
     an air gap and returns the archive's own md5 to check after every hop.
+  - Every file's SHA-256 goes into the bundle's seal, C(SHA256SUMS) (with O(sign), signed in C(SHA256SUMS.sig)), which
+    M(mlops.migration.s3_import) checks before any write.
 author:
   - mlops.migration developers (@mlops-migration)
 extends_documentation_fragment:

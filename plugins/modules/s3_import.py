@@ -24,6 +24,8 @@ description:
     md5 as C(md5chksum) metadata, and each object's resulting ETag is checked.
   - Objects already at the target with the same md5 are skipped (O(overwrite=different)),
     so a re-run or an interrupted import uploads only what is missing.
+  - A bundle's seal (C(SHA256SUMS), every file's SHA-256), when it has one, is checked before any write, and with
+    O(verify) its signature is required - a file edited and its md5 recomputed, or the seal recomputed too, is refused.
 author:
   - mlops.migration developers (@mlops-migration)
 extends_documentation_fragment:

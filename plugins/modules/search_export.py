@@ -19,6 +19,8 @@ description:
     unchanged source reports C(changed=false).
   - O(archive) packs the bundle for carrying and returns the archive's md5.
   - M(mlops.migration.search_import) loads it, refusing it unless every file matches.
+  - Every file's SHA-256 goes into the bundle's seal, C(SHA256SUMS) (with O(sign), signed in C(SHA256SUMS.sig)), which
+    M(mlops.migration.search_import) checks before any write.
 author:
   - mlops.migration developers (@mlops-migration)
 extends_documentation_fragment:

@@ -17,6 +17,8 @@ description:
   - Each index is created with its mappings and settings before any document (names through
     O(index_rename)); documents keep their C(_id), are rewritten by O(rewrite), looked up a page at a time
     so those already there with the same content are not written again, and read back after writing.
+  - A bundle's seal (C(SHA256SUMS), every file's SHA-256), when it has one, is checked before any write, and with
+    O(verify) its signature is required - a file edited and its md5 recomputed, or the seal recomputed too, is refused.
 author:
   - mlops.migration developers (@mlops-migration)
 extends_documentation_fragment:

@@ -17,6 +17,9 @@ description:
     tags, descriptions and stages (version sources pointed at the copied runs).
   - Each copied run carries its source ids as tags C(mlops.migration.source_run_id),
     C(mlops.migration.source_experiment_id) and C(mlops.migration.source_uri).
+  - For a target that is a directory (V(wandb_offline), V(comet_offline), V(clearml_offline)) carried across an
+    air gap, O(sign) seals it after the copy (C(SHA256SUMS) at its top and its signature), as
+    M(mlops.migration.s3_export) seals its bundles; without O(sign) such a directory is not sealed.
   - A ledger (SQLite, under O(state_dir)) maps every source id to its target id. A run is
     marked complete only after it verifies. A re-run skips complete runs, deletes and redoes
     half-written ones, adds new runs, and appends the new metric points of runs that were
@@ -38,6 +41,7 @@ author:
 extends_documentation_fragment:
   - mlops.migration.tracker
   - mlops.migration.progress
+  - mlops.migration.seal.sign
 options:
   experiments:
     description: Experiment names or regular expressions (full match). All experiments when empty.
@@ -153,24 +157,6 @@ options:
         value), series item counts, the artifact list and md5s.
     type: bool
     default: true
-  sign:
-    description:
-      - For a target that is a directory (V(wandb_offline), V(comet_offline), V(clearml_offline)) carried across an
-        air gap - after the copy, seal it (C(SHA256SUMS) at its top, every file's SHA-256) and sign the seal
-        (C(SHA256SUMS.sig)) with this key, as the bundles of M(mlops.migration.s3_export) are.
-    type: dict
-    suboptions:
-      algorithm:
-        description: C(hmac-sha256) (a shared secret) or C(ed25519) (a private key in O(sign.key_file)).
-        type: str
-        choices: [hmac-sha256, ed25519]
-        default: hmac-sha256
-      key:
-        description: The HMAC secret.
-        type: str
-      key_file:
-        description: A file holding the HMAC secret, or the ed25519 private key (PEM, unencrypted).
-        type: path
   verify_signature:
     description:
       - For a source that is a directory (an offline or export kind) - require its seal to be signed with this key

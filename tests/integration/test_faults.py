@@ -239,31 +239,45 @@ class Injector:
         return {"fault": fault, "first run exit": rc}
 
 
-def test_faults_at_every_step_leave_an_exact_target_after_a_rerun(platform, tmp_path, capsys):
+@pytest.fixture(scope="module")
+def injector(platform, tmp_path_factory):
     stack, state = platform
-    injector = Injector(stack, state, tmp_path)
-    started = time.monotonic()
-    durations = STEP_SECONDS
-    if FULL:  # a clean run first: the target it leaves is exact, and its step times place the kill points
-        base = Namespace.second("base")
-        injector.finish(base, "a clean run")
-        durations = {name: max(0.5, record["finished"] - record["started"])
-                     for name, record in step_states(injector.state_dir(base)).items()}
-    done = []
-    for index, (kind, what, value) in enumerate(plan()):
-        ns = Namespace.second(f"f{SEED}x{index}")
-        if kind == "kill":
-            done.append(injector.kill(ns, what, value, durations[what]))
-        else:
-            done.append(injector.restart(ns, what, value, min(2.0, durations[value] / 2)))
-    seconds = time.monotonic() - started
-    with capsys.disabled():  # what ran, in the test's output (CI's log)
-        report(done, seconds)
-    assert len(done) == len(plan())
+    return Injector(stack, state, tmp_path_factory.mktemp("fault-runs"))
 
 
-def report(done, seconds):
-    print(f"\nfault injection (seed {SEED}, {'full' if FULL else 'ci'} set): {len(done)} injections"
-          f"{' and a clean run' if FULL else ''} in {seconds:.0f} s")
-    for entry in done:
-        print("  " + json.dumps(entry))
+DONE = []  # what each injection did, for the summary
+STARTED = []
+
+
+@pytest.fixture(scope="module")
+def durations(injector):
+    """Each step's seconds: measured by a clean run (whose target must be exact) in the full set, else the table's."""
+    STARTED.append(time.monotonic())
+    if not FULL:
+        return STEP_SECONDS
+    base = Namespace.second("base")
+    injector.finish(base, "a clean run")
+    return {name: max(0.5, record["finished"] - record["started"])
+            for name, record in step_states(injector.state_dir(base)).items()}
+
+
+@pytest.mark.parametrize("index, injection", list(enumerate(plan())),
+                         ids=[f"{kind}-{what}" for kind, what, _value in plan()])
+def test_a_fault_leaves_no_step_done_early_and_an_exact_target_after_a_rerun(injector, durations, index, injection):
+    kind, what, value = injection
+    ns = Namespace.second(f"f{SEED}x{index}")
+    if kind == "kill":
+        DONE.append(injector.kill(ns, what, value, durations[what]))
+    else:
+        DONE.append(injector.restart(ns, what, value, min(2.0, durations[value] / 2)))
+
+
+def test_every_injection_ran(capsys):
+    """The summary: how many injections ran, and how long they took (printed in the test's output, CI's log)."""
+    seconds = time.monotonic() - STARTED[0] if STARTED else 0.0
+    with capsys.disabled():
+        print(f"\nfault injection (seed {SEED}, {'full' if FULL else 'ci'} set): {len(DONE)} injections"
+              f"{' and a clean run' if FULL else ''} in {seconds:.0f} s")
+        for entry in DONE:
+            print("  " + json.dumps(entry))
+    assert len(DONE) == len(plan())

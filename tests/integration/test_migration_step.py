@@ -7,6 +7,7 @@ import os
 import pytest
 
 from ansible_collections.mlops.migration.plugins.module_utils.counts import by_kind, Counts
+from ansible_collections.mlops.migration.plugins.module_utils.state.leases import process_identity
 
 pytestmark = pytest.mark.integration
 
@@ -102,7 +103,6 @@ def test_state_changes_are_logged_in_the_state_dir(playbook, ssh_stack):
 
 def live_owner(run_id="run held-by-test"):
     """This test's own process as the runner of a step (alive while the test runs)."""
-    from ansible_collections.mlops.migration.plugins.module_utils.state.leases import process_identity
     me = process_identity()
     return {"id": run_id, "host": me["host"], "pid": me["pid"], "pid_started": me["pid_started"]}
 

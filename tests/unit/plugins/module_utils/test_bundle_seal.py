@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from ansible_collections.mlops.migration.plugins.module_utils.bundle_seal import BundleTampered, check_seal, seal
 
@@ -66,13 +64,8 @@ def test_a_resealed_bundle_fails_the_signature_and_an_unsigned_one_is_refused_wi
     assert check_seal(str(bundle)) is None  # a bundle from before seals, no key: the bundle's own checks apply
 
 
-def test_ed25519_signs_with_the_private_key_and_checks_with_the_public_one(bundle, tmp_path):
-    private = ed25519.Ed25519PrivateKey.generate()
-    private_file, public_file = tmp_path / "sign.pem", tmp_path / "check.pem"
-    private_file.write_bytes(private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                   serialization.NoEncryption()))
-    public_file.write_bytes(private.public_key().public_bytes(serialization.Encoding.PEM,
-                                                              serialization.PublicFormat.SubjectPublicKeyInfo))
+def test_ed25519_signs_with_the_private_key_and_checks_with_the_public_one(bundle, ed25519_key_files):
+    private_file, public_file = ed25519_key_files
     seal(str(bundle), {"algorithm": "ed25519", "key_file": str(private_file)})
     assert check_seal(str(bundle), {"algorithm": "ed25519", "key_file": str(public_file)})
     (bundle / "SHA256SUMS").write_text((bundle / "SHA256SUMS").read_text() + "\n")

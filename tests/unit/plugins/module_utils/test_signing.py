@@ -1,8 +1,6 @@
 """Unit tests of module_utils/signing.py: HMAC-SHA256 and ed25519 manifest signatures."""
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from ansible_collections.mlops.migration.plugins.module_utils.signing import SignatureError, sign, verify
 
@@ -19,13 +17,8 @@ def test_hmac_signature_verifies_and_refuses_changes_and_other_keys():
         verify(MANIFEST, record, {"key": "other"})
 
 
-def test_ed25519_is_signed_with_the_private_key_and_checked_with_the_public_one(tmp_path):
-    private = ed25519.Ed25519PrivateKey.generate()
-    private_file, public_file = tmp_path / "sign.pem", tmp_path / "check.pem"
-    private_file.write_bytes(private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                   serialization.NoEncryption()))
-    public_file.write_bytes(private.public_key().public_bytes(serialization.Encoding.PEM,
-                                                              serialization.PublicFormat.SubjectPublicKeyInfo))
+def test_ed25519_is_signed_with_the_private_key_and_checked_with_the_public_one(ed25519_key_files):
+    private_file, public_file = ed25519_key_files
     record = sign(MANIFEST, {"algorithm": "ed25519", "key_file": str(private_file)})
     assert verify(MANIFEST, record, {"algorithm": "ed25519", "key_file": str(public_file)})
     with pytest.raises(SignatureError, match="ed25519 signature of the bundle does not match"):

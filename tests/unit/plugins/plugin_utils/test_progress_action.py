@@ -1,6 +1,7 @@
 """Unit tests of plugin_utils/progress_action.py: the progress line the play prints while a module runs."""
 
-from ansible_collections.mlops.migration.plugins.plugin_utils.progress_action import _record, progress_line
+from ansible_collections.mlops.migration.plugins.module_utils.state.leases import Leases, process_identity
+from ansible_collections.mlops.migration.plugins.plugin_utils.progress_action import _record, progress_line, renew_lease
 
 
 def test_a_line_with_a_total_shows_the_share_and_the_eta():
@@ -18,3 +19,18 @@ def test_only_a_running_jobs_record_is_shown():
     assert _record('{"done": 3, "finished": false}') == {"done": 3, "finished": False}
     assert _record('{"done": 3, "finished": true}') is None
     assert _record("") is None and _record("[1]") is None and _record("{not json") is None
+
+
+def test_the_follower_renews_the_step_lease_it_holds_and_only_that(tmp_path):
+    path = str(tmp_path / "migration-state.sqlite")
+    leases = Leases(path)
+    try:
+        leases.acquire("s3", process_identity(owner="run A"), 900)
+        held = leases.holder("s3")
+        renew_lease({"file": path, "name": "s3", "owner": held})
+        assert leases.holder("s3")["heartbeat"] > held["heartbeat"]
+        renew_lease({"file": path, "name": "s3", "owner": dict(held, owner="run B")})  # not B's: only a warning
+        renew_lease({"file": path, "name": "s3"})  # a malformed lease: a warning, not a failure
+        assert leases.holder("s3")["owner"] == "run A"
+    finally:
+        leases.close()
