@@ -236,8 +236,8 @@ def test_files_then_db(run, platform):
     imported = files.task("Import the bundle into the target bucket")["result"]
     assert exported["found"] == imported["found"] == imported["copied"] == imported["verified"] > BULK_OBJECTS
     assert os.path.exists(os.path.join(platform["workdir"], "two-work", "incoming", "s3-bundle-0.zip"))
-    for bundle in ("s3-bundle-0", "events-bundle"):  # sealed and signed (the demo plan's signing key), and checked
-        assert os.path.exists(os.path.join(platform["workdir"], "two-work", bundle, "SHA256SUMS.sig")), bundle
+    # sealed and signed (the demo plan's signing key), and checked by the import
+    assert os.path.exists(os.path.join(platform["workdir"], "two-work", "s3-bundle-0", "SHA256SUMS.sig"))
     assert len(keys(s3_client(platform, "target"), "second-bucket", "clearml/")) > BULK_OBJECTS
     assert "backend_two" not in pymongo.MongoClient(platform["mongo"]["target"]["uri"]).list_database_names()
     assert MlflowClient(platform["mlflow"]["target"]["tracking_uri"]).get_experiment_by_name("two-demo-training") is None
@@ -247,7 +247,8 @@ def test_files_then_db(run, platform):
         assert re.search(rf"{name} finished [\d-]+ [\d:]+;\s+skipped", db.stdout), name
     for name in ("mongo", "events", "trackers", "files_delta", "verify"):
         assert f"TASK [mlops.migration.migration : Record the step done: {name}]" in db.stdout, name
-    assert os.path.exists(os.path.join(platform["workdir"], "two-work", "mongo-backup", "SHA256SUMS.sig"))
+    for bundle in ("mongo-backup", "events-bundle"):
+        assert os.path.exists(os.path.join(platform["workdir"], "two-work", bundle, "SHA256SUMS.sig")), bundle
     assert steps(state_dir) == {name: "done" for name in
                                 ("files_bulk", "s3", "mongo", "events", "trackers", "files_delta", "verify")}
     check_target(platform, bucket="second-bucket", db="backend_two", prefix="two-", fileserver="two-fileserver",
