@@ -237,7 +237,7 @@ def main():
         if not readonly and params["state"] != "running":
             lease = release_lease(path, params)
         elif readonly and os.path.exists(path):
-            leases = Leases(path)
+            leases = Leases(path, readonly=True)
             try:
                 lease = leases.holder(params["name"])
             finally:

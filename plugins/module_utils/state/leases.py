@@ -90,19 +90,23 @@ def same_holder(one, other):
 class Leases:
     """The leases of one state file."""
 
-    def __init__(self, path):
+    def __init__(self, path, readonly=False):
         self.path = path
-        self.db = open_state(path)
+        self.db = open_state(path, readonly)
         self.db.isolation_level = None  # transactions by hand: BEGIN IMMEDIATE
         self.lock = threading.Lock()
-        try:
-            self.db.executescript(SCHEMA)
-        except sqlite3.Error as exc:
-            raise LedgerError(f"cannot write the state file {path}: {exc}") from exc
+        if not readonly:  # a read-only look (check mode, a query) adds no table to a state file
+            try:
+                self.db.executescript(SCHEMA)
+            except sqlite3.Error as exc:
+                raise LedgerError(f"cannot write the state file {path}: {exc}") from exc
 
     def holder(self, name):
         """The lease's row as a dict, or None."""
-        row = self.db.execute(f"SELECT {', '.join(FIELDS)} FROM leases WHERE name=?", (name,)).fetchone()
+        try:
+            row = self.db.execute(f"SELECT {', '.join(FIELDS)} FROM leases WHERE name=?", (name,)).fetchone()
+        except sqlite3.OperationalError:  # a read-only view of a state file from before leases
+            return None
         return dict(zip(FIELDS, row)) if row else None
 
     def _transaction(self, name, work):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -109,3 +110,15 @@ def test_held_lease_beats_and_releases(tmp_path):
         assert leases.holder("tracker_copy a -> b") is None
     finally:
         leases.close()
+
+
+def test_a_read_only_look_writes_nothing(tmp_path):
+    path = tmp_path / "migration-state.sqlite"
+    sqlite3.connect(path).execute("CREATE TABLE steps (name TEXT)").connection.close()  # a state file before leases
+    before = path.read_bytes()
+    look = Leases(str(path), readonly=True)
+    try:
+        assert look.holder("s3") is None
+    finally:
+        look.close()
+    assert path.read_bytes() == before
