@@ -15,13 +15,12 @@ check with a key refuses a bundle that is not signed. ``check_seal`` runs before
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 
 from ansible_collections.mlops.migration.plugins.module_utils import signing
 from ansible_collections.mlops.migration.plugins.module_utils.atomic import read_text_if_exists, write_text_atomic
-from ansible_collections.mlops.migration.plugins.module_utils.checksums import CHUNK_SIZE, ManifestError
+from ansible_collections.mlops.migration.plugins.module_utils.checksums import ManifestError, sha256_file
 from ansible_collections.mlops.migration.plugins.module_utils.common import MigrationError
 from ansible_collections.mlops.migration.plugins.module_utils.concurrency import bounded_map
 from ansible_collections.mlops.migration.plugins.module_utils.files.manifest import (
@@ -41,23 +40,6 @@ class BundleTampered(MigrationError):
     """A bundle whose files, manifests or signature do not match its seal."""
 
 
-def sha256_of(path, chunk_size=CHUNK_SIZE):
-    """The SHA-256 hex digest of a file, naming the file in any error."""
-    digest = hashlib.sha256()
-    try:
-        with open(path, "rb", buffering=0) as handle:
-            buf = bytearray(chunk_size)
-            view = memoryview(buf)
-            while True:
-                count = handle.readinto(buf)
-                if not count:
-                    break
-                digest.update(view[:count])
-    except OSError as exc:
-        raise ManifestError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    return digest.hexdigest()
-
-
 def bundle_files(root):
     """``{rel: path}`` of every file the seal covers."""
     return dict(iter_tree_files(root, exclude=NOT_SEALED))
@@ -70,7 +52,7 @@ def seal(root, sign=None, parallel=4, known=None, check_mode=False):
     files = bundle_files(root)
     digests = {rel: known[rel] for rel in files if rel in known}
     todo = [(rel, path) for rel, path in files.items() if rel not in digests]
-    for (rel, _path), digest in bounded_map(lambda item: sha256_of(item[1]), todo, parallel):
+    for (rel, _path), digest in bounded_map(lambda item: sha256_file(item[1]), todo, parallel):
         digests[rel] = digest
     text = render_manifest(digests)
     changed = read_text_if_exists(os.path.join(root, SEAL_FILE)) != text
@@ -114,7 +96,7 @@ def check_seal(root, verify=None, parallel=4, later=(), what="the bundle"):
     files = bundle_files(root)
     found = {rel: listed[rel] for rel in later if rel in files and rel in listed}
     todo = [(rel, path) for rel, path in files.items() if rel not in found]
-    for (rel, _path), digest in bounded_map(lambda item: sha256_of(item[1]), todo, parallel):
+    for (rel, _path), digest in bounded_map(lambda item: sha256_file(item[1]), todo, parallel):
         found[rel] = digest
     diff = compare_manifests(listed, found)
     if not diff.ok:
