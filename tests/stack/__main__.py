@@ -9,7 +9,10 @@
 from __future__ import annotations
 
 import argparse
+import glob
 import json
+import os
+import shutil
 import sys
 
 from tests.stack import demo_platform
@@ -46,6 +49,7 @@ def main(argv=None):
         print(f"stack already up in {args.workdir}", file=sys.stderr)
         return 0
     stop_recorded(state)
+    clear_workdir(args.workdir)
     stack = Stack(args.workdir, wanted).start()
     for component, sides in stack.describe().items():
         if isinstance(sides, dict):
@@ -53,6 +57,20 @@ def main(argv=None):
                 print(f"  {component:<8} {side:<7} {where_it_answers(info)}", file=sys.stderr)
     print(f"stack up; state in {stack.state_file}", file=sys.stderr)
     return 0
+
+
+def clear_workdir(workdir):
+    """Remove what the last stack in ``workdir`` left: its servers' data (a database made with the last stack's
+    passwords refuses the new ones), its keys, and the demo runs' state and work directories (a state file that says
+    done would skip every step against the new, empty target)."""
+    for name in COMPONENTS + ("stack.json", "inventory.yml"):
+        path = os.path.join(workdir, name)
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        elif os.path.exists(path):
+            os.remove(path)
+    for path in glob.glob(os.path.join(workdir, "*-state")) + glob.glob(os.path.join(workdir, "*-work")):
+        shutil.rmtree(path)
 
 
 def where_it_answers(info):

@@ -82,6 +82,10 @@ class SshHost:
                 "AllowTcpForwarding local",  # ssh_tunnel: local forwards only
                 "X11Forwarding no",
                 "PrintMotd no",
+                # bash started by sshd reads ~/.bashrc unless it is a nested shell (SHLVL >= 1): on a developer's
+                # machine that file may start pyenv or conda (100 ms and more per command, and ansible runs a few
+                # per task); a migrated host's login shell has nothing to do with the test
+                "SetEnv SHLVL=1",
                 "MaxStartups 50:30:100",
                 "MaxSessions 50",
                 "Subsystem sftp internal-sftp",

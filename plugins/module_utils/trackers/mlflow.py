@@ -25,6 +25,8 @@ for is written as artifacts of the run under ``mlops-migration/`` (SERIES_DIR):
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import json
 import math
 import os
@@ -32,6 +34,7 @@ import re
 import tempfile
 import threading
 import time
+import types
 from urllib.parse import urlsplit
 
 from ansible_collections.mlops.migration.plugins.module_utils.common import split_userinfo
@@ -56,18 +59,23 @@ from ansible_collections.mlops.migration.plugins.module_utils.trackers.side_file
     write_series,
 )
 
-try:
+HAS_MLFLOW = importlib.util.find_spec("mlflow") is not None
+
+
+@functools.lru_cache(maxsize=None)
+def _mlflow():
+    """The mlflow names this adapter uses, imported at the first use: importing mlflow takes a second or more, which
+    a module that only checks a plan, or copies between other trackers, would otherwise pay at every start."""
+    # pylint: disable=import-outside-toplevel
     from mlflow.entities import DatasetInput, Param, RunTag, ViewType
     from mlflow.exceptions import MlflowException
     from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
     from mlflow.tracking import MlflowClient
 
-    HAS_MLFLOW = True
-except ImportError:  # reported by the module with missing_required_lib
-    HAS_MLFLOW = False
+    return types.SimpleNamespace(DatasetInput=DatasetInput, Param=Param, RunTag=RunTag, ViewType=ViewType,
+                                 MlflowException=MlflowException, get_artifact_repository=get_artifact_repository,
+                                 MlflowClient=MlflowClient)
 
-    class MlflowException(Exception):
-        """Stand-in so ``except`` clauses stay valid without mlflow."""
 
 MAX_METRICS, MAX_PARAMS, MAX_TAGS, MAX_ENTITIES = 1000, 100, 100, 1000
 PARENT_TAG = "mlflow.parentRunId"
@@ -97,9 +105,9 @@ def call(what, func, *args, **kwargs):
     """Run an MLflow client call, retrying transient failures with backoff; TrackerError otherwise."""
     try:
         return retried(lambda: func(*args, **kwargs),
-                       lambda exc: isinstance(exc, OSError) or isinstance(exc, MlflowException) and _is_transient(exc),
+                       lambda exc: isinstance(exc, OSError) or isinstance(exc, _mlflow().MlflowException) and _is_transient(exc),
                        RETRIES)
-    except MlflowException as exc:
+    except _mlflow().MlflowException as exc:
         error = TransientError if _is_transient(exc) else TrackerError
         raise error(f"{what}: {_short(exc)}") from exc
     except OSError as exc:
@@ -206,7 +214,7 @@ class _Client:
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # retried here, with our backoff
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
         os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"  # a module's stdout is its JSON result
-        self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri or tracking_uri)
+        self.client = _mlflow().MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri or tracking_uri)
         self.store = self.client._tracking_client.store  # pylint: disable=protected-access
         self.repos = {}  # artifact URI -> repository, so listing a run's artifacts does not re-read the run
 
@@ -239,14 +247,14 @@ class _Client:
         if artifact_uri not in self.repos:
             if len(self.repos) > 256:
                 self.repos.clear()
-            self.repos[artifact_uri] = get_artifact_repository(artifact_uri, tracking_uri=self.uri)
+            self.repos[artifact_uri] = _mlflow().get_artifact_repository(artifact_uri, tracking_uri=self.uri)
         return self.repos[artifact_uri]
 
     def check(self):
         """Prove the server answers and accepts the credentials."""
         try:
             self.client.search_experiments(max_results=1)
-        except MlflowException as exc:
+        except _mlflow().MlflowException as exc:
             code = getattr(exc, "get_http_status_code", lambda: None)()
             if code in (401, 403):
                 raise TrackerError(f"MLflow at {self.uri} refused the credentials (HTTP {code})") from exc
@@ -290,7 +298,7 @@ class MlflowSource(_Client, SourceAdapter):
                    password=settings.get("password"))
 
     def experiments(self, selectors, include_deleted=False):
-        view = ViewType.ALL if include_deleted else ViewType.ACTIVE_ONLY
+        view = _mlflow().ViewType.ALL if include_deleted else _mlflow().ViewType.ACTIVE_ONLY
         patterns = [re.compile(s) for s in selectors or []]
         token = None
         while True:
@@ -304,7 +312,7 @@ class MlflowSource(_Client, SourceAdapter):
                 return
 
     def runs(self, experiment, include_deleted=False):
-        view = ViewType.ALL if include_deleted else ViewType.ACTIVE_ONLY
+        view = _mlflow().ViewType.ALL if include_deleted else _mlflow().ViewType.ACTIVE_ONLY
         token = None
         while True:
             page = call(f"MLflow at {self.uri}: listing runs of experiment {experiment.name}",
@@ -414,7 +422,7 @@ class MlflowTarget(MlflowSource, TargetAdapter):
         if literal is None or "`" in key:
             raise TrackerError(f"MLflow at {self.uri}: runs cannot be searched by the tag {key!r} = {value!r}")
         page = call(f"MLflow at {self.uri}: searching runs", self.client.search_runs, [experiment_id],
-                    filter_string=f"tags.`{key}` = {literal}", run_view_type=ViewType.ALL, max_results=100)
+                    filter_string=f"tags.`{key}` = {literal}", run_view_type=_mlflow().ViewType.ALL, max_results=100)
         return [r.info.run_id for r in page]
 
     def create_run(self, experiment_id, run, tags, parent_id=None):
@@ -436,8 +444,8 @@ class MlflowTarget(MlflowSource, TargetAdapter):
         return entity.info.run_id
 
     def log_batch(self, run_id, params=(), tags=(), points=()):
-        params = [Param(k, v) for k, v in params]
-        tags = [RunTag(k, v) for k, v in tags]
+        params = [_mlflow().Param(k, v) for k, v in params]
+        tags = [_mlflow().RunTag(k, v) for k, v in tags]
         for part in chunks(params, MAX_PARAMS):
             call(f"MLflow at {self.uri}: params of run {run_id}", self.client.log_batch, run_id, params=part)
         for part in chunks(tags, MAX_TAGS):
@@ -459,7 +467,7 @@ class MlflowTarget(MlflowSource, TargetAdapter):
         made again, when the dataset exists and is only linked."""
         if not inputs:
             return
-        entities = [DatasetInput(i.dataset, i.tags) for i in inputs]
+        entities = [_mlflow().DatasetInput(i.dataset, i.tags) for i in inputs]
         for attempt in range(DATASET_RACE_RETRIES):
             try:
                 with self.inputs_lock:
@@ -532,7 +540,7 @@ class MlflowTarget(MlflowSource, TargetAdapter):
         try:
             self.client.get_registered_model(model.name)
             return False
-        except MlflowException:
+        except _mlflow().MlflowException:
             call(f"MLflow at {self.uri}: creating registered model {model.name}", self.client.create_registered_model,
                  model.name, tags=model.tags, description=model.description)
             return True
