@@ -48,8 +48,8 @@ RESTARTS = {"s3": "s3", "mongo": "mongo", "search": "events", "mlflow": "tracker
 CI_KILLS, CI_RESTARTS = 2, 1
 # seconds each step took in a clean run on a 2-core machine: where the small set places its points (the full set
 # measures its own clean run first)
-STEP_SECONDS = {"files_bulk": 3.0, "s3": 8.2, "mongo": 16.9, "events": 13.1, "trackers": 50.0, "files_delta": 12.1,
-                "verify": 28.9}
+STEP_SECONDS = {"files_bulk": 1.7, "s3": 2.5, "mongo": 9.3, "events": 3.7, "trackers": 15.7, "files_delta": 5.0,
+                "verify": 13.9}
 SEED = int(os.environ.get("MLOPS_FAULTS_SEED", "23"))
 FULL = os.environ.get("MLOPS_FAULTS", "ci") == "full"
 HEARTBEAT = 10  # seconds a job left running by a killed play goes on before it stops itself

@@ -1,7 +1,7 @@
 """playbooks/migrate.yml end to end on the embedded demo platform (inventories/demo).
 
 One stack (ssh hosts, S3, MongoDB, MLflow, source and target of each) is started for the
-module and seeded as ``make demo`` seeds it, plus 3,000 small objects so the S3 step (one object at a time) runs
+module and seeded as ``make demo`` seeds it, plus 600 small objects so the S3 step (one object at a time) runs
 long enough to be watched and killed. The tests run in file order: a malformed plan, a check
 run, a run killed during the S3 step and resumed, a second run that changes nothing, then a
 second migration of the same source in two stages (files, then db).
@@ -30,7 +30,7 @@ from tests.stack import demo_platform
 PLAYBOOK = "playbooks/migrate.yml"
 STATUS = "playbooks/status.yml"
 INVENTORY = "inventories/demo"
-BULK_OBJECTS = 3000
+BULK_OBJECTS = 600
 
 
 @pytest.fixture(scope="module")

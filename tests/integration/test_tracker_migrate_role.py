@@ -24,13 +24,19 @@ def test_bad_variables_fail_before_any_work(playbook, role_vars, complaint):
     assert complaint in run.failed[0]["result"]["msg"]
 
 
-def test_an_unreachable_tracker_stops_the_preflight(playbook, mlflow_pair, tmp_path):
+def test_an_unreachable_tracker_stops_the_copy_before_it_writes(playbook, mlflow_pair, tmp_path):
     role_vars = {"tracker_migrate_source": {"tracking_uri": "http://127.0.0.1:9"},
                  "tracker_migrate_target": {"tracking_uri": mlflow_pair["target"].tracking_uri},
                  "tracker_migrate_state_dir": str(tmp_path / "state")}
+    from mlflow.tracking import MlflowClient  # pylint: disable=import-outside-toplevel
+
+    target = MlflowClient(mlflow_pair["target"].tracking_uri)
+    before = len(target.search_experiments())
     run = playbook(role_play("tracker_migrate", role_vars), expect_rc=2)
-    assert run.failed[0]["task"].endswith("Preflight - reach both trackers and count what would move")
+    assert run.failed[0]["task"].endswith("Copy the records, each run verified before the ledger marks it complete")
     assert "cannot reach MLflow at http://127.0.0.1:9" in run.failed[0]["result"]["msg"]
+    assert not (tmp_path / "state").exists()  # no ledger, no lease
+    assert len(target.search_experiments()) == before
 
 
 def test_molecule_default_scenario(ssh_stack, mlflow_pair, tmp_path):
